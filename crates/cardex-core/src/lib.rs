@@ -1,0 +1,13 @@
+//! The cardex domain: what a batch, a card and a field are, how batches are
+//! named, which state changes are allowed, and how a field list becomes the
+//! prompt and JSON Schema sent to a model. Nothing here does I/O.
+
+pub mod field;
+pub mod naming;
+pub mod prompt;
+pub mod state;
+
+pub use field::{Field, FieldError, FieldType, validate_fields};
+pub use naming::{BatchName, NameError};
+pub use prompt::{Prompt, build_prompt};
+pub use state::{BatchState, CardState};

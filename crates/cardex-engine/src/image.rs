@@ -1,0 +1,346 @@
+//! Image inspection: is a file an image we can read, which format, how big.
+//!
+//! Formats are recognised by content (magic bytes), never by file name.
+//! Dimensions come from the header and are checked against the pixel limit
+//! *before* any pixel is decoded, so a small file declaring 100,000 ×
+//! 100,000 pixels is refused without allocating anything. Then the image is
+//! decoded once, with allocation limits, to catch truncated or corrupt data.
+
+use std::fs::File;
+use std::io::{BufReader, Seek};
+use std::path::Path;
+
+use image::{ImageFormat, ImageReader, Limits};
+
+/// Default most pixels an image may have: 100 MP.
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+/// The formats cardex accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JPEG / JFIF / EXIF.
+    Jpeg,
+    /// PNG, 8 or 16 bit.
+    Png,
+    /// TIFF; the first page is used.
+    Tiff,
+    /// WebP, lossy or lossless.
+    Webp,
+    /// GIF; the first frame is used.
+    Gif,
+}
+
+impl Format {
+    fn from_image(format: ImageFormat) -> Option<Self> {
+        Some(match format {
+            ImageFormat::Jpeg => Self::Jpeg,
+            ImageFormat::Png => Self::Png,
+            ImageFormat::Tiff => Self::Tiff,
+            ImageFormat::WebP => Self::Webp,
+            ImageFormat::Gif => Self::Gif,
+            _ => return None,
+        })
+    }
+
+    /// Lower-case name, as stored and shown (`jpeg`, `png`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Tiff => "tiff",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+        }
+    }
+
+    /// File extension for stored files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Tiff => "tif",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+        }
+    }
+}
+
+/// What inspection learned about a valid image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The format, from the content.
+    pub format: Format,
+    /// Width in pixels as stored.
+    pub width: u32,
+    /// Height in pixels as stored.
+    pub height: u32,
+}
+
+/// Why a file is not an acceptable image. Each maps to a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Zero bytes.
+    #[error("the file is empty")]
+    Empty,
+    /// Content is not a known image format.
+    #[error("the file is not an image (its content matches no supported format)")]
+    NotAnImage,
+    /// A known image format that cardex does not read.
+    #[error("{0} images are not supported; use JPEG, PNG, TIFF, WebP or GIF")]
+    Unsupported(String),
+    /// The header declares more pixels than allowed.
+    #[error("the image declares {width} × {height} pixels, more than the limit of {limit} pixels")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The limit.
+        limit: u64,
+    },
+    /// The header is fine but the pixel data is damaged or cut short.
+    #[error("the image is damaged or truncated: {0}")]
+    Corrupt(String),
+    /// The file could not be read.
+    #[error("the file could not be read: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ImageError {
+    /// A stable machine-readable code for API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_file",
+            Self::NotAnImage => "not_an_image",
+            Self::Unsupported(_) => "unsupported_format",
+            Self::TooManyPixels { .. } => "image_too_large",
+            Self::Corrupt(_) => "corrupt_image",
+            Self::Io(_) => "unreadable_file",
+        }
+    }
+}
+
+/// Checks that `path` holds a readable image of at most `max_pixels`, by
+/// content: header first, then one full decode under allocation limits.
+pub fn inspect(path: &Path, max_pixels: u64) -> Result<ImageInfo, ImageError> {
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Err(ImageError::Empty);
+    }
+    let reader = ImageReader::new(BufReader::new(&mut file)).with_guessed_format()?;
+    let format = match reader.format() {
+        None => return Err(ImageError::NotAnImage),
+        Some(f) => {
+            Format::from_image(f).ok_or_else(|| ImageError::Unsupported(format!("{f:?}")))?
+        }
+    };
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    if width == 0 || height == 0 {
+        return Err(ImageError::Corrupt("the image has no pixels".into()));
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    file.rewind()?;
+    let mut reader = ImageReader::with_format(BufReader::new(file), format_to_image(format));
+    reader.limits(decode_limits(max_pixels));
+    reader
+        .decode()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
+}
+
+fn format_to_image(format: Format) -> ImageFormat {
+    match format {
+        Format::Jpeg => ImageFormat::Jpeg,
+        Format::Png => ImageFormat::Png,
+        Format::Tiff => ImageFormat::Tiff,
+        Format::Webp => ImageFormat::WebP,
+        Format::Gif => ImageFormat::Gif,
+    }
+}
+
+/// Allocation limits for decoding an image of at most `max_pixels`: room
+/// for 16-bit RGBA (8 bytes a pixel) plus decoder scratch space.
+pub fn decode_limits(max_pixels: u64) -> Limits {
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(10));
+    limits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Rgb};
+    use std::io::Write;
+
+    fn write_png(dir: &Path, name: &str, w: u32, h: u32) -> std::path::PathBuf {
+        let path = dir.join(name);
+        ImageBuffer::from_pixel(w, h, Rgb([200u8, 10, 10]))
+            .save_with_format(&path, ImageFormat::Png)
+            .unwrap();
+        path
+    }
+
+    fn write_jpeg(dir: &Path, name: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        ImageBuffer::from_fn(64, 48, |x, y| Rgb([x as u8 * 3, y as u8 * 5, 90u8]))
+            .save_with_format(&path, ImageFormat::Jpeg)
+            .unwrap();
+        path
+    }
+
+    #[test]
+    fn accepts_real_images_whatever_their_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let png = write_png(tmp.path(), "looks-like.txt", 30, 20);
+        let info = inspect(&png, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(
+            info,
+            ImageInfo {
+                format: Format::Png,
+                width: 30,
+                height: 20
+            }
+        );
+        let jpg = write_jpeg(tmp.path(), "a.png");
+        assert_eq!(
+            inspect(&jpg, DEFAULT_MAX_PIXELS).unwrap().format,
+            Format::Jpeg
+        );
+    }
+
+    #[test]
+    fn refuses_empty_and_non_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let empty = tmp.path().join("e.jpg");
+        File::create(&empty).unwrap();
+        assert!(matches!(
+            inspect(&empty, DEFAULT_MAX_PIXELS),
+            Err(ImageError::Empty)
+        ));
+        let text = tmp.path().join("t.jpg");
+        std::fs::write(&text, "just some text, not a JPEG").unwrap();
+        assert_eq!(
+            inspect(&text, DEFAULT_MAX_PIXELS).unwrap_err().code(),
+            "not_an_image"
+        );
+        let html = tmp.path().join("h.png");
+        std::fs::write(&html, "<!doctype html><html><body>hi</body></html>").unwrap();
+        assert_eq!(
+            inspect(&html, DEFAULT_MAX_PIXELS).unwrap_err().code(),
+            "not_an_image"
+        );
+    }
+
+    #[test]
+    fn refuses_truncated_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let jpg = write_jpeg(tmp.path(), "a.jpg");
+        let bytes = std::fs::read(&jpg).unwrap();
+        std::fs::write(&jpg, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(
+            inspect(&jpg, DEFAULT_MAX_PIXELS).unwrap_err().code(),
+            "corrupt_image"
+        );
+        let png = write_png(tmp.path(), "b.png", 50, 50);
+        let bytes = std::fs::read(&png).unwrap();
+        std::fs::write(&png, &bytes[..bytes.len() - 30]).unwrap();
+        assert_eq!(
+            inspect(&png, DEFAULT_MAX_PIXELS).unwrap_err().code(),
+            "corrupt_image"
+        );
+    }
+
+    #[test]
+    fn refuses_declared_pixel_bombs_before_decoding() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bomb = tmp.path().join("bomb.png");
+        let mut f = File::create(&bomb).unwrap();
+        f.write_all(&png_header(100_000, 100_000)).unwrap();
+        drop(f);
+        let err = inspect(&bomb, DEFAULT_MAX_PIXELS).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageError::TooManyPixels {
+                    width: 100_000,
+                    height: 100_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // The limit is configurable.
+        let small = write_png(tmp.path(), "s.png", 100, 100);
+        assert_eq!(
+            inspect(&small, 9_999).unwrap_err().code(),
+            "image_too_large"
+        );
+        assert!(inspect(&small, 10_000).is_ok());
+    }
+
+    #[test]
+    fn refuses_known_but_unsupported_formats() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bmp = tmp.path().join("x.bmp");
+        // A BMP signature: recognised by content, not supported.
+        std::fs::write(&bmp, b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0").unwrap();
+        let err = inspect(&bmp, DEFAULT_MAX_PIXELS).unwrap_err();
+        assert!(
+            matches!(err.code(), "unsupported_format" | "not_an_image"),
+            "{err:?}"
+        );
+    }
+
+    /// A small PNG file whose header declares `w` × `h` pixels: signature,
+    /// IHDR, a tiny IDAT and IEND, as a decompression bomb would look.
+    pub(crate) fn png_header(w: u32, h: u32) -> Vec<u8> {
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in [
+            (b"IHDR", ihdr.as_slice()),
+            // An empty zlib stream: no pixel data at all.
+            (
+                b"IDAT",
+                &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1][..],
+            ),
+            (b"IEND", &[][..]),
+        ] {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut chunk = kind.to_vec();
+            chunk.extend_from_slice(data);
+            out.extend_from_slice(&chunk);
+            out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}

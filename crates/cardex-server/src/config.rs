@@ -1,0 +1,95 @@
+//! What the server needs to know from the command line or config file.
+
+use std::fmt;
+
+/// Upload limits (DESIGN §6).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest single file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest upload request body, in bytes.
+    pub max_request_bytes: u64,
+    /// Most pixels an image may declare.
+    pub max_pixels: u64,
+    /// Most parts one multipart request may hold.
+    pub max_parts: usize,
+    /// Longest wait for the next piece of an upload before giving up.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 100 * 1024 * 1024,
+            max_request_bytes: 10 * 1024 * 1024 * 1024,
+            max_pixels: cardex_engine::image::DEFAULT_MAX_PIXELS,
+            max_parts: 10_000,
+            idle_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// The OpenAI-compatible model server, when one is configured.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Base URL, e.g. `http://localhost:8000/v1`.
+    pub base_url: String,
+    /// Model name as the server knows it.
+    pub model: String,
+    /// Bearer key, if the server wants one. Never logged or returned.
+    pub api_key: Option<String>,
+    /// Fixed number of requests in flight, if set.
+    pub concurrency: Option<usize>,
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// Everything the server is started with.
+#[derive(Clone, Default)]
+pub struct ServerConfig {
+    /// When set, every `/api` route needs `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// The VLM engine, if configured; otherwise OCR is the default.
+    pub vlm: Option<EngineConfig>,
+    /// Upload limits.
+    pub limits: Limits,
+    /// Folder with the built web UI (`index.html` and assets), if any.
+    pub web_dir: Option<std::path::PathBuf>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("vlm", &self.vlm)
+            .field("limits", &self.limits)
+            .field("web_dir", &self.web_dir)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Names of the engines batches may use.
+    pub fn engine_names(&self) -> Vec<&'static str> {
+        let mut names = vec!["ocr"];
+        if self.vlm.is_some() {
+            names.push("vlm");
+        }
+        names
+    }
+
+    /// The engine a batch gets when it names none: the VLM when one is
+    /// configured, the embedded OCR otherwise.
+    pub fn default_engine(&self) -> &'static str {
+        if self.vlm.is_some() { "vlm" } else { "ocr" }
+    }
+}

@@ -1,0 +1,55 @@
+//! The cardex server: HTTP API under `/api` (DESIGN §4), its OpenAPI
+//! document and docs, and the web UI on the same port.
+//!
+//! [`serve`] takes an already bound listener and a shutdown future, so tests
+//! run the real server on `127.0.0.1:0`.
+
+mod auth;
+mod config;
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+mod spa;
+mod state;
+mod upload;
+
+use std::future::Future;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::{EngineConfig, Limits, ServerConfig};
+pub use error::{ApiError, ErrorBody};
+pub use state::AppState;
+
+/// The whole application: API, docs, UI.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = routes::api_router().split_for_parts();
+    let api = api
+        .merge(openapi::docs(openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .merge(api)
+        .fallback(spa::fallback)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

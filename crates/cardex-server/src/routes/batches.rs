@@ -1,0 +1,124 @@
+//! Batches: create, list, get, delete, start.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use cardex_core::BatchName;
+use cardex_store::Batch;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::batch_id;
+use crate::error::ErrorBody;
+use crate::extract::{JsonBody, PathParams};
+use crate::{ApiError, AppState};
+
+/// Body of `POST /api/batches`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBatch {
+    /// Any text; made filesystem-safe for the batch's name.
+    #[schema(example = "Hemingway Letters")]
+    pub name: String,
+    /// Copy this template's fields into the new batch.
+    pub template_id: Option<String>,
+    /// `ocr` or `vlm`; the server's default when absent.
+    pub engine: Option<String>,
+}
+
+/// Every batch, newest first, with counts.
+#[utoipa::path(get, path = "/api/batches", tag = "batches",
+    responses((status = 200, body = Vec<Batch>)))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Batch>>, ApiError> {
+    Ok(Json(state.store.list_batches().await?))
+}
+
+/// Creates an open batch, blank or with a copy of a template's fields.
+#[utoipa::path(post, path = "/api/batches", tag = "batches", request_body = CreateBatch,
+    responses(
+        (status = 201, body = Batch, description = "Created; `Location` names it"),
+        (status = 404, body = ErrorBody, description = "The template does not exist"),
+        (status = 422, body = ErrorBody, description = "Unusable name or unknown engine"),
+    ))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateBatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let engine = match body.engine.as_deref() {
+        None => state.config.default_engine(),
+        Some(e) => state
+            .config
+            .engine_names()
+            .into_iter()
+            .find(|n| *n == e)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_engine",
+                    format!(
+                        "no engine {e:?} is configured; available: {}",
+                        state.config.engine_names().join(", ")
+                    ),
+                )
+            })?,
+    };
+    let id = cardex_core::naming::new_id();
+    let name = BatchName::new(&body.name, time_now(), &id)
+        .map_err(|e| ApiError::invalid("invalid_name", e.to_string()))?;
+    let batch = state
+        .store
+        .create_batch(&name, engine, body.template_id.as_deref())
+        .await?;
+    let location = format!("/api/batches/{}", batch.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(batch),
+    ))
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// One batch: state, fields, counts, progress.
+#[utoipa::path(get, path = "/api/batches/{id}", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Batch>, ApiError> {
+    Ok(Json(state.store.get_batch(&batch_id(id)?).await?))
+}
+
+/// Deletes a batch with its images and results. Refused while running.
+#[utoipa::path(delete, path = "/api/batches/{id}", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch is running"),
+    ))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_batch(&batch_id(id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Locks the batch, moves its images into place and queues every card.
+#[utoipa::path(post, path = "/api/batches/{id}/start", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses(
+        (status = 200, body = Batch, description = "Started"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "No images, no active field, or already started"),
+    ))]
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Batch>, ApiError> {
+    Ok(Json(state.store.start_batch(&batch_id(id)?).await?))
+}

@@ -1,0 +1,219 @@
+//! A batch's images: multipart upload (appending while open), list, remove.
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cardex_store::Card;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::batch_id;
+use crate::error::ErrorBody;
+use crate::extract::PathParams;
+use crate::upload::{FileOutcome, RejectedFile, RequestBudget, receive_file};
+use crate::{ApiError, AppState};
+
+/// The answer to an upload: what was added and what was refused, per file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    /// New cards, in the order their parts arrived.
+    pub accepted: Vec<Card>,
+    /// Files that were not added, each with its reason.
+    pub rejected: Vec<RejectedFile>,
+}
+
+/// A multipart body: one or more parts named `files`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// Image files (JPEG, PNG, TIFF, WebP, GIF).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    files: Vec<Vec<u8>>,
+}
+
+/// Appends images to an open batch. Each file is checked by content; a
+/// bad file is reported in `rejected` and never fails the others. When no
+/// file at all is accepted the status is 4xx, with the same report.
+#[utoipa::path(post, path = "/api/batches/{id}/images", tag = "images",
+    params(("id" = String, Path, description = "Batch id")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = UploadResponse, description = "At least one file was added"),
+        (status = 400, body = ErrorBody, description = "No file parts, or a malformed body"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch is locked"),
+        (status = 413, body = ErrorBody, description = "Body or every file over the limit"),
+        (status = 415, body = ErrorBody, description = "Not multipart, or no file is an image"),
+        (status = 422, body = ErrorBody, description = "No file was accepted; see `rejected`"),
+    ))]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let id = batch_id(id)?;
+    // Refuse before reading a byte of the body.
+    let batch = state.store.get_batch(&id).await?;
+    if batch.state.is_locked() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "batch_locked",
+            format!(
+                "the batch is {}: images can only be added while it is open",
+                batch.state
+            ),
+        ));
+    }
+    let max = state.config.limits.max_request_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the upload is larger than the limit of {max} bytes per request; send fewer files at a time"
+            ),
+        ));
+    }
+    let mut multipart = multipart?;
+
+    let mut budget = RequestBudget { bytes_left: max };
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    let mut parts = 0usize;
+    let fatal = loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break None,
+            Err(e) => {
+                break Some(ApiError::new(
+                    e.status(),
+                    "invalid_multipart",
+                    e.body_text(),
+                ));
+            }
+        };
+        parts += 1;
+        if parts > state.config.limits.max_parts {
+            break Some(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_parts",
+                format!(
+                    "at most {} files per request",
+                    state.config.limits.max_parts
+                ),
+            ));
+        }
+        if field.name() != Some("files") {
+            let name = field.name().unwrap_or("").to_owned();
+            rejected.push(RejectedFile {
+                original_name: field.file_name().unwrap_or("").to_owned(),
+                error: crate::error::ErrorDetail {
+                    code: "unexpected_part".into(),
+                    message: format!("multipart part {name:?} is not `files`; it was ignored"),
+                },
+            });
+            continue;
+        }
+        match receive_file(&state, &id, field, &mut budget).await {
+            FileOutcome::Accepted(card) => accepted.push(card),
+            FileOutcome::Rejected(r) => rejected.push(r),
+            FileOutcome::Fatal(e) => break Some(e),
+        }
+    };
+    if let Some(err) = fatal {
+        // The request broke: take back what it added, so it changed nothing.
+        for card in &accepted {
+            if let Err(e) = state.store.delete_card(&id, card.id).await {
+                tracing::warn!(card = card.id, error = %e, "could not take back an upload");
+            }
+        }
+        return Err(err);
+    }
+    if parts == 0 {
+        return Err(ApiError::bad_request(
+            "no_files",
+            "the request holds no files: send one or more multipart parts named `files`",
+        ));
+    }
+    if accepted.is_empty() {
+        return Err(all_rejected(rejected));
+    }
+    Ok(Json(UploadResponse { accepted, rejected }).into_response())
+}
+
+/// The error for an upload in which every file was refused: the status
+/// fits the reason when all share one, and the per-file report is kept.
+fn all_rejected(rejected: Vec<RejectedFile>) -> ApiError {
+    let first = rejected[0].error.code.clone();
+    let same = rejected.iter().all(|r| r.error.code == first);
+    let (status, code) = if same {
+        let status = match first.as_str() {
+            "file_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "not_an_image" | "unsupported_format" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "duplicate_image" => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        (status, first)
+    } else {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "files_rejected".to_owned(),
+        )
+    };
+    let message = if rejected.len() == 1 {
+        format!(
+            "{:?}: {}",
+            rejected[0].original_name, rejected[0].error.message
+        )
+    } else {
+        format!(
+            "none of the {} files was accepted; see `rejected`",
+            rejected.len()
+        )
+    };
+    ApiError::new(status, code, message)
+        .with("accepted", serde_json::json!([]))
+        .with(
+            "rejected",
+            serde_json::to_value(&rejected).unwrap_or_default(),
+        )
+}
+
+/// The batch's cards in upload order.
+#[utoipa::path(get, path = "/api/batches/{id}/images", tag = "images",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = Vec<Card>), (status = 404, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Vec<Card>>, ApiError> {
+    Ok(Json(state.store.list_cards(&batch_id(id)?).await?))
+}
+
+/// Removes one uploaded card while the batch is open.
+#[utoipa::path(delete, path = "/api/batches/{id}/images/{card_id}", tag = "images",
+    params(("id" = String, Path, description = "Batch id"), ("card_id" = i64, Path, description = "Card id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch is locked"),
+    ))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    PathParams((id, card_id)): PathParams<(String, i64)>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_card(&batch_id(id)?, card_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The upload route takes bodies far over axum's default 2 MB limit: it
+/// enforces its own per-file and per-request limits while streaming.
+pub(crate) fn no_body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::disable()
+}

@@ -1,0 +1,46 @@
+//! The `/api` routes, one module per resource. Each handler carries its
+//! `#[utoipa::path]`, and `routes!` registers handler and document together,
+//! so the OpenAPI document cannot miss a route.
+
+mod batches;
+mod fields;
+mod health;
+mod images;
+mod prompt;
+mod templates;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use crate::openapi::ApiDoc;
+use crate::{ApiError, AppState};
+
+/// Every `/api` route with its OpenAPI description.
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(batches::list, batches::create))
+        .routes(routes!(batches::get, batches::delete))
+        .routes(routes!(batches::start))
+        .routes(routes!(images::upload, images::list).layer(images::no_body_limit()))
+        .routes(routes!(images::delete))
+        .routes(routes!(fields::get, fields::put))
+        .routes(routes!(prompt::for_batch))
+        .routes(routes!(prompt::preview))
+        .routes(routes!(templates::list, templates::create))
+        .routes(routes!(
+            templates::get,
+            templates::update,
+            templates::delete
+        ))
+}
+
+/// Batch ids are 8 characters of base32; anything else cannot exist.
+pub(crate) fn batch_id(id: String) -> Result<String, ApiError> {
+    if cardex_core::naming::is_valid_id(&id) {
+        Ok(id)
+    } else {
+        Err(ApiError::not_found("batch"))
+    }
+}

@@ -1,0 +1,302 @@
+//! Receiving uploaded images: each multipart part is streamed to a file in
+//! the batch's staging dir (never held in memory), hashed on the way,
+//! checked by content, renamed to a server-generated name and recorded.
+//!
+//! A bad file is reported and skipped; the others go on. A broken request
+//! (malformed multipart, body over the limit, stalled client) fails as a
+//! whole and takes back the cards it had already added, so a request either
+//! adds what it reported or nothing.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::multipart::{Field, MultipartError};
+use axum::http::StatusCode;
+use cardex_store::layout::new_stored_name;
+use cardex_store::{Card, NewCard, StoreError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+
+use crate::error::ErrorDetail;
+use crate::{ApiError, AppState};
+
+/// Longest original file name kept, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// A file that was not added, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedFile {
+    /// The name the client sent (lossily shown if it could not be kept).
+    pub original_name: String,
+    /// Why it was refused.
+    pub error: ErrorDetail,
+}
+
+/// The outcome of one file: added, refused (the request goes on), or a
+/// failure of the whole request.
+pub(crate) enum FileOutcome {
+    Accepted(Card),
+    Rejected(RejectedFile),
+    Fatal(ApiError),
+}
+
+/// Running totals over one request's parts.
+pub(crate) struct RequestBudget {
+    pub bytes_left: u64,
+}
+
+/// Removes a partly received or refused file unless it was kept.
+struct Incoming {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn reject(original_name: &str, code: &str, message: impl Into<String>) -> FileOutcome {
+    FileOutcome::Rejected(RejectedFile {
+        original_name: original_name.to_owned(),
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.into(),
+        },
+    })
+}
+
+/// Checks the client's file name. It is only ever shown and exported,
+/// never used as a path, but names that would mislead people (folders,
+/// control or direction-override characters) are refused outright.
+pub(crate) fn check_original_name(name: Option<&str>) -> Result<String, String> {
+    let name = match name {
+        None | Some("") => return Ok("unnamed".to_owned()),
+        Some(n) => n,
+    };
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the file name is longer than {MAX_NAME_BYTES} bytes"
+        ));
+    }
+    if name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err("the file name must be a plain name, without folders or '..'".into());
+    }
+    let misleading = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if name.chars().any(misleading) {
+        return Err("the file name contains control or text-direction characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    let status = e.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "body_too_large"
+    } else {
+        "invalid_multipart"
+    };
+    ApiError::new(status, code, e.body_text())
+}
+
+/// Streams one part to disk and turns it into a card of `batch_id`.
+pub(crate) async fn receive_file(
+    state: &AppState,
+    batch_id: &str,
+    mut field: Field<'_>,
+    budget: &mut RequestBudget,
+) -> FileOutcome {
+    let shown_name =
+        String::from_utf8_lossy(field.file_name().unwrap_or("").as_bytes()).into_owned();
+    let original_name = match check_original_name(field.file_name()) {
+        Ok(n) => n,
+        Err(message) => {
+            // Drain the part so the next one can be read.
+            return match drain(&mut field, state, budget).await {
+                Ok(()) => reject(&shown_name, "invalid_file_name", message),
+                Err(fatal) => FileOutcome::Fatal(fatal),
+            };
+        }
+    };
+    let limits = state.config.limits;
+    let dir = state.store.dir();
+    let path = match dir.incoming_path(batch_id) {
+        Ok(p) => p,
+        Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
+    };
+    let mut incoming = Incoming { path, keep: false };
+    let received = match write_part(&mut field, &incoming.path, state, budget).await {
+        Ok(r) => r,
+        Err(fatal) => return FileOutcome::Fatal(fatal),
+    };
+    let Some((size, sha256)) = received else {
+        return reject(
+            &original_name,
+            "file_too_large",
+            format!(
+                "the file is larger than the limit of {} bytes",
+                limits.max_file_bytes
+            ),
+        );
+    };
+
+    let info = {
+        let Ok(_slot) = state.decode_slots.acquire().await else {
+            return FileOutcome::Fatal(ApiError::internal("decode slots closed"));
+        };
+        let path = incoming.path.clone();
+        match tokio::task::spawn_blocking(move || {
+            cardex_engine::image::inspect(&path, limits.max_pixels)
+        })
+        .await
+        {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => return reject(&original_name, e.code(), e.to_string()),
+            Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
+        }
+    };
+
+    let stored_name = new_stored_name(info.format.extension());
+    let final_path = dir.staging_dir(batch_id).join(&stored_name);
+    if let Err(e) = std::fs::rename(&incoming.path, &final_path) {
+        return FileOutcome::Fatal(ApiError::internal(e));
+    }
+    incoming.path = final_path;
+    let card = NewCard {
+        original_name: original_name.clone(),
+        stored_name,
+        size_bytes: size as i64,
+        sha256,
+        format: info.format.name().to_owned(),
+        width: i64::from(info.width),
+        height: i64::from(info.height),
+    };
+    match state.store.add_card(batch_id, &card).await {
+        Ok(card) => {
+            incoming.keep = true;
+            FileOutcome::Accepted(card)
+        }
+        Err(StoreError::Conflict {
+            code: "duplicate_image",
+            message,
+        }) => reject(&original_name, "duplicate_image", message),
+        Err(e) => FileOutcome::Fatal(e.into()),
+    }
+}
+
+/// Writes the part to `path`, hashing it. `Ok(None)` when it is over the
+/// per-file limit (the rest is read and dropped so the next part can follow).
+async fn write_part(
+    field: &mut Field<'_>,
+    path: &Path,
+    state: &AppState,
+    budget: &mut RequestBudget,
+) -> Result<Option<(u64, String)>, ApiError> {
+    let limits = state.config.limits;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = next_chunk(field, state, budget).await? {
+        size += chunk.len() as u64;
+        if size > limits.max_file_bytes {
+            continue;
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    if size > limits.max_file_bytes {
+        return Ok(None);
+    }
+    // An accepted upload must survive a crash: the card row will point at it.
+    file.sync_data().await.map_err(ApiError::internal)?;
+    Ok(Some((size, hex::encode(hasher.finalize()))))
+}
+
+async fn drain(
+    field: &mut Field<'_>,
+    state: &AppState,
+    budget: &mut RequestBudget,
+) -> Result<(), ApiError> {
+    while next_chunk(field, state, budget).await?.is_some() {}
+    Ok(())
+}
+
+/// The next chunk of a part, enforcing the request's byte budget and the
+/// idle timeout (a client that stops sending is cut off).
+async fn next_chunk(
+    field: &mut Field<'_>,
+    state: &AppState,
+    budget: &mut RequestBudget,
+) -> Result<Option<axum::body::Bytes>, ApiError> {
+    let idle = state.config.limits.idle_timeout;
+    let chunk = tokio::time::timeout(idle, field.chunk())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "upload_stalled",
+                format!(
+                    "no data arrived for {} seconds; the upload was abandoned",
+                    idle.as_secs()
+                ),
+            )
+        })?
+        .map_err(multipart_error)?;
+    if let Some(c) = &chunk {
+        budget.bytes_left = budget.bytes_left.checked_sub(c.len() as u64).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the upload is larger than the limit of {} bytes per request; send fewer files at a time",
+                    state.config.limits.max_request_bytes
+                ),
+            )
+        })?;
+    }
+    Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_original_name;
+
+    #[test]
+    fn plain_names_are_kept_as_sent() {
+        assert_eq!(
+            check_original_name(Some("card 01.jpg")).unwrap(),
+            "card 01.jpg"
+        );
+        assert_eq!(
+            check_original_name(Some("Kärtchen №3.png")).unwrap(),
+            "Kärtchen №3.png"
+        );
+        assert_eq!(check_original_name(None).unwrap(), "unnamed");
+    }
+
+    #[test]
+    fn misleading_names_are_refused() {
+        for bad in [
+            "../etc/passwd",
+            "..\\win.ini",
+            "a/b.jpg",
+            "..",
+            "nul\0.jpg",
+            "tab\there.jpg",
+            "invoice\u{202e}gpj.exe",
+            &"x".repeat(256),
+        ] {
+            assert!(check_original_name(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_original_name(Some(&"x".repeat(255))).is_ok());
+    }
+}

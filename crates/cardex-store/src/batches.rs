@@ -1,0 +1,297 @@
+//! Batches: create, read, delete, edit fields, and `start` with its
+//! crash-safe move of the staged images.
+
+use std::collections::HashMap;
+
+use cardex_core::{BatchName, BatchState, CardState, Field};
+use sqlx::{FromRow, SqliteConnection};
+
+use crate::layout::{move_file, remove_dir_all_if_exists};
+use crate::{Batch, Counts, Result, Store, StoreError, now};
+
+#[derive(FromRow)]
+struct BatchRow {
+    id: String,
+    name: String,
+    state: String,
+    engine: String,
+    fields: String,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    pause_reason: Option<String>,
+}
+
+const BATCH_COLUMNS: &str =
+    "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason";
+
+impl BatchRow {
+    fn into_batch(self, counts: Counts) -> Result<Batch> {
+        Ok(Batch {
+            state: parse_batch_state(&self.state)?,
+            fields: serde_json::from_str(&self.fields)?,
+            percent: counts.percent(),
+            counts,
+            id: self.id,
+            name: self.name,
+            engine: self.engine,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            pause_reason: self.pause_reason,
+        })
+    }
+}
+
+pub(crate) fn parse_batch_state(s: &str) -> Result<BatchState> {
+    BatchState::parse(s).ok_or_else(|| {
+        StoreError::Db(sqlx::Error::Decode(
+            format!("unknown batch state {s:?}").into(),
+        ))
+    })
+}
+
+pub(crate) fn parse_card_state(s: &str) -> Result<CardState> {
+    CardState::parse(s).ok_or_else(|| {
+        StoreError::Db(sqlx::Error::Decode(
+            format!("unknown card state {s:?}").into(),
+        ))
+    })
+}
+
+/// The batch's state inside a transaction, or `NotFound`.
+pub(crate) async fn batch_state(conn: &mut SqliteConnection, id: &str) -> Result<BatchState> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM batches WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    parse_batch_state(&state.ok_or(StoreError::NotFound { what: "batch" })?)
+}
+
+/// A 409 for changes that need an open batch.
+pub(crate) fn locked(state: BatchState) -> StoreError {
+    StoreError::conflict(
+        "batch_locked",
+        format!(
+            "the batch is {state}: uploads and field changes are only possible while it is open"
+        ),
+    )
+}
+
+impl Store {
+    /// Creates an open batch; with a template, the batch gets a copy of its fields.
+    pub async fn create_batch(
+        &self,
+        name: &BatchName,
+        engine: &str,
+        template_id: Option<&str>,
+    ) -> Result<Batch> {
+        let mut tx = self.write.begin().await?;
+        let fields = match template_id {
+            None => "[]".to_owned(),
+            Some(tid) => sqlx::query_scalar("SELECT fields FROM templates WHERE id = ?")
+                .bind(tid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound { what: "template" })?,
+        };
+        let now = now();
+        sqlx::query(
+            "INSERT INTO batches (id, name, state, engine, fields, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&name.id)
+        .bind(&name.full)
+        .bind(BatchState::Open.as_str())
+        .bind(engine)
+        .bind(&fields)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_batch(&name.id).await
+    }
+
+    /// One batch with its counts.
+    pub async fn get_batch(&self, id: &str) -> Result<Batch> {
+        let row: BatchRow =
+            sqlx::query_as(&format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or(StoreError::NotFound { what: "batch" })?;
+        let mut counts = Counts::default();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM cards WHERE batch_id = ? GROUP BY state")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?;
+        for (state, n) in rows {
+            counts.add(parse_card_state(&state)?, n as u64);
+        }
+        row.into_batch(counts)
+    }
+
+    /// Every batch, newest first, with counts.
+    pub async fn list_batches(&self) -> Result<Vec<Batch>> {
+        let rows: Vec<BatchRow> = sqlx::query_as(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches ORDER BY rowid DESC"
+        ))
+        .fetch_all(&self.read)
+        .await?;
+        let mut counts: HashMap<String, Counts> = HashMap::new();
+        let per_state: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT batch_id, state, COUNT(*) FROM cards GROUP BY batch_id, state")
+                .fetch_all(&self.read)
+                .await?;
+        for (batch_id, state, n) in per_state {
+            counts
+                .entry(batch_id)
+                .or_default()
+                .add(parse_card_state(&state)?, n as u64);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let c = counts.remove(&row.id).unwrap_or_default();
+                row.into_batch(c)
+            })
+            .collect()
+    }
+
+    /// Deletes a batch, its rows and its files. Refused while running.
+    pub async fn delete_batch(&self, id: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let state = batch_state(&mut tx, id).await?;
+        if state == BatchState::Running {
+            return Err(StoreError::conflict(
+                "batch_running",
+                "the batch is running: pause or cancel it before deleting it",
+            ));
+        }
+        let name: String = sqlx::query_scalar("SELECT name FROM batches WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM batches WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        // Rows first: a crash now leaves unreferenced files, never rows
+        // pointing at missing files.
+        remove_dir_all_if_exists(&self.dir.staging_dir(id))?;
+        remove_dir_all_if_exists(&self.dir.batch_dir(&name))?;
+        Ok(())
+    }
+
+    /// Replaces the field list of an open batch. The caller validates it.
+    pub async fn set_fields(&self, id: &str, fields: &[Field]) -> Result<Batch> {
+        let mut tx = self.write.begin().await?;
+        let state = batch_state(&mut tx, id).await?;
+        if state.is_locked() {
+            return Err(locked(state));
+        }
+        sqlx::query("UPDATE batches SET fields = ? WHERE id = ?")
+            .bind(serde_json::to_string(fields)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.get_batch(id).await
+    }
+
+    /// Locks an open batch, queues its cards and moves the staged images to
+    /// `batches/<name>/`. The state change commits first with
+    /// `files_ready = 0`; the moves follow and then set it to 1, so a crash
+    /// in between is finished by [`Store::open`].
+    pub async fn start_batch(&self, id: &str) -> Result<Batch> {
+        let mut tx = self.write.begin().await?;
+        let state = batch_state(&mut tx, id).await?;
+        if state != BatchState::Open {
+            return Err(StoreError::conflict(
+                "batch_already_started",
+                format!("the batch was already started (it is {state})"),
+            ));
+        }
+        let fields: String = sqlx::query_scalar("SELECT fields FROM batches WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let fields: Vec<Field> = serde_json::from_str(&fields)?;
+        if !fields.iter().any(|f| f.active) {
+            return Err(StoreError::conflict(
+                "no_active_fields",
+                "the batch has no active field: define at least one field to extract before starting",
+            ));
+        }
+        let now = now();
+        let queued = sqlx::query(
+            "UPDATE cards SET state = 'pending', updated_at = ? WHERE batch_id = ? AND state = 'uploaded'",
+        )
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if queued == 0 {
+            return Err(StoreError::conflict(
+                "no_images",
+                "the batch has no images: upload at least one card before starting",
+            ));
+        }
+        sqlx::query(
+            "UPDATE batches SET state = 'running', started_at = ?, files_ready = 0 WHERE id = ?",
+        )
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.move_staged_files(id).await?;
+        self.get_batch(id).await
+    }
+
+    /// Moves every card image of a started batch from the staging dir into
+    /// the batch dir, then marks the batch's files ready. Safe to repeat.
+    async fn move_staged_files(&self, id: &str) -> Result<()> {
+        let name: String = sqlx::query_scalar("SELECT name FROM batches WHERE id = ?")
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT stored_name FROM cards WHERE batch_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?;
+        let staging = self.dir.staging_dir(id);
+        let target = self.dir.batch_dir(&name);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&target)?;
+            for file in &stored {
+                move_file(&staging.join(file), &target.join(file))?;
+            }
+            // Only empty: anything unexpected left there stays for a person to see.
+            let _ = std::fs::remove_dir(&staging);
+            Ok(())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        sqlx::query("UPDATE batches SET files_ready = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Finishes the moves of batches started just before a crash.
+    pub(crate) async fn finish_pending_moves(&self) -> Result<()> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM batches WHERE state <> 'open' AND files_ready = 0")
+                .fetch_all(&self.read)
+                .await?;
+        for id in ids {
+            tracing::info!(batch = %id, "finishing the image moves of a batch started before a crash");
+            self.move_staged_files(&id).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! The records the store hands out; their JSON form is the API's (DESIGN §4).
+
+use cardex_core::{BatchState, CardState, Field};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A batch with its fields and card counts.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Batch {
+    /// 8 characters of lowercase base32; also the last part of `name`.
+    #[schema(example = "k3v9q2xa")]
+    pub id: String,
+    /// `<custom>_<YYYY-MM-DD_HH-MM-SS>_<id>`.
+    #[schema(example = "Hemingway-Letters_2026-11-24_14-03-22_k3v9q2xa")]
+    pub name: String,
+    /// The lifecycle state.
+    pub state: BatchState,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+    /// When processing started, if it has.
+    pub started_at: Option<String>,
+    /// When processing last finished, if it has.
+    pub finished_at: Option<String>,
+    /// The engine that reads the cards (`ocr` or `vlm`).
+    pub engine: String,
+    /// The field schema, in order.
+    pub fields: Vec<Field>,
+    /// Cards per state.
+    pub counts: Counts,
+    /// Share of cards finished (done or failed), 0–100.
+    pub percent: f64,
+    /// Why the system paused the batch (bad API key, shutdown), if it did.
+    pub pause_reason: Option<String>,
+}
+
+/// How many cards of a batch are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Counts {
+    /// All cards.
+    pub total: u64,
+    /// Uploaded into an open batch.
+    pub uploaded: u64,
+    /// Waiting to be processed.
+    pub pending: u64,
+    /// Being processed now.
+    pub processing: u64,
+    /// Extracted.
+    pub done: u64,
+    /// Given up on; see the batch's errors.
+    pub failed: u64,
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, state: CardState, n: u64) {
+        self.total += n;
+        match state {
+            CardState::Uploaded => self.uploaded += n,
+            CardState::Pending => self.pending += n,
+            CardState::Processing => self.processing += n,
+            CardState::Done => self.done += n,
+            CardState::Failed => self.failed += n,
+        }
+    }
+
+    /// Share of cards finished, 0–100, rounded to one decimal.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let finished = (self.done + self.failed) as f64;
+        (finished * 1000.0 / self.total as f64).round() / 10.0
+    }
+}
+
+/// One card image of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Card {
+    /// Unique across the server.
+    pub id: i64,
+    /// The file name the client sent; kept for display and exports only.
+    pub original_name: String,
+    /// The server-generated file name in the data dir.
+    pub stored_name: String,
+    /// File size.
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Detected image format (`jpeg`, `png`, `tiff`, `webp`, `gif`).
+    pub format: String,
+    /// Pixel width as stored (before EXIF rotation).
+    pub width: i64,
+    /// Pixel height as stored (before EXIF rotation).
+    pub height: i64,
+    /// The lifecycle state.
+    pub state: CardState,
+    /// Upload time, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// What an upload knows about a file before it becomes a card.
+#[derive(Debug, Clone)]
+pub struct NewCard {
+    /// The client's file name.
+    pub original_name: String,
+    /// The generated name the file already has in the staging dir.
+    pub stored_name: String,
+    /// File size.
+    pub size_bytes: i64,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Detected format.
+    pub format: String,
+    /// Pixel width.
+    pub width: i64,
+    /// Pixel height.
+    pub height: i64,
+}
+
+/// A saved field list.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Template {
+    /// 8 characters of lowercase base32.
+    pub id: String,
+    /// Unique, ignoring case.
+    pub name: String,
+    /// The fields, in order.
+    pub fields: Vec<Field>,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+    /// Last change, RFC 3339 UTC.
+    pub updated_at: String,
+}

@@ -1,0 +1,220 @@
+//! Configuration of `cardex serve`: every flag has a `CARDEX_*` environment
+//! variable and a key in the optional TOML file (`--config`). Precedence:
+//! defaults < file < environment < flags. Clap resolves environment against
+//! flags; the file only fills what neither gave.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// A value that must never be printed (API tokens and keys).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Flags of `cardex serve`; also the keys of the TOML file.
+#[derive(Debug, Clone, Default, PartialEq, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// Where the database and images live [default: ./cardex-data].
+    #[arg(long, env = "CARDEX_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CARDEX_BIND", value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on every /api route.
+    #[arg(
+        long,
+        env = "CARDEX_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<Secret>,
+    /// OpenAI-compatible base URL, e.g. http://localhost:11434/v1 (Ollama).
+    #[arg(long, env = "CARDEX_VLM_URL", value_name = "URL")]
+    pub vlm_url: Option<String>,
+    /// Model name on that server.
+    #[arg(long, env = "CARDEX_VLM_MODEL", value_name = "NAME")]
+    pub vlm_model: Option<String>,
+    /// API key for the model server.
+    #[arg(
+        long,
+        env = "CARDEX_VLM_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub vlm_api_key: Option<Secret>,
+    /// Fixed number of requests in flight to the model server.
+    #[arg(long, env = "CARDEX_VLM_CONCURRENCY", value_name = "N")]
+    pub vlm_concurrency: Option<usize>,
+    /// Largest accepted image file in bytes [default: 104857600 (100 MB)].
+    #[arg(long, env = "CARDEX_MAX_FILE_BYTES", value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Largest upload request in bytes [default: 10737418240 (10 GiB)].
+    #[arg(long, env = "CARDEX_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<u64>,
+    /// Most pixels an image may declare [default: 100000000].
+    #[arg(long, env = "CARDEX_MAX_PIXELS", value_name = "PIXELS")]
+    pub max_pixels: Option<u64>,
+    /// Folder of the built web UI [default: ./web/dist when present].
+    #[arg(long, env = "CARDEX_WEB_DIR", value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Fills every value not given on the command line or in the
+    /// environment from `file`.
+    pub fn or(self, file: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            data_dir: self.data_dir.or(file.data_dir),
+            bind: self.bind.or(file.bind),
+            api_token: self.api_token.or(file.api_token),
+            vlm_url: self.vlm_url.or(file.vlm_url),
+            vlm_model: self.vlm_model.or(file.vlm_model),
+            vlm_api_key: self.vlm_api_key.or(file.vlm_api_key),
+            vlm_concurrency: self.vlm_concurrency.or(file.vlm_concurrency),
+            max_file_bytes: self.max_file_bytes.or(file.max_file_bytes),
+            max_request_bytes: self.max_request_bytes.or(file.max_request_bytes),
+            max_pixels: self.max_pixels.or(file.max_pixels),
+            web_dir: self.web_dir.or(file.web_dir),
+        }
+    }
+
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> anyhow::Result<ServeArgs> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The data dir after defaults.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("cardex-data"))
+    }
+
+    /// The listen address after defaults.
+    pub fn bind(&self) -> SocketAddr {
+        self.bind
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// The server's configuration after defaults; fails on incomplete VLM settings.
+    pub fn server_config(&self) -> anyhow::Result<cardex_server::ServerConfig> {
+        let vlm = match (&self.vlm_url, &self.vlm_model) {
+            (None, None) => None,
+            (Some(url), Some(model)) => Some(cardex_server::EngineConfig {
+                base_url: url.trim_end_matches('/').to_owned(),
+                model: model.clone(),
+                api_key: self.vlm_api_key.clone().map(|s| s.0),
+                concurrency: self.vlm_concurrency,
+            }),
+            _ => anyhow::bail!("--vlm-url and --vlm-model go together: give both or neither"),
+        };
+        let defaults = cardex_server::Limits::default();
+        let limits = cardex_server::Limits {
+            max_file_bytes: self.max_file_bytes.unwrap_or(defaults.max_file_bytes),
+            max_request_bytes: self.max_request_bytes.unwrap_or(defaults.max_request_bytes),
+            max_pixels: self.max_pixels.unwrap_or(defaults.max_pixels),
+            ..defaults
+        };
+        let web_dir = self
+            .web_dir
+            .clone()
+            .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.join("index.html").is_file()));
+        Ok(cardex_server::ServerConfig {
+            api_token: self.api_token.clone().map(|s| s.0),
+            vlm,
+            limits,
+            web_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("cardex").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn file_fills_only_what_flags_left_open() {
+        let file: ServeArgs = toml::from_str(
+            "data_dir = \"/from/file\"\nbind = \"127.0.0.1:9000\"\nvlm_concurrency = 3\n",
+        )
+        .unwrap();
+        let merged = parse(&["--bind", "127.0.0.1:7000"]).or(file);
+        assert_eq!(merged.bind(), "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(merged.data_dir(), PathBuf::from("/from/file"));
+        assert_eq!(merged.vlm_concurrency, Some(3));
+    }
+
+    #[test]
+    fn defaults_apply_last() {
+        let merged = parse(&[]).or(ServeArgs::default());
+        assert_eq!(merged.bind(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(merged.data_dir(), PathBuf::from("cardex-data"));
+        let config = merged.server_config().unwrap();
+        assert!(config.vlm.is_none());
+        assert_eq!(config.limits.max_file_bytes, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        assert!(toml::from_str::<ServeArgs>("bnd = \"x\"").is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let args = parse(&["--api-token", "hunter2", "--vlm-api-key", "sk-secret"]);
+        let shown = format!("{args:?} {:?}", args.server_config().unwrap());
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("sk-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn vlm_needs_url_and_model() {
+        assert!(
+            parse(&["--vlm-url", "http://x/v1"])
+                .server_config()
+                .is_err()
+        );
+        let c = parse(&["--vlm-url", "http://x/v1/", "--vlm-model", "m"])
+            .server_config()
+            .unwrap();
+        assert_eq!(c.vlm.as_ref().unwrap().base_url, "http://x/v1");
+        assert_eq!(c.default_engine(), "vlm");
+    }
+}

@@ -1,0 +1,90 @@
+//! `cardex`: one binary with the server and the command-line tools.
+
+mod config;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeArgs;
+
+/// Turn boxes of scanned cards into structured data.
+#[derive(Debug, Parser)]
+#[command(name = "cardex", version, about)]
+struct Cli {
+    /// TOML file with defaults for any flag (keys as flag names, with `_`).
+    #[arg(long, env = "CARDEX_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API and web UI.
+    Serve(ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+        )
+        .init();
+    let file = match &cli.config {
+        Some(path) => ServeArgs::from_file(path)?,
+        None => ServeArgs::default(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args.or(file))),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.server_config()?;
+    let data_dir = args.data_dir();
+    let store = cardex_store::Store::open(&data_dir)
+        .await
+        .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+    let bind = args.bind();
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && config.api_token.is_none() {
+        tracing::warn!(
+            "listening on {addr} without --api-token: anyone who can reach it can use it"
+        );
+    }
+    tracing::info!(data_dir = %store.dir().root().display(), engine = config.default_engine(), "cardex starting");
+    let state = cardex_server::AppState::new(store.clone(), config);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    println!("cardex is running at http://{addr}/");
+    cardex_server::serve(listener, state, shutdown.clone().cancelled_owned()).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn stop_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on Unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    token.cancel();
+}
