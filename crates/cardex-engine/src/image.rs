@@ -7,7 +7,7 @@
 //! decoded once, with allocation limits, to catch truncated or corrupt data.
 
 use std::fs::File;
-use std::io::{BufReader, Seek};
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use image::{ImageFormat, ImageReader, Limits};
@@ -127,14 +127,25 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<ImageInfo, ImageError> {
     if file.metadata()?.len() == 0 {
         return Err(ImageError::Empty);
     }
-    let reader = ImageReader::new(BufReader::new(&mut file)).with_guessed_format()?;
-    let format = match reader.format() {
+    let guessed = ImageReader::new(BufReader::new(&mut file)).with_guessed_format()?;
+    let format = match guessed.format() {
         None => return Err(ImageError::NotAnImage),
         Some(f) => {
             Format::from_image(f).ok_or_else(|| ImageError::Unsupported(format!("{f:?}")))?
         }
     };
-    let (width, height) = reader
+    drop(guessed);
+
+    // The JPEG decoder reads its whole input into memory before parsing,
+    // even for the header. A JPEG's header is at its start, so the header
+    // pass sees only a prefix; other formats stream (TIFF may keep its
+    // directory at the end, so it must see the whole file).
+    file.rewind()?;
+    let header_bytes = match format {
+        Format::Jpeg => JPEG_HEADER_LIMIT,
+        _ => u64::MAX,
+    };
+    let (width, height) = open_as(&mut file, format, header_bytes)
         .into_dimensions()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if width == 0 || height == 0 {
@@ -147,8 +158,13 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<ImageInfo, ImageError> {
             limit: max_pixels,
         });
     }
+
+    // Compressed data is smaller than its raw pixels, so the decoder never
+    // needs more than that; trailing junk beyond it is ignored, and memory
+    // stays bounded by the pixel limit rather than by the file size.
     file.rewind()?;
-    let mut reader = ImageReader::with_format(BufReader::new(file), format_to_image(format));
+    let raw_size = u64::from(width) * u64::from(height) * 8 + 1024 * 1024;
+    let mut reader = open_as(&mut file, format, raw_size);
     reader.limits(decode_limits(max_pixels));
     reader
         .decode()
@@ -158,6 +174,20 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<ImageInfo, ImageError> {
         width,
         height,
     })
+}
+
+/// How much of a JPEG the header pass may read.
+const JPEG_HEADER_LIMIT: u64 = 16 * 1024 * 1024;
+
+fn open_as(
+    file: &mut File,
+    format: Format,
+    max_bytes: u64,
+) -> ImageReader<BufReader<std::io::Take<&mut File>>> {
+    ImageReader::with_format(
+        BufReader::new(file.take(max_bytes)),
+        format_to_image(format),
+    )
 }
 
 fn format_to_image(format: Format) -> ImageFormat {
@@ -267,7 +297,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let bomb = tmp.path().join("bomb.png");
         let mut f = File::create(&bomb).unwrap();
-        f.write_all(&png_header(100_000, 100_000)).unwrap();
+        f.write_all(&cardex_testkit::png_declaring(100_000, 100_000))
+            .unwrap();
         drop(f);
         let err = inspect(&bomb, DEFAULT_MAX_PIXELS).unwrap_err();
         assert!(
@@ -303,44 +334,21 @@ mod tests {
         );
     }
 
-    /// A small PNG file whose header declares `w` × `h` pixels: signature,
-    /// IHDR, a tiny IDAT and IEND, as a decompression bomb would look.
-    pub(crate) fn png_header(w: u32, h: u32) -> Vec<u8> {
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&w.to_be_bytes());
-        ihdr.extend_from_slice(&h.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (kind, data) in [
-            (b"IHDR", ihdr.as_slice()),
-            // An empty zlib stream: no pixel data at all.
-            (
-                b"IDAT",
-                &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1][..],
-            ),
-            (b"IEND", &[][..]),
-        ] {
-            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            let mut chunk = kind.to_vec();
-            chunk.extend_from_slice(data);
-            out.extend_from_slice(&chunk);
-            out.extend_from_slice(&crc32(&chunk).to_be_bytes());
-        }
-        out
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
+    #[test]
+    fn trailing_junk_does_not_reach_memory() {
+        // A JPEG followed by 64 MiB of junk: the check reads a bounded
+        // prefix, so it succeeds without loading the junk.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_jpeg(tmp.path(), "long.jpg");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&vec![0u8; 64 << 20]).unwrap();
+        drop(f);
+        assert_eq!(
+            inspect(&path, DEFAULT_MAX_PIXELS).unwrap().format,
+            Format::Jpeg
+        );
     }
 }

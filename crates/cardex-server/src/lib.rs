@@ -28,16 +28,17 @@ pub use state::AppState;
 /// The whole application: API, docs, UI.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = routes::api_router().split_for_parts();
-    let api = api
+    Router::new()
+        .merge(api)
         .merge(openapi::docs(openapi))
+        .fallback(spa::fallback)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // Outermost but for panics and tracing, so unknown /api paths are
+        // guarded too and reveal nothing without the token.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
-        ));
-    Router::new()
-        .merge(api)
-        .fallback(spa::fallback)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cardex_store::Card;
 use serde::Serialize;
@@ -52,7 +52,25 @@ pub(crate) async fn upload(
     PathParams(id): PathParams<String>,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Response, ApiError> {
+) -> Response {
+    match receive_upload(state, id, headers, multipart).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            // The body may be partly unread: the connection cannot be reused.
+            let mut res = e.into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
+    }
+}
+
+async fn receive_upload(
+    state: AppState,
+    id: String,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<UploadResponse, ApiError> {
     let id = batch_id(id)?;
     // Refuse before reading a byte of the body.
     let batch = state.store.get_batch(&id).await?;
@@ -78,6 +96,17 @@ pub(crate) async fn upload(
             format!(
                 "the upload is larger than the limit of {max} bytes per request; send fewer files at a time"
             ),
+        ));
+    }
+    let is_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send images as multipart/form-data, one or more parts named `files`",
         ));
     }
     let mut multipart = multipart?;
@@ -144,7 +173,7 @@ pub(crate) async fn upload(
     if accepted.is_empty() {
         return Err(all_rejected(rejected));
     }
-    Ok(Json(UploadResponse { accepted, rejected }).into_response())
+    Ok(UploadResponse { accepted, rejected })
 }
 
 /// The error for an upload in which every file was refused: the status

@@ -1,0 +1,91 @@
+//! `make bench`: measures cardex through the real release binary and prints
+//! a table, also written to `bench/results.md`.
+//!
+//! Each row names what is measured, the figure, and the target where DESIGN
+//! §10 sets one. The server runs as a child process so its peak memory
+//! (VmHWM from /proc) is its own, not the load generator's.
+
+mod server;
+mod upload;
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+/// One line of the results table.
+#[derive(Debug)]
+pub struct Row {
+    pub what: String,
+    pub figure: String,
+    pub target: String,
+    pub ok: Option<bool>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    rows.push(inspect_12mp()?);
+    rows.extend(runtime.block_on(upload::ingest_rate())?);
+    rows.push(runtime.block_on(upload::large_upload_rss())?);
+    let table = render(&rows);
+    println!("\n{table}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/results.md");
+    std::fs::write(
+        &path,
+        format!("# cardex benchmark results\n\n{}\n{table}", machine()),
+    )?;
+    println!("written to bench/results.md");
+    Ok(())
+}
+
+/// Upload check of a 12 MP JPEG scan: header, pixel limit, one full decode.
+fn inspect_12mp() -> anyhow::Result<Row> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("scan.jpg");
+    std::fs::write(&path, upload::scan_jpeg(4000, 3000, 1))?;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        cardex_engine::image::inspect(&path, cardex_engine::image::DEFAULT_MAX_PIXELS)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Row {
+        what: "upload check of a 12 MP JPEG (header + full decode), median of 5".into(),
+        figure: format!("{:.0} ms", times[2]),
+        target: "—".into(),
+        ok: None,
+    })
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut out = String::from("| measurement | result | target | met |\n|---|---|---|---|\n");
+    for r in rows {
+        let met = match r.ok {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.what, r.figure, r.target, met
+        );
+    }
+    out
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("Machine: {cores} cores, {cpu}. Command: `make bench`.\n")
+}

@@ -1,0 +1,70 @@
+//! Starts the release `cardex serve` as a child process on a free port.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+
+/// A running server and its data dir; killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `target/release/cardex serve` with extra flags.
+    pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/cardex");
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--bind", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (build it with `make bench`)",
+                    bin.display()
+                )
+            })?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let base = line
+            .split("http://")
+            .nth(1)
+            .map(|s| format!("http://{}", s.trim().trim_end_matches('/')))
+            .with_context(|| format!("unexpected first line from cardex: {line:?}"))?;
+        Ok(Self {
+            child,
+            base,
+            _data: data,
+        })
+    }
+
+    /// Peak resident memory of the server process so far, in MiB.
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc status")?;
+        Ok(kib / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,158 @@
+//! Crash repair at start-up: a batch whose `start` committed but whose image
+//! moves did not finish has them finished when the store is opened again.
+
+use cardex_core::{BatchName, Field, FieldType};
+use cardex_store::{NewCard, Store};
+
+async fn staged_batch(store: &Store, n: usize) -> (String, String, Vec<String>) {
+    let name = BatchName::new("crash test", time::OffsetDateTime::now_utc(), "abcdefgh").unwrap();
+    store.create_batch(&name, "ocr", None).await.unwrap();
+    store
+        .set_fields(&name.id, &[Field::new("title", FieldType::Text)])
+        .await
+        .unwrap();
+    let staging = store.dir().staging_dir(&name.id);
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut stored = Vec::new();
+    for i in 0..n {
+        let stored_name = cardex_store::layout::new_stored_name("png");
+        std::fs::write(staging.join(&stored_name), format!("image {i}")).unwrap();
+        store
+            .add_card(
+                &name.id,
+                &NewCard {
+                    original_name: format!("{i}.png"),
+                    stored_name: stored_name.clone(),
+                    size_bytes: 7,
+                    sha256: format!("{i:064}"),
+                    format: "png".into(),
+                    width: 1,
+                    height: 1,
+                },
+            )
+            .await
+            .unwrap();
+        stored.push(stored_name);
+    }
+    (name.id, name.full, stored)
+}
+
+#[tokio::test]
+async fn moves_interrupted_by_a_crash_are_finished_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).await.unwrap();
+    let (id, full, stored) = staged_batch(&store, 5).await;
+
+    // Simulate a crash right after `start` committed, with two of five
+    // images already moved: the state is written, the moves are not done.
+    store.close().await;
+    {
+        let db = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            tmp.path().join("cardex.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("UPDATE batches SET state = 'running', files_ready = 0 WHERE id = ?")
+            .bind(&id)
+            .execute(&db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE cards SET state = 'pending' WHERE batch_id = ?")
+            .bind(&id)
+            .execute(&db)
+            .await
+            .unwrap();
+        db.close().await;
+    }
+    let batch_dir = tmp.path().join("batches").join(&full);
+    std::fs::create_dir_all(&batch_dir).unwrap();
+    for s in &stored[..2] {
+        std::fs::rename(
+            tmp.path().join("uploads").join(&id).join(s),
+            batch_dir.join(s),
+        )
+        .unwrap();
+    }
+    // A half-written upload from the same crash.
+    std::fs::write(
+        tmp.path().join("uploads").join(&id).join(".incoming-zzzz"),
+        b"part",
+    )
+    .unwrap();
+
+    let store = Store::open(tmp.path()).await.unwrap();
+    for (i, s) in stored.iter().enumerate() {
+        let moved = batch_dir.join(s);
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap(),
+            format!("image {i}")
+        );
+    }
+    assert!(!tmp.path().join("uploads").join(&id).exists());
+    let batch = store.get_batch(&id).await.unwrap();
+    assert_eq!(batch.counts.pending, 5);
+    // The card paths the store reports are where the files are.
+    for card in store.list_cards(&id).await.unwrap() {
+        assert!(store.card_path(&id, card.id).await.unwrap().is_file());
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn deleting_a_started_batch_removes_its_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).await.unwrap();
+    let (id, full, _) = staged_batch(&store, 2).await;
+    store.start_batch(&id).await.unwrap();
+    let batch_dir = tmp.path().join("batches").join(&full);
+    assert_eq!(std::fs::read_dir(&batch_dir).unwrap().count(), 2);
+    assert!(store.delete_batch(&id).await.is_err(), "running: refused");
+    store.close().await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        tmp.path().join("cardex.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE batches SET state = 'completed' WHERE id = ?")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let store = Store::open(tmp.path()).await.unwrap();
+    store.delete_batch(&id).await.unwrap();
+    assert!(!batch_dir.exists());
+    assert!(store.list_batches().await.unwrap().is_empty());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_never_see_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..10 {
+                let id = cardex_core::naming::new_id();
+                let name =
+                    BatchName::new(&format!("b{i}-{j}"), time::OffsetDateTime::now_utc(), &id)
+                        .unwrap();
+                store.create_batch(&name, "ocr", None).await.unwrap();
+                store
+                    .set_fields(&id, &[Field::new("f", FieldType::Text)])
+                    .await
+                    .unwrap();
+                store.list_batches().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.list_batches().await.unwrap().len(), 320);
+    store.close().await;
+}

@@ -1,0 +1,125 @@
+//! Fixtures for tests and benchmarks: small images of every supported
+//! format, hostile files (pixel bombs, truncated data) and hand-built
+//! multipart bodies that no well-behaved client would send.
+
+use std::io::Cursor;
+
+use image::{ImageBuffer, ImageFormat, Rgb};
+
+/// A small image whose pixels depend on `seed`, so fixtures never collide.
+pub fn image_bytes(format: ImageFormat, seed: u32) -> Vec<u8> {
+    let s = seed.to_le_bytes();
+    let img = ImageBuffer::from_fn(40, 30, |x, y| {
+        Rgb([
+            s[0] ^ (x as u8).wrapping_mul(7),
+            s[1] ^ (y as u8).wrapping_mul(11),
+            s[2] ^ s[3],
+        ])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format)
+        .expect("encoding a small RGB image in memory cannot fail");
+    out.into_inner()
+}
+
+/// A small PNG, unique per seed.
+pub fn png(seed: u32) -> Vec<u8> {
+    image_bytes(ImageFormat::Png, seed)
+}
+
+/// A small JPEG, unique per seed.
+pub fn jpeg(seed: u32) -> Vec<u8> {
+    image_bytes(ImageFormat::Jpeg, seed)
+}
+
+/// A PNG file of a few dozen bytes whose header declares `w` × `h` pixels:
+/// signature, IHDR, an empty IDAT and IEND, as a decompression bomb looks.
+pub fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], ihdr.as_slice()),
+        // An empty zlib stream: no pixel data at all.
+        (
+            &b"IDAT"[..],
+            &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1][..],
+        ),
+        (&b"IEND"[..], &[][..]),
+    ] {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        out.extend_from_slice(&chunk);
+        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    out
+}
+
+/// The first half of `bytes`: a truncated file.
+pub fn truncated(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len() / 2].to_vec()
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One part of a hand-built multipart body.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The form field name (`files` for uploads).
+    pub name: String,
+    /// Raw bytes of the `filename` parameter, if any (may hold NUL etc.).
+    pub file_name: Option<Vec<u8>>,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+impl Part {
+    /// A file part.
+    pub fn file(name: &str, file_name: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            name: name.into(),
+            file_name: Some(file_name.as_bytes().to_vec()),
+            bytes,
+        }
+    }
+}
+
+/// The boundary used by [`multipart_body`].
+pub const BOUNDARY: &str = "cardex-test-boundary-7MA4YWxkTrZu0gW";
+
+/// A multipart/form-data body of `parts`, and its content type.
+pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{}\"", p.name).as_bytes(),
+        );
+        if let Some(f) = &p.file_name {
+            body.extend_from_slice(b"; filename=\"");
+            body.extend_from_slice(f);
+            body.push(b'"');
+        }
+        body.extend_from_slice(b"\r\nContent-Type: application/octet-stream\r\n\r\n");
+        body.extend_from_slice(&p.bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}

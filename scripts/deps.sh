@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what cardex needs on a Debian/Ubuntu machine, and only what is
+# missing. Usage: scripts/deps.sh run|test
+#   run   what `make run` needs: a C compiler (bundled SQLite), Rust
+#   test  also what `make test` needs: cargo-nextest (optional, falls back
+#         to cargo test)
+# System packages are installed with apt-get when running as root or with
+# password-less sudo; otherwise the script names them and stops.
+set -euo pipefail
+
+want=${1:-run}
+packages=(build-essential pkg-config)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    sudo=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo=(sudo)
+  else
+    echo "cardex needs these Debian packages: ${missing[*]}" >&2
+    echo "Install them with:  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "Installing ${missing[*]} ..."
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cardex needs Rust 1.85 or newer (Debian's own rustc is too old)." >&2
+  echo "Install it from https://rustup.rs, then run make again." >&2
+  exit 1
+fi
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "$rust_minor" -lt 85 ]; then
+  echo "cardex needs Rust 1.85 or newer; this is $(rustc --version). Run: rustup update" >&2
+  exit 1
+fi
+
+if [ "$want" = test ]; then
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
+fi
