@@ -50,6 +50,26 @@ impl Server {
         })
     }
 
+    /// Creates a batch and returns its id.
+    pub async fn create_batch(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let batch: serde_json::Value = client
+            .post(format!("{}/api/batches", self.base))
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        batch["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the created batch has no id")
+    }
+
     /// Peak resident memory of the server process so far, in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

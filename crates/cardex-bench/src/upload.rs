@@ -39,14 +39,7 @@ pub async fn ingest_rate() -> anyhow::Result<Vec<Row>> {
     let total_bytes: usize = files.iter().map(Vec::len).sum();
     let server = Server::start(&[])?;
     let client = reqwest::Client::new();
-    let batch: serde_json::Value = client
-        .post(format!("{}/api/batches", server.base))
-        .json(&serde_json::json!({"name": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = batch["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.create_batch(&client, "bench").await?;
     let start = Instant::now();
     for chunk in files.chunks(PER_REQUEST as usize) {
         let parts: Vec<Part> = chunk
@@ -85,14 +78,7 @@ pub async fn large_upload_rss() -> anyhow::Result<Row> {
     const SIZE: u64 = 2 * 1024 * 1024 * 1024;
     let server = Server::start(&["--max-file-bytes", "4294967296"])?;
     let client = reqwest::Client::new();
-    let batch: serde_json::Value = client
-        .post(format!("{}/api/batches", server.base))
-        .json(&serde_json::json!({"name": "big"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = batch["id"].as_str().unwrap_or_default().to_owned();
+    let id = server.create_batch(&client, "big").await?;
     let head = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n\r\n"
     );

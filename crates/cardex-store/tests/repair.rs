@@ -37,6 +37,16 @@ async fn staged_batch(store: &Store, n: usize) -> (String, String, Vec<String>) 
     (name.id, name.full, stored)
 }
 
+/// Runs SQL on a closed store's database, as a crash would have left it.
+async fn with_db(dir: &std::path::Path, statements: &[&str], id: &str) {
+    let url = format!("sqlite://{}", dir.join("cardex.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for sql in statements {
+        sqlx::query(sql).bind(id).execute(&db).await.unwrap();
+    }
+    db.close().await;
+}
+
 #[tokio::test]
 async fn moves_interrupted_by_a_crash_are_finished_at_open() {
     let tmp = tempfile::tempdir().unwrap();
@@ -46,25 +56,15 @@ async fn moves_interrupted_by_a_crash_are_finished_at_open() {
     // Simulate a crash right after `start` committed, with two of five
     // images already moved: the state is written, the moves are not done.
     store.close().await;
-    {
-        let db = sqlx::SqlitePool::connect(&format!(
-            "sqlite://{}",
-            tmp.path().join("cardex.db").display()
-        ))
-        .await
-        .unwrap();
-        sqlx::query("UPDATE batches SET state = 'running', files_ready = 0 WHERE id = ?")
-            .bind(&id)
-            .execute(&db)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE cards SET state = 'pending' WHERE batch_id = ?")
-            .bind(&id)
-            .execute(&db)
-            .await
-            .unwrap();
-        db.close().await;
-    }
+    with_db(
+        tmp.path(),
+        &[
+            "UPDATE batches SET state = 'running', files_ready = 0 WHERE id = ?",
+            "UPDATE cards SET state = 'pending' WHERE batch_id = ?",
+        ],
+        &id,
+    )
+    .await;
     let batch_dir = tmp.path().join("batches").join(&full);
     std::fs::create_dir_all(&batch_dir).unwrap();
     for s in &stored[..2] {
@@ -109,18 +109,12 @@ async fn deleting_a_started_batch_removes_its_folder() {
     assert_eq!(std::fs::read_dir(&batch_dir).unwrap().count(), 2);
     assert!(store.delete_batch(&id).await.is_err(), "running: refused");
     store.close().await;
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        tmp.path().join("cardex.db").display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query("UPDATE batches SET state = 'completed' WHERE id = ?")
-        .bind(&id)
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
+    with_db(
+        tmp.path(),
+        &["UPDATE batches SET state = 'completed' WHERE id = ?"],
+        &id,
+    )
+    .await;
     let store = Store::open(tmp.path()).await.unwrap();
     store.delete_batch(&id).await.unwrap();
     assert!(!batch_dir.exists());
