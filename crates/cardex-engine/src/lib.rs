@@ -1,3 +1,20 @@
 //! cardex engines: what reads a card, and the image handling around it.
+//!
+//! - [`image`]: is an upload an image we can read (by content, within limits)
+//! - [`prepare`]: decode, orient, downscale and encode a card for a model
+//! - [`answer`]: turn a model's answer text into validated fields
+//! - [`engine`]: the [`Engine`] trait every engine implements
+//! - [`retry`]: retries with backoff around an engine call
+//! - [`vlm`]: the OpenAI-compatible engine
 
+pub mod answer;
+pub mod engine;
 pub mod image;
+pub mod prepare;
+pub mod retry;
+pub mod vlm;
+
+pub use answer::CompiledPrompt;
+pub use engine::{Engine, EngineError, Extraction, Usage};
+pub use prepare::{PrepareOptions, PreparedImage};
+pub use retry::{RetryPolicy, extract_with_retries};

@@ -40,6 +40,27 @@ pub struct EngineConfig {
     pub api_key: Option<String>,
     /// Fixed number of requests in flight, if set.
     pub concurrency: Option<usize>,
+    /// Longest wait for a connection.
+    pub connect_timeout: std::time::Duration,
+    /// Longest wait for one answer.
+    pub request_timeout: std::time::Duration,
+}
+
+/// Requests in flight to a model server when no number is configured.
+pub const DEFAULT_VLM_CONCURRENCY: usize = 8;
+
+impl EngineConfig {
+    /// A config with default timeouts (connect 10 s, request 120 s).
+    pub fn new(base_url: &str, model: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            model: model.to_owned(),
+            api_key: None,
+            concurrency: None,
+            connect_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(120),
+        }
+    }
 }
 
 impl fmt::Debug for EngineConfig {
@@ -49,6 +70,8 @@ impl fmt::Debug for EngineConfig {
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("concurrency", &self.concurrency)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -64,6 +87,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Folder with the built web UI (`index.html` and assets), if any.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Image preparation and retries of the batch runner.
+    pub runner: crate::runner::RunnerConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -73,6 +98,7 @@ impl fmt::Debug for ServerConfig {
             .field("vlm", &self.vlm)
             .field("limits", &self.limits)
             .field("web_dir", &self.web_dir)
+            .field("runner", &self.runner)
             .finish()
     }
 }

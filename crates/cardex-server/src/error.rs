@@ -6,7 +6,7 @@ use std::any::Any;
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cardex_store::StoreError;
@@ -155,6 +155,12 @@ impl From<JsonRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         Self::bad_request("invalid_path", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", r.body_text())
     }
 }
 

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod openapi;
 mod routes;
+pub mod runner;
 mod spa;
 mod state;
 mod upload;
@@ -44,13 +45,26 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes.
+/// Serves `app(state)` on `listener` and runs the batch runner, until
+/// `shutdown` completes. Then progress streams close, cards in flight go
+/// back to `pending`, and open requests finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let stop = state.stop.clone();
+    let runner = tokio::spawn(state.runner.clone().run());
+    let stopping = stop.clone();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await;
+    stop.cancel();
+    if let Err(e) = runner.await {
+        tracing::error!(error = %e, "the batch runner panicked");
+    }
+    served
 }

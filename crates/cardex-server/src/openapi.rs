@@ -23,7 +23,8 @@ use crate::AppState;
         (name = "fields", description = "What to extract"),
         (name = "prompt", description = "The generated prompt and JSON Schema"),
         (name = "templates", description = "Saved field lists"),
-        (name = "system", description = "Health"),
+        (name = "results", description = "Results and errors of a batch"),
+        (name = "system", description = "Health and engines"),
     )
 )]
 pub struct ApiDoc;

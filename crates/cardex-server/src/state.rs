@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
+use cardex_engine::vlm::{VlmConfig, VlmEngine};
 use cardex_store::Store;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::ServerConfig;
+use crate::config::DEFAULT_VLM_CONCURRENCY;
+use crate::runner::{Engines, Hub, Runner};
 
 /// Cheap to clone: everything inside is shared.
 #[derive(Debug, Clone)]
@@ -17,16 +21,48 @@ pub struct AppState {
     /// Bounds how many uploaded images are decoded at once, so a burst of
     /// uploads cannot take all cores or memory.
     pub decode_slots: Arc<Semaphore>,
+    /// The batch runner and its progress hub.
+    pub runner: Runner,
+    /// The VLM engine, when one is configured (for reachability checks).
+    pub vlm: Option<Arc<VlmEngine>>,
+    /// Cancelled at shutdown: stops the runner and closes progress streams.
+    pub stop: CancellationToken,
 }
 
 impl AppState {
-    /// State over an opened store.
-    pub fn new(store: Store, config: ServerConfig) -> Self {
+    /// State over an opened store; fails on an unusable engine configuration.
+    pub fn new(store: Store, config: ServerConfig) -> Result<Self, String> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self {
+        let mut engines = Engines::default();
+        let vlm = match &config.vlm {
+            None => None,
+            Some(c) => {
+                let mut vc = VlmConfig::new(&c.base_url, &c.model, c.api_key.clone());
+                vc.connect_timeout = c.connect_timeout;
+                vc.request_timeout = c.request_timeout;
+                let engine = Arc::new(VlmEngine::new(vc)?);
+                engines = engines.with(
+                    engine.clone(),
+                    c.concurrency.unwrap_or(DEFAULT_VLM_CONCURRENCY),
+                );
+                Some(engine)
+            }
+        };
+        let stop = CancellationToken::new();
+        let runner = Runner::new(
+            store.clone(),
+            engines,
+            Hub::default(),
+            config.runner,
+            stop.clone(),
+        );
+        Ok(Self {
             store,
             config: Arc::new(config),
             decode_slots: Arc::new(Semaphore::new(cores)),
-        }
+            runner,
+            vlm,
+            stop,
+        })
     }
 }

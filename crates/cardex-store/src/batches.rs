@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use cardex_core::{BatchName, BatchState, CardState, Field};
 use sqlx::{FromRow, SqliteConnection};
 
+use crate::StoredEvent;
 use crate::layout::{move_file, remove_dir_all_if_exists};
+use crate::runs::append_event;
 use crate::{Batch, Counts, Result, Store, StoreError, now};
 
 #[derive(FromRow)]
@@ -20,10 +22,11 @@ struct BatchRow {
     started_at: Option<String>,
     finished_at: Option<String>,
     pause_reason: Option<String>,
+    last_seq: i64,
 }
 
 const BATCH_COLUMNS: &str =
-    "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason";
+    "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, last_seq";
 
 impl BatchRow {
     fn into_batch(self, counts: Counts) -> Result<Batch> {
@@ -39,6 +42,7 @@ impl BatchRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             pause_reason: self.pause_reason,
+            last_seq: self.last_seq,
         })
     }
 }
@@ -203,7 +207,7 @@ impl Store {
     /// `batches/<name>/`. The state change commits first with
     /// `files_ready = 0`; the moves follow and then set it to 1, so a crash
     /// in between is finished by [`Store::open`].
-    pub async fn start_batch(&self, id: &str) -> Result<Batch> {
+    pub async fn start_batch(&self, id: &str) -> Result<(Batch, StoredEvent)> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, id).await?;
         if state != BatchState::Open {
@@ -245,9 +249,16 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let event = append_event(
+            &mut tx,
+            id,
+            "state",
+            serde_json::json!({"from": "open", "to": "running", "reason": null}),
+        )
+        .await?;
         tx.commit().await?;
         self.move_staged_files(id).await?;
-        self.get_batch(id).await
+        Ok((self.get_batch(id).await?, event))
     }
 
     /// Moves every card image of a started batch from the staging dir into

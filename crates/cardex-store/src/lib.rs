@@ -9,6 +9,7 @@ mod batches;
 mod cards;
 pub mod layout;
 mod model;
+mod runs;
 mod templates;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use layout::DataDir;
 pub use model::{Batch, Card, Counts, NewCard, Template};
+pub use runs::{CardFailure, ClaimedCard, Committed, FailedCard, ResultRow, StoredEvent};
 
 /// What can go wrong in the store. `NotFound` and `Conflict` are the
 /// caller's fault and carry a message fit for users.
@@ -114,11 +116,20 @@ impl Store {
         self.write.close().await;
     }
 
-    /// Finishes what a crash interrupted: staged images of started batches
-    /// are moved into place, half-written uploads are removed.
+    /// Finishes what a crash interrupted: half-written uploads are removed,
+    /// staged images of started batches moved into place, cards caught
+    /// mid-flight queued again, and images put where their state says.
     async fn repair(&self) -> Result<()> {
         self.dir.remove_incomplete_uploads()?;
-        self.finish_pending_moves().await
+        self.finish_pending_moves().await?;
+        let released = self.recover().await?;
+        if released > 0 {
+            tracing::info!(
+                cards = released,
+                "cards interrupted mid-flight are queued again"
+            );
+        }
+        Ok(())
     }
 }
 

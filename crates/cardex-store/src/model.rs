@@ -31,6 +31,8 @@ pub struct Batch {
     pub percent: f64,
     /// Why the system paused the batch (bad API key, shutdown), if it did.
     pub pause_reason: Option<String>,
+    /// The number of the batch's latest progress-stream event.
+    pub last_seq: i64,
 }
 
 /// How many cards of a batch are in each state.

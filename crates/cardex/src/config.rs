@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -65,6 +66,18 @@ pub struct ServeArgs {
     /// Fixed number of requests in flight to the model server.
     #[arg(long, env = "CARDEX_VLM_CONCURRENCY", value_name = "N")]
     pub vlm_concurrency: Option<usize>,
+    /// Seconds to wait for a connection to the model server [default: 10].
+    #[arg(long, env = "CARDEX_VLM_CONNECT_TIMEOUT", value_name = "SECONDS")]
+    pub vlm_connect_timeout: Option<u64>,
+    /// Seconds to wait for one answer from the model server [default: 120].
+    #[arg(long, env = "CARDEX_VLM_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub vlm_request_timeout: Option<u64>,
+    /// Attempts per card before it fails [default: 5].
+    #[arg(long, env = "CARDEX_MAX_ATTEMPTS", value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Longest image side sent to the model, in pixels [default: 1536].
+    #[arg(long, env = "CARDEX_MAX_SIDE", value_name = "PIXELS")]
+    pub max_side: Option<u32>,
     /// Largest accepted image file in bytes [default: 104857600 (100 MB)].
     #[arg(long, env = "CARDEX_MAX_FILE_BYTES", value_name = "BYTES")]
     pub max_file_bytes: Option<u64>,
@@ -91,6 +104,10 @@ impl ServeArgs {
             vlm_model: self.vlm_model.or(file.vlm_model),
             vlm_api_key: self.vlm_api_key.or(file.vlm_api_key),
             vlm_concurrency: self.vlm_concurrency.or(file.vlm_concurrency),
+            vlm_connect_timeout: self.vlm_connect_timeout.or(file.vlm_connect_timeout),
+            vlm_request_timeout: self.vlm_request_timeout.or(file.vlm_request_timeout),
+            max_attempts: self.max_attempts.or(file.max_attempts),
+            max_side: self.max_side.or(file.max_side),
             max_file_bytes: self.max_file_bytes.or(file.max_file_bytes),
             max_request_bytes: self.max_request_bytes.or(file.max_request_bytes),
             max_pixels: self.max_pixels.or(file.max_pixels),
@@ -122,12 +139,18 @@ impl ServeArgs {
     pub fn server_config(&self) -> anyhow::Result<cardex_server::ServerConfig> {
         let vlm = match (&self.vlm_url, &self.vlm_model) {
             (None, None) => None,
-            (Some(url), Some(model)) => Some(cardex_server::EngineConfig {
-                base_url: url.trim_end_matches('/').to_owned(),
-                model: model.clone(),
-                api_key: self.vlm_api_key.clone().map(|s| s.0),
-                concurrency: self.vlm_concurrency,
-            }),
+            (Some(url), Some(model)) => {
+                let mut engine = cardex_server::EngineConfig::new(url, model);
+                engine.api_key = self.vlm_api_key.clone().map(|s| s.0);
+                engine.concurrency = self.vlm_concurrency;
+                if let Some(s) = self.vlm_connect_timeout {
+                    engine.connect_timeout = Duration::from_secs(s);
+                }
+                if let Some(s) = self.vlm_request_timeout {
+                    engine.request_timeout = Duration::from_secs(s);
+                }
+                Some(engine)
+            }
             _ => anyhow::bail!("--vlm-url and --vlm-model go together: give both or neither"),
         };
         let defaults = cardex_server::Limits::default();
@@ -141,11 +164,22 @@ impl ServeArgs {
             .web_dir
             .clone()
             .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.join("index.html").is_file()));
+        let mut runner = cardex_server::runner::RunnerConfig::default();
+        runner.prepare.max_pixels = limits.max_pixels;
+        if let Some(side) = self.max_side {
+            anyhow::ensure!(side >= 64, "--max-side must be at least 64 pixels");
+            runner.prepare.max_side = side;
+        }
+        if let Some(n) = self.max_attempts {
+            anyhow::ensure!(n >= 1, "--max-attempts must be at least 1");
+            runner.retry.max_attempts = n;
+        }
         Ok(cardex_server::ServerConfig {
             api_token: self.api_token.clone().map(|s| s.0),
             vlm,
             limits,
             web_dir,
+            runner,
         })
     }
 }

@@ -62,7 +62,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(data_dir = %store.dir().root().display(), engine = config.default_engine(), "cardex starting");
-    let state = cardex_server::AppState::new(store.clone(), config);
+    let state = cardex_server::AppState::new(store.clone(), config).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     println!("cardex is running at http://{addr}/");

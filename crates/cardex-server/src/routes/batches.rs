@@ -104,7 +104,9 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_batch(&batch_id(id)?).await?;
+    let id = batch_id(id)?;
+    state.store.delete_batch(&id).await?;
+    state.runner.hub().remove(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,5 +122,9 @@ pub(crate) async fn start(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.store.start_batch(&batch_id(id)?).await?))
+    let id = batch_id(id)?;
+    let (batch, event) = state.store.start_batch(&id).await?;
+    state.runner.publish(&id, &event);
+    state.runner.wake();
+    Ok(Json(batch))
 }

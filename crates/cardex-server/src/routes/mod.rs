@@ -3,11 +3,16 @@
 //! so the OpenAPI document cannot miss a route.
 
 mod batches;
+mod control;
+mod engines;
+mod events;
 mod fields;
 mod health;
 mod images;
 mod prompt;
+mod results;
 mod templates;
+mod verify;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -20,9 +25,18 @@ use crate::{ApiError, AppState};
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
+        .routes(routes!(engines::list))
         .routes(routes!(batches::list, batches::create))
         .routes(routes!(batches::get, batches::delete))
         .routes(routes!(batches::start))
+        .routes(routes!(control::pause))
+        .routes(routes!(control::resume))
+        .routes(routes!(control::cancel))
+        .routes(routes!(control::retry_failed))
+        .routes(routes!(results::results))
+        .routes(routes!(results::errors))
+        .routes(routes!(verify::test_card))
+        .routes(routes!(events::events))
         .routes(routes!(images::upload, images::list).layer(images::no_body_limit()))
         .routes(routes!(images::delete))
         .routes(routes!(fields::get, fields::put))

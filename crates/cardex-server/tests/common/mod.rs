@@ -29,7 +29,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        let state = AppState::new(store, config);
+        let state = AppState::new(store, config).unwrap();
         let shutdown = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             cardex_server::serve(listener, state, shutdown)
@@ -160,4 +160,155 @@ pub fn fields_json() -> Value {
         {"name": "year", "description": "Year of publication", "type": "integer", "active": true},
         {"name": "notes", "description": "", "type": "text", "active": false}
     ])
+}
+
+/// A simulator on 127.0.0.1:0; returns its `/v1` base URL.
+pub async fn start_sim(config: vlm_sim::SimConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        vlm_sim::serve(listener, config, std::future::pending())
+            .await
+            .unwrap();
+    });
+    url
+}
+
+/// Server settings for a simulator at `url`, with quick retries.
+pub fn sim_config(url: &str) -> ServerConfig {
+    let mut engine = cardex_server::EngineConfig::new(url, "sim-vlm");
+    engine.request_timeout = std::time::Duration::from_secs(5);
+    let mut runner = cardex_server::runner::RunnerConfig::default();
+    runner.retry.first_delay = std::time::Duration::from_millis(5);
+    runner.retry.max_delay = std::time::Duration::from_millis(50);
+    ServerConfig {
+        vlm: Some(engine),
+        runner,
+        ..Default::default()
+    }
+}
+
+impl TestServer {
+    /// A server over an existing data dir (a restart).
+    pub async fn restart(self, config: ServerConfig) -> Self {
+        let data = {
+            let s = self;
+            s.stop.cancel();
+            s.task.await.unwrap();
+            s.data
+        };
+        let store = cardex_store::Store::open(data.path()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let state = AppState::new(store, config).unwrap();
+        let shutdown = stop.clone().cancelled_owned();
+        let task = tokio::spawn(async move {
+            cardex_server::serve(listener, state, shutdown)
+                .await
+                .unwrap();
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            data,
+            stop,
+            task,
+        }
+    }
+
+    /// Creates a batch with `fields`, uploads `files` (name, bytes) and starts it.
+    pub async fn started_batch(&self, fields: &Value, files: &[(String, Vec<u8>)]) -> String {
+        let id = self.create_batch("run").await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (s, b) = self
+            .put(&format!("/api/batches/{id}/fields"), fields.clone())
+            .await;
+        assert_eq!(s, 200, "{b}");
+        for chunk in files.chunks(50) {
+            let parts: Vec<(&str, Vec<u8>)> =
+                chunk.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+            let (s, b) = self.upload(&id, &parts).await;
+            assert_eq!(s, 200, "{b}");
+        }
+        let (s, b) = self
+            .post(&format!("/api/batches/{id}/start"), json!(null))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        id
+    }
+
+    /// Polls the batch until `done(batch)` holds, or panics after 60 s.
+    pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (_, b) = self.get(&format!("/api/batches/{id}")).await;
+            if done(&b) {
+                return b;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {b}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+    }
+
+    /// Waits until the batch has finished (completed or with errors).
+    pub async fn wait_finished(&self, id: &str) -> Value {
+        self.wait_for(id, "the batch to finish", |b| {
+            b["state"] == "completed" || b["state"] == "completed_with_errors"
+        })
+        .await
+    }
+
+    /// The results as JSON rows.
+    pub async fn results(&self, id: &str) -> Vec<Value> {
+        let (s, rows) = self
+            .get(&format!("/api/batches/{id}/results?format=json"))
+            .await;
+        assert_eq!(s, 200, "{rows}");
+        rows.as_array().unwrap().clone()
+    }
+}
+
+/// Fields of every type, for runner tests.
+pub fn all_types() -> Value {
+    json!([
+        {"name": "title", "type": "text", "description": "The title"},
+        {"name": "year", "type": "integer"},
+        {"name": "price", "type": "number"},
+        {"name": "signed", "type": "boolean"},
+        {"name": "subjects", "type": "list"},
+        {"name": "written", "type": "date"}
+    ])
+}
+
+/// The (name, JSON type) pairs the simulator sees for `fields`.
+pub fn sim_fields(fields: &Value) -> Vec<(String, String)> {
+    fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["active"] != false)
+        .map(|f| {
+            let ty = match f["type"].as_str().unwrap() {
+                "integer" => "integer",
+                "number" => "number",
+                "boolean" => "boolean",
+                "list" => "array",
+                _ => "string",
+            };
+            (f["name"].as_str().unwrap().to_owned(), ty.to_owned())
+        })
+        .collect()
+}
+
+/// `n` distinct small JPEG cards (sent to the model unchanged).
+pub fn cards(n: u32) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| (format!("card-{i:04}.jpg"), jpeg(1000 + i)))
+        .collect()
 }

@@ -1,0 +1,111 @@
+//! The one interface every engine implements: a prepared image and a
+//! compiled prompt in, validated fields out, with errors classified so the
+//! runner knows whether to retry, give up on the card, or pause the batch.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::answer::CompiledPrompt;
+use crate::prepare::PreparedImage;
+
+/// A successful extraction.
+#[derive(Debug, Clone)]
+pub struct Extraction {
+    /// Field name → value, validated against the prompt's schema.
+    pub fields: Map<String, Value>,
+    /// The engine's answer text, as received.
+    pub raw: String,
+    /// Token counts, when the server reports them.
+    pub usage: Option<Usage>,
+    /// Time the engine took for the successful attempt.
+    pub elapsed: Duration,
+}
+
+/// Token usage as OpenAI-compatible servers report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Tokens in the request (image included).
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// What went wrong, sorted by what the runner should do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// Try again later: connection refused, timeout, 408, 429, 5xx.
+    #[error("{message}")]
+    Transient {
+        /// What happened.
+        message: String,
+        /// How long the server asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// The answer could not be used; another attempt may do better.
+    #[error("{message}")]
+    BadAnswer {
+        /// Why it was refused.
+        message: String,
+        /// The answer text.
+        raw: String,
+    },
+    /// This card will never succeed (undecodable image, request refused).
+    #[error("{message}")]
+    Permanent {
+        /// Stable code, stored with the card's error.
+        code: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// No card can succeed until a person fixes the configuration (bad
+    /// API key, unknown model): the batch is paused.
+    #[error("{message}")]
+    Config {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// Whether another attempt at the same card may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient { .. } | Self::BadAnswer { .. })
+    }
+
+    /// A stable code for storing and showing.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Transient { .. } => "engine_unavailable",
+            Self::BadAnswer { .. } => "unusable_answer",
+            Self::Permanent { code, .. } => code,
+            Self::Config { .. } => "engine_misconfigured",
+        }
+    }
+
+    /// The answer text, when the failure was about an answer.
+    pub fn raw(&self) -> Option<&str> {
+        match self {
+            Self::BadAnswer { raw, .. } => Some(raw),
+            _ => None,
+        }
+    }
+}
+
+/// An engine: what reads a card.
+pub trait Engine: Send + Sync + std::fmt::Debug {
+    /// Short name, as batches refer to it (`vlm`, `ocr`).
+    fn name(&self) -> &str;
+
+    /// One attempt at one card. Retrying is the caller's business
+    /// ([`crate::retry::extract_with_retries`]).
+    fn extract<'a>(
+        &'a self,
+        image: &'a PreparedImage,
+        prompt: &'a CompiledPrompt,
+    ) -> BoxFuture<'a, Result<Extraction, EngineError>>;
+}

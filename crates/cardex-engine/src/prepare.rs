@@ -1,0 +1,241 @@
+//! Pre-processing for a model: decode within limits, turn upright from the
+//! EXIF orientation, downscale the longest side with a SIMD resizer, and
+//! encode as JPEG. An image that is already a small enough, upright JPEG is
+//! sent as it is, byte for byte.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use fast_image_resize::images::Image as FrImage;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::codecs::jpeg::JpegEncoder;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use crate::image::{ImageError, decode_limits};
+
+/// How images are prepared for a model.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepareOptions {
+    /// Longest side sent to the model, in pixels.
+    pub max_side: u32,
+    /// Most pixels a source image may have.
+    pub max_pixels: u64,
+    /// JPEG quality of re-encoded images, 1–100.
+    pub jpeg_quality: u8,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        Self {
+            max_side: 1536,
+            max_pixels: crate::image::DEFAULT_MAX_PIXELS,
+            jpeg_quality: 90,
+        }
+    }
+}
+
+/// An image ready to send: encoded bytes and what they are.
+#[derive(Debug, Clone)]
+pub struct PreparedImage {
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// Its MIME type (`image/jpeg`).
+    pub mime: &'static str,
+    /// Width after orientation and scaling.
+    pub width: u32,
+    /// Height after orientation and scaling.
+    pub height: u32,
+    /// True when the original file is sent unchanged.
+    pub passthrough: bool,
+}
+
+/// Prepares the image file at `path` for a model.
+pub fn prepare_file(path: &Path, options: &PrepareOptions) -> Result<PreparedImage, ImageError> {
+    prepare(std::fs::read(path)?, options)
+}
+
+/// Prepares encoded image bytes for a model.
+pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(&bytes)).with_guessed_format()?;
+    let format = reader.format().ok_or(ImageError::NotAnImage)?;
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > options.max_pixels {
+        return Err(ImageError::TooManyPixels {
+            width,
+            height,
+            limit: options.max_pixels,
+        });
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    if format == ImageFormat::Jpeg
+        && orientation == Orientation::NoTransforms
+        && width.max(height) <= options.max_side
+    {
+        drop(decoder);
+        return Ok(PreparedImage {
+            bytes,
+            mime: "image/jpeg",
+            width,
+            height,
+            passthrough: true,
+        });
+    }
+    decoder
+        .set_limits(decode_limits(options.max_pixels))
+        .map_err(corrupt)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    let rgb = downscale(img.into_rgb8(), options.max_side)?;
+    let (w, h) = rgb.dimensions();
+    let mut out = Vec::with_capacity((w * h / 4) as usize);
+    JpegEncoder::new_with_quality(&mut out, options.jpeg_quality)
+        .encode_image(&rgb)
+        .map_err(corrupt)?;
+    Ok(PreparedImage {
+        bytes: out,
+        mime: "image/jpeg",
+        width: w,
+        height: h,
+        passthrough: false,
+    })
+}
+
+/// Scales `img` so its longest side is at most `max_side`, keeping the
+/// aspect ratio; returns it unchanged when already small enough.
+fn downscale(img: image::RgbImage, max_side: u32) -> Result<image::RgbImage, ImageError> {
+    let (w, h) = img.dimensions();
+    let longest = w.max(h);
+    if longest <= max_side {
+        return Ok(img);
+    }
+    let scale = f64::from(max_side) / f64::from(longest);
+    let nw = ((f64::from(w) * scale).round() as u32).clamp(1, max_side);
+    let nh = ((f64::from(h) * scale).round() as u32).clamp(1, max_side);
+    let src = FrImage::from_vec_u8(w, h, img.into_raw(), PixelType::U8x3)
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let mut dst = FrImage::new(nw, nh, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
+        )
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    image::RgbImage::from_raw(nw, nh, dst.into_vec())
+        .ok_or_else(|| ImageError::Corrupt("resized buffer has the wrong size".into()))
+}
+
+fn corrupt(e: image::ImageError) -> ImageError {
+    match e {
+        image::ImageError::Limits(l) => {
+            ImageError::Corrupt(format!("over the decoding limits: {l}"))
+        }
+        other => ImageError::Corrupt(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GenericImageView, ImageBuffer, Rgb};
+
+    fn encode(img: &image::RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    /// A landscape image, red on the left half, blue on the right.
+    fn halves(w: u32, h: u32) -> image::RgbImage {
+        ImageBuffer::from_fn(w, h, |x, _| {
+            if x < w / 2 {
+                Rgb([220, 0, 0])
+            } else {
+                Rgb([0, 0, 220])
+            }
+        })
+    }
+
+    #[test]
+    fn small_upright_jpegs_pass_through_unchanged() {
+        let bytes = encode(&halves(300, 200), ImageFormat::Jpeg);
+        let p = prepare(bytes.clone(), &PrepareOptions::default()).unwrap();
+        assert!(p.passthrough);
+        assert_eq!(p.bytes, bytes);
+        assert_eq!((p.width, p.height), (300, 200));
+    }
+
+    #[test]
+    fn large_images_are_downscaled_keeping_aspect() {
+        let bytes = encode(&halves(4000, 3000), ImageFormat::Png);
+        let p = prepare(bytes, &PrepareOptions::default()).unwrap();
+        assert!(!p.passthrough);
+        assert_eq!((p.width, p.height), (1536, 1152));
+        let img = image::load_from_memory(&p.bytes).unwrap();
+        assert_eq!(img.dimensions(), (1536, 1152));
+        assert_eq!(image::guess_format(&p.bytes).unwrap(), ImageFormat::Jpeg);
+        // Colours survive: left red, right blue.
+        let left = img.get_pixel(100, 500);
+        let right = img.get_pixel(1400, 500);
+        assert!(left[0] > 180 && left[2] < 60, "{left:?}");
+        assert!(right[2] > 180 && right[0] < 60, "{right:?}");
+    }
+
+    #[test]
+    fn other_formats_become_jpeg() {
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Tiff,
+            ImageFormat::WebP,
+            ImageFormat::Gif,
+        ] {
+            let p = prepare(encode(&halves(64, 48), format), &PrepareOptions::default()).unwrap();
+            assert_eq!(
+                image::guess_format(&p.bytes).unwrap(),
+                ImageFormat::Jpeg,
+                "{format:?}"
+            );
+            assert_eq!((p.width, p.height), (64, 48));
+        }
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 60 × 40 JPEG tagged "rotate 90° clockwise" must arrive 40 × 60,
+        // with the left (red) half now on top.
+        let jpeg = encode(&halves(60, 40), ImageFormat::Jpeg);
+        let tagged = cardex_testkit::with_exif_orientation(&jpeg, 6);
+        let p = prepare(tagged, &PrepareOptions::default()).unwrap();
+        assert!(!p.passthrough);
+        assert_eq!((p.width, p.height), (40, 60));
+        let img = image::load_from_memory(&p.bytes).unwrap();
+        let top = img.get_pixel(20, 5);
+        let bottom = img.get_pixel(20, 55);
+        assert!(top[0] > 150 && top[2] < 90, "top {top:?}");
+        assert!(bottom[2] > 150 && bottom[0] < 90, "bottom {bottom:?}");
+    }
+
+    #[test]
+    fn pixel_limit_is_checked_before_decoding() {
+        let bomb = cardex_testkit::png_declaring(100_000, 100_000);
+        let err = prepare(bomb, &PrepareOptions::default()).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+        assert_eq!(
+            prepare(Vec::new(), &PrepareOptions::default())
+                .unwrap_err()
+                .code(),
+            "empty_file"
+        );
+        assert_eq!(
+            prepare(b"not an image".to_vec(), &PrepareOptions::default())
+                .unwrap_err()
+                .code(),
+            "not_an_image"
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! The OpenAI-compatible engine: `POST {base}/chat/completions` with the
+//! card as a base64 data URL and the schema as `response_format`.
+//!
+//! Servers differ in what `response_format` they accept. The first request
+//! asks for `json_schema` (strict); a 400 that names `response_format` drops
+//! to `json_object`, then to a plain request for JSON, and the engine keeps
+//! using what worked.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures_util::future::BoxFuture;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::answer::{AnswerError, CompiledPrompt};
+use crate::engine::{Engine, EngineError, Extraction, Usage};
+use crate::prepare::PreparedImage;
+
+/// How to reach a model server.
+#[derive(Clone)]
+pub struct VlmConfig {
+    /// Base URL, e.g. `http://localhost:8000/v1`.
+    pub base_url: String,
+    /// Model name as the server knows it.
+    pub model: String,
+    /// Bearer key, if any. Never logged.
+    pub api_key: Option<String>,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for a whole answer.
+    pub request_timeout: Duration,
+    /// Bound on generated tokens.
+    pub max_tokens: u32,
+}
+
+impl std::fmt::Debug for VlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VlmConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl VlmConfig {
+    /// A config with the default timeouts (connect 10 s, request 120 s) and
+    /// a 2,048-token answer bound.
+    pub fn new(base_url: &str, model: &str, api_key: Option<String>) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            model: model.to_owned(),
+            api_key,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_tokens: 2048,
+        }
+    }
+}
+
+/// `response_format` variants, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// `{"type": "json_schema", "json_schema": {name, schema, strict: true}}`.
+    JsonSchema = 0,
+    /// `{"type": "json_object"}`.
+    JsonObject = 1,
+    /// No `response_format`; the prompt alone asks for JSON.
+    Plain = 2,
+}
+
+impl ResponseMode {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::JsonSchema,
+            1 => Self::JsonObject,
+            _ => Self::Plain,
+        }
+    }
+
+    fn weaker(self) -> Option<Self> {
+        match self {
+            Self::JsonSchema => Some(Self::JsonObject),
+            Self::JsonObject => Some(Self::Plain),
+            Self::Plain => None,
+        }
+    }
+}
+
+/// The OpenAI-compatible engine.
+#[derive(Debug)]
+pub struct VlmEngine {
+    client: reqwest::Client,
+    config: VlmConfig,
+    mode: AtomicU8,
+}
+
+impl VlmEngine {
+    /// A client for `config`.
+    pub fn new(config: VlmConfig) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_max_idle_per_host(512)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            config,
+            mode: AtomicU8::new(ResponseMode::JsonSchema as u8),
+        })
+    }
+
+    /// The `response_format` mode in use now.
+    pub fn mode(&self) -> ResponseMode {
+        ResponseMode::from_u8(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// The request body for one card.
+    pub fn request_body(
+        &self,
+        image: &PreparedImage,
+        prompt: &CompiledPrompt,
+        mode: ResponseMode,
+    ) -> Value {
+        let data_url = format!(
+            "data:{};base64,{}",
+            image.mime,
+            base64::engine::general_purpose::STANDARD.encode(&image.bytes)
+        );
+        let p = &prompt.prompt;
+        let mut body = json!({
+            "model": self.config.model,
+            "messages": [
+                {"role": "system", "content": p.system},
+                {"role": "user", "content": [
+                    {"type": "text", "text": p.user},
+                    {"type": "image_url", "image_url": {"url": data_url}},
+                ]},
+            ],
+            "temperature": 0,
+            "max_tokens": self.config.max_tokens,
+        });
+        match mode {
+            ResponseMode::JsonSchema => {
+                body["response_format"] = json!({
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": cardex_core::prompt::SCHEMA_NAME,
+                        "schema": p.json_schema,
+                        "strict": true,
+                    },
+                });
+            }
+            ResponseMode::JsonObject => body["response_format"] = json!({"type": "json_object"}),
+            ResponseMode::Plain => {}
+        }
+        body
+    }
+
+    /// Whether the server answers `GET {base}/models`.
+    pub async fn check_reachable(&self) -> Result<(), String> {
+        let mut req = self
+            .client
+            .get(format!("{}/models", self.config.base_url))
+            .timeout(Duration::from_secs(5));
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key);
+        }
+        match req.send().await {
+            Ok(res) if res.status().is_success() => Ok(()),
+            Ok(res) => Err(format!("the server answered {}", res.status())),
+            Err(e) => Err(describe_reqwest_error(&e)),
+        }
+    }
+
+    async fn call(
+        &self,
+        image: &PreparedImage,
+        prompt: &CompiledPrompt,
+    ) -> Result<Extraction, EngineError> {
+        let mut mode = self.mode();
+        loop {
+            let started = Instant::now();
+            let mut req = self
+                .client
+                .post(format!("{}/chat/completions", self.config.base_url))
+                .json(&self.request_body(image, prompt, mode));
+            if let Some(key) = &self.config.api_key {
+                req = req.bearer_auth(key);
+            }
+            let res = req.send().await.map_err(|e| EngineError::Transient {
+                message: describe_reqwest_error(&e),
+                retry_after: None,
+            })?;
+            let status = res.status();
+            let retry_after = retry_after(res.headers());
+            let text = res.text().await.map_err(|e| EngineError::Transient {
+                message: format!("the answer was cut off: {}", describe_reqwest_error(&e)),
+                retry_after: None,
+            })?;
+            if status.is_success() {
+                return read_completion(&text, prompt, started.elapsed());
+            }
+            if status == StatusCode::BAD_REQUEST
+                && mentions_response_format(&text)
+                && let Some(weaker) = mode.weaker()
+            {
+                tracing::warn!(from = ?mode, to = ?weaker, "the model server refused this response_format; falling back");
+                mode = weaker;
+                self.mode.store(mode as u8, Ordering::Relaxed);
+                continue;
+            }
+            let excerpt = excerpt(&text, 300);
+            return Err(match status.as_u16() {
+                401 | 403 => EngineError::Config {
+                    message: format!("the model server refused the API key ({status}): {excerpt}"),
+                },
+                404 => EngineError::Config {
+                    message: format!(
+                        "the model server does not know model {:?} or the URL is wrong ({status}): {excerpt}",
+                        self.config.model
+                    ),
+                },
+                408 | 429 | 500..=599 => EngineError::Transient {
+                    message: format!("the model server answered {status}: {excerpt}"),
+                    retry_after,
+                },
+                _ => EngineError::Permanent {
+                    code: "model_rejected_request",
+                    message: format!("the model server refused the request ({status}): {excerpt}"),
+                },
+            });
+        }
+    }
+}
+
+impl Engine for VlmEngine {
+    fn name(&self) -> &str {
+        "vlm"
+    }
+
+    fn extract<'a>(
+        &'a self,
+        image: &'a PreparedImage,
+        prompt: &'a CompiledPrompt,
+    ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
+        Box::pin(self.call(image, prompt))
+    }
+}
+
+/// Reads a chat-completions response body.
+fn read_completion(
+    text: &str,
+    prompt: &CompiledPrompt,
+    elapsed: Duration,
+) -> Result<Extraction, EngineError> {
+    let bad = |message: String| EngineError::BadAnswer {
+        message,
+        raw: excerpt(text, 2000),
+    };
+    let body: Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("the response is not JSON: {e}")))?;
+    let message = &body["choices"][0]["message"];
+    // `content` is a string, or (some servers) a list of text parts.
+    let content = match &message["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => return Err(bad("the response has no message content".into())),
+    };
+    let usage = serde_json::from_value::<Usage>(body["usage"].clone()).ok();
+    match prompt.read_answer(&content) {
+        Ok(fields) => Ok(Extraction {
+            fields,
+            raw: content,
+            usage,
+            elapsed,
+        }),
+        Err(e @ (AnswerError::NoJson | AnswerError::Invalid(_))) => Err(EngineError::BadAnswer {
+            message: e.to_string(),
+            raw: excerpt(&content, 2000),
+        }),
+    }
+}
+
+fn mentions_response_format(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    [
+        "response_format",
+        "json_schema",
+        "json schema",
+        "guided",
+        "structured output",
+    ]
+    .iter()
+    .any(|w| b.contains(w))
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the model server did not answer in time".into()
+    } else if e.is_connect() {
+        "could not connect to the model server".into()
+    } else {
+        format!("request to the model server failed: {e}")
+    }
+}
+
+/// At most `max` characters of `s`, marked when cut.
+pub fn excerpt(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cardex_core::{Field, FieldType, build_prompt};
+
+    fn engine() -> VlmEngine {
+        VlmEngine::new(VlmConfig::new("http://127.0.0.1:9/v1/", "m", None)).unwrap()
+    }
+
+    fn image() -> PreparedImage {
+        PreparedImage {
+            bytes: vec![0xFF, 0xD8, 0xFF],
+            mime: "image/jpeg",
+            width: 1,
+            height: 1,
+            passthrough: true,
+        }
+    }
+
+    #[test]
+    fn request_follows_the_chat_completions_format() {
+        let prompt =
+            CompiledPrompt::new(build_prompt(&[Field::new("title", FieldType::Text)])).unwrap();
+        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema);
+        assert_eq!(body["model"], "m");
+        assert_eq!(body["temperature"], 0);
+        assert_eq!(body["messages"][0]["role"], "system");
+        assert_eq!(body["messages"][1]["content"][0]["type"], "text");
+        assert_eq!(body["messages"][1]["content"][1]["type"], "image_url");
+        assert_eq!(
+            body["messages"][1]["content"][1]["image_url"]["url"],
+            "data:image/jpeg;base64,/9j/"
+        );
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+        assert_eq!(
+            body["response_format"]["json_schema"]["name"],
+            "card_fields"
+        );
+        assert_eq!(
+            body["response_format"]["json_schema"]["schema"],
+            prompt.prompt.json_schema
+        );
+        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonObject);
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain);
+        assert!(body.get("response_format").is_none());
+    }
+
+    #[test]
+    fn excerpts_cut_on_character_boundaries() {
+        assert_eq!(excerpt("héllo", 2), "hé…");
+        assert_eq!(excerpt("hi", 5), "hi");
+    }
+}

@@ -1,0 +1,84 @@
+//! Controlling a started batch: pause, resume, cancel, retry-failed.
+
+use axum::Json;
+use axum::extract::State;
+use cardex_core::BatchState;
+use cardex_store::Batch;
+
+use super::batch_id;
+use crate::error::ErrorBody;
+use crate::extract::PathParams;
+use crate::{ApiError, AppState};
+
+async fn move_to(
+    state: &AppState,
+    id: String,
+    from: &[BatchState],
+    to: BatchState,
+) -> Result<Json<Batch>, ApiError> {
+    let id = batch_id(id)?;
+    let event = state.store.transition(&id, from, to, None).await?;
+    state.runner.publish(&id, &event);
+    state.runner.wake();
+    state.runner.send_progress(&id).await;
+    Ok(Json(state.store.get_batch(&id).await?))
+}
+
+/// Stops taking new cards; cards in flight finish.
+#[utoipa::path(post, path = "/api/batches/{id}/pause", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch is not running")))]
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Batch>, ApiError> {
+    move_to(&state, id, &[BatchState::Running], BatchState::Paused).await
+}
+
+/// Continues a paused batch.
+#[utoipa::path(post, path = "/api/batches/{id}/resume", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch is not paused")))]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Batch>, ApiError> {
+    move_to(&state, id, &[BatchState::Paused], BatchState::Running).await
+}
+
+/// Stops a batch for good; cards not yet processed stay pending.
+#[utoipa::path(post, path = "/api/batches/{id}/cancel", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch is not running or paused")))]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Batch>, ApiError> {
+    move_to(
+        &state,
+        id,
+        &[BatchState::Running, BatchState::Paused],
+        BatchState::Cancelled,
+    )
+    .await
+}
+
+/// Queues the failed cards again, their images back out of `_errors/`.
+#[utoipa::path(post, path = "/api/batches/{id}/retry-failed", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Nothing failed, or the batch is running")))]
+pub(crate) async fn retry_failed(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Batch>, ApiError> {
+    let id = batch_id(id)?;
+    let event = state.store.retry_failed(&id).await?;
+    state.runner.publish(&id, &event);
+    state.runner.wake();
+    state.runner.send_progress(&id).await;
+    Ok(Json(state.store.get_batch(&id).await?))
+}

@@ -1,0 +1,69 @@
+//! `GET /api/engines`: what can read cards here, and whether it answers.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+
+/// One engine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngineInfo {
+    /// `vlm` or `ocr`.
+    pub name: String,
+    /// Batches that name no engine get this one.
+    pub default: bool,
+    /// Built in and configured, so batches can use it.
+    pub available: bool,
+    /// Whether it answered just now.
+    pub reachable: bool,
+    /// What was found, for people.
+    pub detail: String,
+    /// Model name (VLM only).
+    pub model: Option<String>,
+    /// Server base URL (VLM only; never the key).
+    pub base_url: Option<String>,
+    /// Cards in flight at most.
+    pub concurrency: Option<usize>,
+}
+
+/// The configured engines, which is the default, and whether each is reachable.
+#[utoipa::path(get, path = "/api/engines", tag = "system",
+    responses((status = 200, body = Vec<EngineInfo>)))]
+pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>> {
+    let default = state.config.default_engine();
+    let mut out = Vec::new();
+    if let (Some(cfg), Some(engine)) = (&state.config.vlm, &state.vlm) {
+        let reach = engine.check_reachable().await;
+        out.push(EngineInfo {
+            name: "vlm".into(),
+            default: default == "vlm",
+            available: true,
+            reachable: reach.is_ok(),
+            detail: match reach {
+                Ok(()) => format!("{} answers at {}", cfg.model, cfg.base_url),
+                Err(e) => e,
+            },
+            model: Some(cfg.model.clone()),
+            base_url: Some(cfg.base_url.clone()),
+            concurrency: state.runner.engines().concurrency("vlm"),
+        });
+    }
+    let ocr = state.runner.engines().get("ocr");
+    out.push(EngineInfo {
+        name: "ocr".into(),
+        default: default == "ocr",
+        available: ocr.is_some(),
+        reachable: ocr.is_some(),
+        detail: if ocr.is_some() {
+            "embedded Tesseract".into()
+        } else {
+            "the embedded OCR engine is not part of this build yet".into()
+        },
+        model: None,
+        base_url: None,
+        concurrency: state.runner.engines().concurrency("ocr"),
+    });
+    Json(out)
+}

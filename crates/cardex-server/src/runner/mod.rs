@@ -1,0 +1,402 @@
+//! The batch runner: claims pending cards of running batches (oldest batch
+//! first), prepares each image on bounded blocking threads while requests
+//! are in flight, runs it through the batch's engine with retries, and
+//! commits the outcome with its event in one transaction.
+//!
+//! A card that fails after its retries is quarantined and the batch goes
+//! on; an engine that refuses our credentials pauses the batch instead of
+//! failing every card. On shutdown, cards in flight go back to `pending`.
+
+pub mod hub;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cardex_core::{BatchState, build_prompt};
+use cardex_engine::{
+    CompiledPrompt, Engine, EngineError, PrepareOptions, RetryPolicy, extract_with_retries,
+};
+use cardex_store::{CardFailure, ClaimedCard, Committed, Store, StoredEvent};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use hub::Hub;
+
+/// The engines this server can use, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Engines {
+    engines: HashMap<String, EngineSlot>,
+}
+
+#[derive(Debug, Clone)]
+struct EngineSlot {
+    engine: Arc<dyn Engine>,
+    concurrency: usize,
+    /// Cards of this engine in flight now.
+    busy: Arc<AtomicUsize>,
+}
+
+/// Gives an engine's slot back when a card task ends, however it ends.
+struct SlotGuard(Arc<AtomicUsize>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Engines {
+    /// Adds an engine that may have `concurrency` cards in flight.
+    pub fn with(mut self, engine: Arc<dyn Engine>, concurrency: usize) -> Self {
+        self.engines.insert(
+            engine.name().to_owned(),
+            EngineSlot {
+                engine,
+                concurrency: concurrency.max(1),
+                busy: Arc::new(AtomicUsize::new(0)),
+            },
+        );
+        self
+    }
+
+    /// The engine called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Engine>> {
+        self.engines.get(name).map(|s| s.engine.clone())
+    }
+
+    /// The in-flight limit of engine `name`.
+    pub fn concurrency(&self, name: &str) -> Option<usize> {
+        self.engines.get(name).map(|s| s.concurrency)
+    }
+}
+
+/// Settings of the runner.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunnerConfig {
+    /// How images are prepared.
+    pub prepare: PrepareOptions,
+    /// How hard each card is tried.
+    pub retry: RetryPolicy,
+}
+
+/// The batch runner. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    engines: Engines,
+    hub: Hub,
+    config: RunnerConfig,
+    wake: Notify,
+    /// Bounds image preparation to the cores, apart from async work.
+    prepare_slots: Semaphore,
+    /// Compiled prompts by batch id; fields never change after start.
+    prompts: Mutex<HashMap<String, Arc<CompiledPrompt>>>,
+    stop: CancellationToken,
+}
+
+impl Runner {
+    /// A runner over `store`; call [`Runner::run`] to start it.
+    pub fn new(
+        store: Store,
+        engines: Engines,
+        hub: Hub,
+        config: RunnerConfig,
+        stop: CancellationToken,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                engines,
+                hub,
+                config,
+                wake: Notify::new(),
+                prepare_slots: Semaphore::new(cores),
+                prompts: Mutex::new(HashMap::new()),
+                stop,
+            }),
+        }
+    }
+
+    /// The engines.
+    pub fn engines(&self) -> &Engines {
+        &self.inner.engines
+    }
+
+    /// The progress hub.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Tells the runner there may be new work (start, resume, retry).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Publishes a durable event to the batch's watchers.
+    pub fn publish(&self, batch_id: &str, event: &StoredEvent) {
+        self.inner.hub.publish(batch_id, event.payload.clone());
+    }
+
+    /// Runs until the stop token is cancelled; cards in flight then go
+    /// back to `pending`.
+    pub async fn run(self) {
+        let mut in_flight: JoinSet<()> = JoinSet::new();
+        loop {
+            self.pause_engineless().await;
+            let claimed = self.claim(&mut in_flight).await;
+            tokio::select! {
+                biased;
+                _ = self.inner.stop.cancelled() => break,
+                Some(res) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "a card task panicked");
+                    }
+                }
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if claimed == 0 => {}
+            }
+        }
+        // Workers see the same token and release their cards.
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    /// Claims as many cards as each engine has free slots; returns how many.
+    async fn claim(&self, in_flight: &mut JoinSet<()>) -> usize {
+        let mut claimed = 0;
+        for (name, slot) in &self.inner.engines.engines {
+            let free = slot
+                .concurrency
+                .saturating_sub(slot.busy.load(Ordering::Acquire));
+            if free == 0 {
+                continue;
+            }
+            let cards = match self.inner.store.claim_cards(name, free).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming cards failed");
+                    continue;
+                }
+            };
+            claimed += cards.len();
+            for card in cards {
+                slot.busy.fetch_add(1, Ordering::AcqRel);
+                let guard = SlotGuard(slot.busy.clone());
+                let runner = self.clone();
+                let engine = slot.engine.clone();
+                in_flight.spawn(async move {
+                    let _guard = guard;
+                    runner.process(card, engine).await;
+                });
+            }
+        }
+        claimed
+    }
+
+    /// Pauses running batches whose engine this server does not have, with
+    /// the reason, rather than leaving them waiting forever.
+    async fn pause_engineless(&self) {
+        let Ok(running) = self.inner.store.running_batches().await else {
+            return;
+        };
+        for (id, engine) in running {
+            if self.inner.engines.get(&engine).is_some() {
+                continue;
+            }
+            let reason = format!(
+                "the {engine} engine is not available on this server; configure it and resume the batch"
+            );
+            if let Ok(event) = self
+                .inner
+                .store
+                .transition(
+                    &id,
+                    &[BatchState::Running],
+                    BatchState::Paused,
+                    Some(&reason),
+                )
+                .await
+            {
+                tracing::warn!(batch = %id, "{reason}");
+                self.publish(&id, &event);
+            }
+        }
+    }
+
+    /// One card, start to end.
+    async fn process(&self, card: ClaimedCard, engine: Arc<dyn Engine>) {
+        let stop = self.inner.stop.clone();
+        tokio::select! {
+            _ = stop.cancelled() => {
+                if let Err(e) = self.inner.store.release_card(card.id).await {
+                    tracing::error!(card = card.id, error = %e, "could not release a card at shutdown");
+                }
+            }
+            _ = self.work(&card, engine.as_ref()) => {}
+        }
+    }
+
+    async fn work(&self, card: &ClaimedCard, engine: &dyn Engine) {
+        let store = &self.inner.store;
+        let outcome = match self.prompt_for(&card.batch_id).await {
+            Err(e) => Err(CardFailure {
+                code: "internal".into(),
+                message: e,
+                attempts: 0,
+                last_answer: None,
+            }),
+            Ok(prompt) => match self.prepare(card).await {
+                Err(e) => Err(CardFailure {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                    attempts: 1,
+                    last_answer: None,
+                }),
+                Ok(image) => {
+                    let attempted =
+                        extract_with_retries(engine, &image, &prompt, &self.inner.config.retry)
+                            .await;
+                    match attempted.result {
+                        Ok(x) => Ok(x),
+                        Err(EngineError::Config { message }) => {
+                            self.pause_for(card, &message).await;
+                            return;
+                        }
+                        Err(e) => Err(CardFailure {
+                            code: e.code().into(),
+                            message: e.to_string(),
+                            attempts: attempted.attempts,
+                            last_answer: attempted
+                                .last_answer
+                                .as_deref()
+                                .map(|r| cardex_engine::vlm::excerpt(r, 500)),
+                        }),
+                    }
+                }
+            },
+        };
+        let committed = match outcome {
+            Ok(x) => {
+                store
+                    .complete_card(card, &Value::Object(x.fields), &x.raw)
+                    .await
+            }
+            Err(failure) => {
+                tracing::warn!(card = card.id, file = %card.original_name, code = %failure.code, "card failed: {}", failure.message);
+                store.fail_card(card, &failure).await
+            }
+        };
+        match committed {
+            Ok(Some(c)) => self.announce(&card.batch_id, c).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(card = card.id, error = %e, "could not record a card's outcome; it will be retried");
+                let _ = store.release_card(card.id).await;
+            }
+        }
+    }
+
+    async fn prompt_for(&self, batch_id: &str) -> Result<Arc<CompiledPrompt>, String> {
+        if let Some(p) = self
+            .inner
+            .prompts
+            .lock()
+            .expect("lock poisoned")
+            .get(batch_id)
+        {
+            return Ok(p.clone());
+        }
+        let batch = self
+            .inner
+            .store
+            .get_batch(batch_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let compiled = Arc::new(CompiledPrompt::new(build_prompt(&batch.fields))?);
+        self.inner
+            .prompts
+            .lock()
+            .expect("lock poisoned")
+            .insert(batch_id.to_owned(), compiled.clone());
+        Ok(compiled)
+    }
+
+    async fn prepare(
+        &self,
+        card: &ClaimedCard,
+    ) -> Result<cardex_engine::PreparedImage, cardex_engine::image::ImageError> {
+        let _slot = self
+            .inner
+            .prepare_slots
+            .acquire()
+            .await
+            .expect("never closed");
+        let path = self
+            .inner
+            .store
+            .dir()
+            .batch_dir(&card.batch_name)
+            .join(&card.stored_name);
+        let options = self.inner.config.prepare;
+        tokio::task::spawn_blocking(move || cardex_engine::prepare::prepare_file(&path, &options))
+            .await
+            .unwrap_or_else(|e| Err(cardex_engine::image::ImageError::Corrupt(e.to_string())))
+    }
+
+    /// The engine refused our configuration: put the card back and pause
+    /// the batch with the reason, once.
+    async fn pause_for(&self, card: &ClaimedCard, message: &str) {
+        let store = &self.inner.store;
+        let _ = store.release_card(card.id).await;
+        // Only the first card to see the refusal pauses; for the others the
+        // batch is no longer running and the transition is refused.
+        if let Ok(event) = store
+            .transition(
+                &card.batch_id,
+                &[BatchState::Running],
+                BatchState::Paused,
+                Some(message),
+            )
+            .await
+        {
+            tracing::error!(batch = %card.batch_id, "batch paused: {message}");
+            self.publish(&card.batch_id, &event);
+        }
+    }
+
+    /// Sends a committed card's events and, when due, a `progress` event.
+    async fn announce(&self, batch_id: &str, committed: Committed) {
+        let hub = &self.inner.hub;
+        self.publish(batch_id, &committed.event);
+        let due = hub.record_completion(batch_id);
+        if due || committed.finished.is_some() {
+            self.send_progress(batch_id).await;
+        }
+        if let Some(state) = committed.finished {
+            self.publish(batch_id, &state);
+        }
+    }
+
+    /// Publishes a `progress` event for the batch.
+    pub async fn send_progress(&self, batch_id: &str) {
+        let Ok(batch) = self.inner.store.get_batch(batch_id).await else {
+            return;
+        };
+        let remaining = batch.counts.pending + batch.counts.processing;
+        let rate = self.inner.hub.rate(batch_id, remaining);
+        let mut body =
+            hub::progress_body(&batch, rate, self.inner.engines.concurrency(&batch.engine));
+        body["type"] = json!("progress");
+        body["seq"] = json!(batch.last_seq);
+        body["batch_id"] = json!(batch_id);
+        self.inner.hub.publish(batch_id, body);
+    }
+}

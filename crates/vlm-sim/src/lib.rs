@@ -1,0 +1,481 @@
+//! An OpenAI-compatible chat-completions server that behaves like a vision
+//! model server under load, for cardex's tests and benchmarks.
+//!
+//! - **Slots**: at most `slots` requests are served at once (like a server's
+//!   concurrent sequences); the rest wait in line. Each takes `latency`.
+//! - **Faults**: 500s, 429s with `Retry-After`, and hangs, each at a rate,
+//!   per request; unparsable answers per image (the same image always gets
+//!   one), so a test knows which cards must end in `_errors/`.
+//! - **Answers** are a pure function of the image bytes and the requested
+//!   fields ([`answer_for`]), so tests can check every card's result.
+//! - **Validation** as strict as a real server: message shapes, data-URL
+//!   images, the strict-mode schema rules; a bad request is a 400.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The model name it answers to.
+    pub model: String,
+    /// Requests served at once; more wait in line.
+    pub slots: usize,
+    /// Time each request takes once it has a slot.
+    pub latency: Duration,
+    /// Share of requests answered 500.
+    pub error_500_rate: f64,
+    /// Share of requests answered 429 with `Retry-After`.
+    pub error_429_rate: f64,
+    /// Seconds sent in `Retry-After`.
+    pub retry_after_secs: u64,
+    /// Share of images (by content) that always get an unparsable answer.
+    pub bad_answer_rate: f64,
+    /// Share of requests that hang for `hang` before a 500.
+    pub hang_rate: f64,
+    /// How long a hang lasts.
+    pub hang: Duration,
+    /// Refuse `response_format: json_schema` with a 400, as some servers do.
+    pub reject_json_schema: bool,
+    /// Require this bearer key; others get 401.
+    pub api_key: Option<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            model: "sim-vlm".into(),
+            slots: 8,
+            latency: Duration::from_millis(20),
+            error_500_rate: 0.0,
+            error_429_rate: 0.0,
+            retry_after_secs: 1,
+            bad_answer_rate: 0.0,
+            hang_rate: 0.0,
+            hang: Duration::from_secs(3600),
+            reject_json_schema: false,
+            api_key: None,
+        }
+    }
+}
+
+/// Counters, served at `GET /sim/stats`.
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    /// Requests received.
+    pub requests: AtomicU64,
+    /// Answers with a usable result.
+    pub completed: AtomicU64,
+    /// Requests refused as malformed.
+    pub invalid: AtomicU64,
+    /// 500s sent.
+    pub errors_500: AtomicU64,
+    /// 429s sent.
+    pub errors_429: AtomicU64,
+    /// Unparsable answers sent.
+    pub bad_answers: AtomicU64,
+    /// Hangs started.
+    pub hangs: AtomicU64,
+    /// Requests being served now.
+    pub busy: AtomicU64,
+    /// Most requests served at once.
+    pub busy_max: AtomicU64,
+    /// Total time slots were busy, in microseconds.
+    pub busy_micros: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Sim {
+    config: Arc<SimConfig>,
+    slots: Arc<Semaphore>,
+    stats: Arc<Stats>,
+}
+
+/// The simulator's routes: `POST /v1/chat/completions`, `GET /v1/models`,
+/// `GET /sim/stats`.
+pub fn router(config: SimConfig) -> (Router, Arc<Stats>) {
+    let stats = Arc::new(Stats::default());
+    let sim = Sim {
+        slots: Arc::new(Semaphore::new(config.slots.max(1))),
+        config: Arc::new(config),
+        stats: stats.clone(),
+    };
+    let router = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .route("/sim/stats", get(stats_handler))
+        .with_state(sim);
+    (router, stats)
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: SimConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (router, _) = router(config);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn openai_error(status: StatusCode, message: &str) -> Response {
+    let kind = match status.as_u16() {
+        401 => "authentication_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        500..=599 => "server_error",
+        _ => "invalid_request_error",
+    };
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": kind}})),
+    )
+        .into_response()
+}
+
+async fn models(State(sim): State<Sim>) -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": sim.config.model, "object": "model"}]}))
+}
+
+async fn stats_handler(State(sim): State<Sim>) -> Json<Value> {
+    Json(serde_json::to_value(&*sim.stats).unwrap_or_default())
+}
+
+async fn chat(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let stats = &sim.stats;
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(key) = &sim.config.api_key {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(key.as_str()) {
+            return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+        }
+    }
+    let parsed = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| Rejection::Bad(format!("body is not JSON: {e}")))
+        .and_then(|v| validate(&v, &sim.config));
+    let request = match parsed {
+        Ok(r) => r,
+        Err(Rejection::NotFound(m)) => return openai_error(StatusCode::NOT_FOUND, &m),
+        Err(Rejection::Bad(m)) => {
+            stats.invalid.fetch_add(1, Ordering::Relaxed);
+            return openai_error(StatusCode::BAD_REQUEST, &m);
+        }
+    };
+
+    // Wait in line for a slot, as a real server queues sequences.
+    let Ok(_slot) = sim.slots.acquire().await else {
+        return openai_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let busy = stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
+    stats.busy_max.fetch_max(busy, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let response = respond(&sim, &request).await;
+    stats
+        .busy_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    stats.busy.fetch_sub(1, Ordering::Relaxed);
+    response
+}
+
+async fn respond(sim: &Sim, request: &Request) -> Response {
+    let (config, stats) = (&sim.config, &sim.stats);
+    let roll: f64 = rand::rng().random();
+    if roll < config.hang_rate {
+        stats.hangs.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(config.hang).await;
+        return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "hung request gave up");
+    }
+    tokio::time::sleep(config.latency).await;
+    if roll < config.hang_rate + config.error_500_rate {
+        stats.errors_500.fetch_add(1, Ordering::Relaxed);
+        return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "simulated server error");
+    }
+    if roll < config.hang_rate + config.error_500_rate + config.error_429_rate {
+        stats.errors_429.fetch_add(1, Ordering::Relaxed);
+        let mut res = openai_error(StatusCode::TOO_MANY_REQUESTS, "simulated rate limit");
+        res.headers_mut().insert(
+            "retry-after",
+            config
+                .retry_after_secs
+                .to_string()
+                .parse()
+                .expect("digits are a valid header"),
+        );
+        return res;
+    }
+    let content = if is_bad_image(&request.image, config.bad_answer_rate) {
+        stats.bad_answers.fetch_add(1, Ordering::Relaxed);
+        "I'm sorry, I can't make out the text on this card.".to_owned()
+    } else {
+        stats.completed.fetch_add(1, Ordering::Relaxed);
+        let answer = serde_json::to_string(&answer_for(&request.image, &request.fields))
+            .expect("a JSON map always serialises");
+        if request.fenced {
+            format!("Here is the extracted data:\n```json\n{answer}\n```")
+        } else {
+            answer
+        }
+    };
+    Json(json!({
+        "id": "chatcmpl-sim",
+        "object": "chat.completion",
+        "model": config.model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 100 + request.image.len() / 1000,
+                  "completion_tokens": content.len() / 4,
+                  "total_tokens": 100 + request.image.len() / 1000 + content.len() / 4},
+    }))
+    .into_response()
+}
+
+/// What a valid request asks for.
+#[derive(Debug)]
+struct Request {
+    image: Vec<u8>,
+    fields: Vec<(String, String)>,
+    /// Answer inside a Markdown fence (what models do without `response_format`).
+    fenced: bool,
+}
+
+enum Rejection {
+    Bad(String),
+    NotFound(String),
+}
+
+impl From<String> for Rejection {
+    fn from(s: String) -> Self {
+        Self::Bad(s)
+    }
+}
+
+impl From<&str> for Rejection {
+    fn from(s: &str) -> Self {
+        Self::Bad(s.to_owned())
+    }
+}
+
+fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
+    let model = body["model"].as_str().ok_or("`model` must be a string")?;
+    if model != config.model {
+        return Err(Rejection::NotFound(format!(
+            "The model `{model}` does not exist"
+        )));
+    }
+    if let Some(t) = body.get("temperature") {
+        t.as_f64()
+            .filter(|t| (0.0..=2.0).contains(t))
+            .ok_or("`temperature` must be 0–2")?;
+    }
+    if let Some(m) = body.get("max_tokens") {
+        m.as_u64()
+            .filter(|m| *m > 0)
+            .ok_or("`max_tokens` must be a positive integer")?;
+    }
+    let messages = body["messages"]
+        .as_array()
+        .ok_or("`messages` must be an array")?;
+    let mut image = None;
+    let mut user_text = String::new();
+    for m in messages {
+        match m["role"].as_str() {
+            Some("system") => {
+                m["content"]
+                    .as_str()
+                    .ok_or("a system message's content must be a string")?;
+            }
+            Some("user") => {
+                let parts = m["content"]
+                    .as_array()
+                    .ok_or("the user message's content must be an array of parts")?;
+                for part in parts {
+                    match part["type"].as_str() {
+                        Some("text") => user_text
+                            .push_str(part["text"].as_str().ok_or("a text part needs `text`")?),
+                        Some("image_url") => {
+                            let url = part["image_url"]["url"]
+                                .as_str()
+                                .ok_or("an image_url part needs `image_url.url`")?;
+                            image = Some(decode_data_url(url)?);
+                        }
+                        other => return Err(format!("unknown content part type {other:?}").into()),
+                    }
+                }
+            }
+            other => return Err(format!("unexpected message role {other:?}").into()),
+        }
+    }
+    let image = image.ok_or("no image_url part in the user message")?;
+    let (fields, fenced) = match body.get("response_format") {
+        None => (fields_from_text(&user_text), true),
+        Some(rf) => match rf["type"].as_str() {
+            Some("json_schema") => {
+                if config.reject_json_schema {
+                    return Err(
+                        "response_format `json_schema` is not supported by this server"
+                            .to_owned()
+                            .into(),
+                    );
+                }
+                (fields_from_schema(&rf["json_schema"])?, false)
+            }
+            Some("json_object") => (fields_from_text(&user_text), false),
+            other => return Err(format!("unknown response_format type {other:?}").into()),
+        },
+    };
+    if fields.is_empty() {
+        return Err("the request names no fields to extract".to_owned().into());
+    }
+    Ok(Request {
+        image,
+        fields,
+        fenced,
+    })
+}
+
+fn decode_data_url(url: &str) -> Result<Vec<u8>, String> {
+    let rest = url
+        .strip_prefix("data:")
+        .ok_or("image_url must be a data: URL")?;
+    let (mime, data) = rest
+        .split_once(";base64,")
+        .ok_or("the data URL must be base64")?;
+    if !["image/jpeg", "image/png", "image/webp"].contains(&mime) {
+        return Err(format!("unsupported image type {mime}"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| format!("bad base64 in the data URL: {e}"))?;
+    let magic_ok = match mime {
+        "image/jpeg" => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+        "image/png" => bytes.starts_with(b"\x89PNG"),
+        _ => bytes.len() > 12 && &bytes[8..12] == b"WEBP",
+    };
+    if !magic_ok {
+        return Err(format!("the data URL does not hold a {mime} image"));
+    }
+    Ok(bytes)
+}
+
+/// Fields from a strict-mode `json_schema`, checking the rules strict mode
+/// imposes (object, every property required, no additional properties).
+fn fields_from_schema(js: &Value) -> Result<Vec<(String, String)>, String> {
+    let name = js["name"].as_str().ok_or("json_schema.name is required")?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err("json_schema.name must match ^[a-zA-Z0-9_-]+$".into());
+    }
+    let schema = &js["schema"];
+    if schema["type"] != "object" {
+        return Err("json_schema.schema must be an object schema".into());
+    }
+    if schema["additionalProperties"] != false {
+        return Err("strict mode needs additionalProperties: false".into());
+    }
+    let props = schema["properties"]
+        .as_object()
+        .ok_or("json_schema.schema.properties is required")?;
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .ok_or("strict mode needs `required`")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut fields = Vec::new();
+    for (name, p) in props {
+        if !required.contains(&name.as_str()) {
+            return Err(format!(
+                "strict mode needs every property required; `{name}` is not"
+            ));
+        }
+        let ty = match &p["type"] {
+            Value::Array(t) => t
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null")
+                .unwrap_or("string"),
+            Value::String(t) => t.as_str(),
+            _ => return Err(format!("property `{name}` has no type")),
+        };
+        fields.push((name.clone(), ty.to_owned()));
+    }
+    Ok(fields)
+}
+
+/// Fields from the prompt text's `- name (type...)` lines, for requests
+/// without a schema.
+fn fields_from_text(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(" (")?;
+            let phrase = rest.split(')').next()?;
+            let ty = match phrase {
+                "whole number" => "integer",
+                "number" => "number",
+                "true or false" => "boolean",
+                "list of text" => "array",
+                _ => "string",
+            };
+            Some((name.to_owned(), ty.to_owned()))
+        })
+        .collect()
+}
+
+fn is_bad_image(image: &[u8], rate: f64) -> bool {
+    let h = Sha256::digest(image);
+    let v = u16::from_be_bytes([h[30], h[31]]);
+    f64::from(v) < rate * 65536.0
+}
+
+/// The simulator's answer for an image: a pure function of the image bytes
+/// and the fields, so a test can compute what every card must contain.
+pub fn answer_for(image: &[u8], fields: &[(String, String)]) -> Map<String, Value> {
+    let image_hash = Sha256::digest(image);
+    fields
+        .iter()
+        .map(|(name, ty)| {
+            let mut h = Sha256::new();
+            h.update(image_hash);
+            h.update(name.as_bytes());
+            let d = h.finalize();
+            let n = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
+            let tag = format!("{:02x}{:02x}{:02x}{:02x}", d[8], d[9], d[10], d[11]);
+            let value = match ty.as_str() {
+                "integer" => json!(1000 + n % 1000),
+                "number" => json!((n % 100_000) as f64 / 100.0),
+                "boolean" => json!(n % 2 == 0),
+                "array" => json!([format!("{name}-{tag}-a"), format!("{name}-{tag}-b")]),
+                _ => json!(format!("{name}-{tag}")),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// Whether [`SimConfig::bad_answer_rate`] makes this image's answer unusable.
+pub fn answers_badly(image: &[u8], config: &SimConfig) -> bool {
+    is_bad_image(image, config.bad_answer_rate)
+}

@@ -1,0 +1,64 @@
+//! `vlm-sim`: run the simulator as a standalone server.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// An OpenAI-compatible vision-model server simulator.
+#[derive(Debug, Parser)]
+#[command(name = "vlm-sim", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    bind: String,
+    /// Model name to answer to.
+    #[arg(long, default_value = "sim-vlm")]
+    model: String,
+    /// Requests served at once.
+    #[arg(long, default_value_t = 8)]
+    slots: usize,
+    /// Milliseconds per request.
+    #[arg(long, default_value_t = 200)]
+    latency_ms: u64,
+    /// Share of requests answered 500.
+    #[arg(long, default_value_t = 0.0)]
+    error_500_rate: f64,
+    /// Share of requests answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    error_429_rate: f64,
+    /// Share of images that always get an unparsable answer.
+    #[arg(long, default_value_t = 0.0)]
+    bad_answer_rate: f64,
+    /// Share of requests that hang.
+    #[arg(long, default_value_t = 0.0)]
+    hang_rate: f64,
+    /// Refuse `response_format: json_schema`.
+    #[arg(long)]
+    reject_json_schema: bool,
+    /// Require this API key.
+    #[arg(long)]
+    api_key: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let a = Args::parse();
+    let config = vlm_sim::SimConfig {
+        model: a.model,
+        slots: a.slots,
+        latency: Duration::from_millis(a.latency_ms),
+        error_500_rate: a.error_500_rate,
+        error_429_rate: a.error_429_rate,
+        bad_answer_rate: a.bad_answer_rate,
+        hang_rate: a.hang_rate,
+        reject_json_schema: a.reject_json_schema,
+        api_key: a.api_key,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind(&a.bind).await?;
+    println!("vlm-sim listening on http://{}/v1", listener.local_addr()?);
+    vlm_sim::serve(listener, config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
