@@ -1,5 +1,6 @@
-//! Retrying an engine call: exponential backoff with jitter, honouring the
-//! server's `Retry-After`, for transient errors and unusable answers.
+//! Retrying an engine call: exponential backoff with jitter for transient
+//! errors, honouring the server's `Retry-After`; a short fixed pause before
+//! asking again after an unusable answer.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -68,11 +69,14 @@ pub async fn extract_with_retries(
     })
     .retry(backoff)
     .when(EngineError::is_retryable)
+    // Backing off is for a busy server. An unusable answer says nothing
+    // about load, so it is retried after the short first delay.
     .adjust(|err, planned| match err {
         EngineError::Transient {
             retry_after: Some(wait),
             ..
         } => planned.map(|_| *wait),
+        EngineError::BadAnswer { .. } => planned.map(|_| policy.first_delay),
         _ => planned,
     })
     .notify(|err, wait| tracing::debug!(error = %err, ?wait, "engine attempt failed; retrying"))
@@ -81,5 +85,115 @@ pub async fn extract_with_retries(
         result,
         attempts: attempts.load(Ordering::Relaxed),
         last_answer: last_answer.into_inner().expect("lock poisoned"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Extraction;
+    use futures_util::future::BoxFuture;
+    use std::sync::Mutex as StdMutex;
+    use std::time::Instant;
+
+    /// Fails with the queued errors, then succeeds.
+    #[derive(Debug)]
+    struct Scripted(StdMutex<Vec<EngineError>>);
+
+    impl Engine for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn extract<'a>(
+            &'a self,
+            _: &'a PreparedImage,
+            _: &'a CompiledPrompt,
+        ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
+            let next = self.0.lock().unwrap().pop();
+            Box::pin(async move {
+                match next {
+                    Some(e) => Err(e),
+                    None => Ok(Extraction {
+                        fields: Default::default(),
+                        raw: "{}".into(),
+                        usage: None,
+                        elapsed: Duration::ZERO,
+                    }),
+                }
+            })
+        }
+    }
+
+    fn inputs() -> (PreparedImage, CompiledPrompt) {
+        let image = PreparedImage {
+            bytes: vec![],
+            mime: "image/jpeg",
+            width: 1,
+            height: 1,
+            passthrough: true,
+        };
+        let prompt = CompiledPrompt::new(cardex_core::build_prompt(&[])).unwrap();
+        (image, prompt)
+    }
+
+    fn transient(retry_after: Option<Duration>) -> EngineError {
+        EngineError::Transient {
+            message: "busy".into(),
+            retry_after,
+        }
+    }
+
+    fn bad() -> EngineError {
+        EngineError::BadAnswer {
+            message: "no json".into(),
+            raw: "sorry".into(),
+        }
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 4,
+        first_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(40),
+    };
+
+    #[tokio::test]
+    async fn transient_errors_and_bad_answers_are_retried() {
+        let (image, prompt) = inputs();
+        let engine = Scripted(StdMutex::new(vec![bad(), transient(None), transient(None)]));
+        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        assert!(a.result.is_ok());
+        assert_eq!(a.attempts, 4);
+        assert_eq!(a.last_answer.as_deref(), Some("sorry"));
+    }
+
+    #[tokio::test]
+    async fn attempts_are_bounded_and_permanent_errors_not_retried() {
+        let (image, prompt) = inputs();
+        let engine = Scripted(StdMutex::new(vec![bad(); 10]));
+        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        assert!(matches!(a.result, Err(EngineError::BadAnswer { .. })));
+        assert_eq!(a.attempts, 4);
+        let engine = Scripted(StdMutex::new(vec![EngineError::Config {
+            message: "401".into(),
+        }]));
+        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        assert!(matches!(a.result, Err(EngineError::Config { .. })));
+        assert_eq!(a.attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured() {
+        let (image, prompt) = inputs();
+        let engine = Scripted(StdMutex::new(vec![transient(Some(Duration::from_millis(
+            300,
+        )))]));
+        let started = Instant::now();
+        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        assert!(a.result.is_ok());
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -1,0 +1,239 @@
+//! The WebSocket progress stream: snapshot first, exact replay with
+//! `since`, live events, re-attach without loss or duplicates, and `seq`
+//! that keeps growing across a restart.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use vlm_sim::SimConfig;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(srv: &TestServer, id: &str, since: Option<i64>) -> Ws {
+    let mut url = format!(
+        "{}/api/batches/{id}/events",
+        srv.base.replace("http://", "ws://")
+    );
+    if let Some(s) = since {
+        url.push_str(&format!("?since={s}"));
+    }
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next JSON event, or None when the stream ends or stays quiet for 10 s.
+async fn next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => panic!("websocket error: {e}"),
+        }
+    }
+}
+
+/// Durable events (everything but progress) until a `state` event to a
+/// finished state, or `limit` durable events.
+async fn durable_until_finished(ws: &mut Ws, limit: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(e) = next(ws).await else { break };
+        if e["type"] == "progress" {
+            continue;
+        }
+        let finished =
+            e["type"] == "state" && (e["to"] == "completed" || e["to"] == "completed_with_errors");
+        out.push(e);
+        if finished {
+            break;
+        }
+    }
+    out
+}
+
+fn seqs(events: &[Value]) -> Vec<i64> {
+    events.iter().map(|e| e["seq"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn since_replays_exactly_the_missed_events() {
+    let sim = start_sim(SimConfig::default()).await;
+    let srv = TestServer::with_config(sim_config(&sim)).await;
+    let id = srv.started_batch(&all_types(), &cards(30)).await;
+    let batch = srv.wait_finished(&id).await;
+    let last = batch["last_seq"].as_i64().unwrap();
+    // open→running, 30 cards, running→completed.
+    assert_eq!(last, 32);
+
+    let mut ws = connect(&srv, &id, Some(0)).await;
+    let snapshot = next(&mut ws).await.unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["state"], "completed");
+    assert_eq!(snapshot["done"], 30);
+    assert_eq!(snapshot["total"], 30);
+    assert_eq!(snapshot["percent"], 100.0);
+    assert_eq!(snapshot["position"], "file 30 of 30");
+    assert_eq!(snapshot["seq"], last);
+    let events = durable_until_finished(&mut ws, 100).await;
+    assert_eq!(seqs(&events), (1..=last).collect::<Vec<_>>());
+    assert_eq!(events[0]["type"], "state");
+    assert_eq!(events[0]["to"], "running");
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "card_done").count(),
+        30
+    );
+    let card_done = &events[1];
+    assert!(
+        card_done["card_id"].is_i64()
+            && card_done["file"].is_string()
+            && card_done["result"].is_object()
+    );
+
+    let mut ws = connect(&srv, &id, Some(10)).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "snapshot");
+    let events = durable_until_finished(&mut ws, 100).await;
+    assert_eq!(seqs(&events), (11..=last).collect::<Vec<_>>());
+
+    // Without `since`: the snapshot, then only live events.
+    let mut ws = connect(&srv, &id, None).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "snapshot");
+    ws.close(None).await.unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_reconnects_misses_nothing_and_sees_nothing_twice() {
+    let sim = start_sim(SimConfig {
+        slots: 4,
+        latency: Duration::from_millis(40),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = sim_config(&sim);
+    config.vlm.as_mut().unwrap().concurrency = Some(4);
+    let srv = TestServer::with_config(config).await;
+    let id = srv.started_batch(&all_types(), &cards(60)).await;
+
+    let mut ws = connect(&srv, &id, Some(0)).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "snapshot");
+    let mut seen = durable_until_finished(&mut ws, 8).await;
+    let mut progress = Vec::new();
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let last = seen.last().unwrap()["seq"].as_i64().unwrap();
+    let mut ws = connect(&srv, &id, Some(last)).await;
+    let snapshot = next(&mut ws).await.unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    loop {
+        let Some(e) = next(&mut ws).await else {
+            panic!("stream ended early")
+        };
+        if e["type"] == "progress" {
+            progress.push(e);
+            continue;
+        }
+        let finished = e["type"] == "state" && e["to"] == "completed";
+        seen.push(e);
+        if finished {
+            break;
+        }
+    }
+    let s = seqs(&seen);
+    assert!(
+        s.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or repeat in {s:?}"
+    );
+    assert_eq!(s[0], 1);
+    let cards: BTreeSet<i64> = seen
+        .iter()
+        .filter(|e| e["type"] == "card_done")
+        .map(|e| e["card_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cards.len(), 60);
+    assert_eq!(seen.iter().filter(|e| e["type"] == "card_done").count(), 60);
+
+    // Live progress: rate, ETA, position.
+    let p = progress
+        .iter()
+        .find(|p| p["done"].as_u64() < Some(60))
+        .expect("a progress event mid-run");
+    assert!(p["position"].as_str().unwrap().starts_with("file "));
+    assert!(p["percent"].as_f64().unwrap() > 0.0);
+    assert!(p["cards_per_minute"].as_f64().unwrap() > 0.0, "{p}");
+    assert!(p["eta_seconds"].as_f64().is_some(), "{p}");
+    assert_eq!(p["concurrency"], 4);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seq_keeps_growing_across_a_restart() {
+    let sim = start_sim(SimConfig {
+        slots: 1,
+        latency: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = sim_config(&sim);
+    config.vlm.as_mut().unwrap().concurrency = Some(1);
+    let srv = TestServer::with_config(config.clone()).await;
+    let id = srv.started_batch(&all_types(), &cards(20)).await;
+    srv.wait_for(&id, "a few cards", |b| {
+        b["counts"]["done"].as_u64() >= Some(3)
+    })
+    .await;
+    let (s, _) = srv
+        .post(&format!("/api/batches/{id}/pause"), json!(null))
+        .await;
+    assert_eq!(s, 200);
+    let paused = srv
+        .wait_for(&id, "in-flight cards", |b| b["counts"]["processing"] == 0)
+        .await;
+    let before = paused["last_seq"].as_i64().unwrap();
+
+    let srv = srv.restart(config).await;
+    let mut ws = connect(&srv, &id, Some(0)).await;
+    let snapshot = next(&mut ws).await.unwrap();
+    assert_eq!(snapshot["seq"], before);
+    assert_eq!(snapshot["state"], "paused");
+    let (s, _) = srv
+        .post(&format!("/api/batches/{id}/resume"), json!(null))
+        .await;
+    assert_eq!(s, 200);
+    let events = durable_until_finished(&mut ws, 1000).await;
+    let s = seqs(&events);
+    assert_eq!(s[0], 1);
+    assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "{s:?}");
+    let resumed = events
+        .iter()
+        .find(|e| e["type"] == "state" && e["to"] == "running" && e["from"] == "paused")
+        .unwrap();
+    assert_eq!(resumed["seq"], before + 1);
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "card_done").count(),
+        20
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_unknown_batches_and_plain_http_are_refused() {
+    let srv = TestServer::start().await;
+    let (s, body) = srv.get("/api/batches/zzzzzzzz/events").await;
+    assert_error(s, &body, 404, "batch_not_found");
+    let id = srv.create_batch("x").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, body) = srv.get(&format!("/api/batches/{id}/events")).await;
+    assert!((400..500).contains(&s), "{s} {body}");
+    assert_eq!(body["error"]["code"], "websocket_required");
+    srv.stop().await;
+}
