@@ -24,7 +24,11 @@ impl TestServer {
     }
 
     pub async fn with_config(config: ServerConfig) -> Self {
-        let data = tempfile::tempdir().unwrap();
+        Self::launch(tempfile::tempdir().unwrap(), config).await
+    }
+
+    /// The real server over the data dir `data`.
+    async fn launch(data: tempfile::TempDir, config: ServerConfig) -> Self {
         let store = cardex_store::Store::open(data.path()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -189,32 +193,11 @@ pub fn sim_config(url: &str) -> ServerConfig {
 }
 
 impl TestServer {
-    /// A server over an existing data dir (a restart).
+    /// Stops the server and starts a new one over the same data dir.
     pub async fn restart(self, config: ServerConfig) -> Self {
-        let data = {
-            let s = self;
-            s.stop.cancel();
-            s.task.await.unwrap();
-            s.data
-        };
-        let store = cardex_store::Store::open(data.path()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let state = AppState::new(store, config).unwrap();
-        let shutdown = stop.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            cardex_server::serve(listener, state, shutdown)
-                .await
-                .unwrap();
-        });
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            data,
-            stop,
-            task,
-        }
+        self.stop.cancel();
+        self.task.await.unwrap();
+        Self::launch(self.data, config).await
     }
 
     /// Creates a batch with `fields`, uploads `files` (name, bytes) and starts it.
