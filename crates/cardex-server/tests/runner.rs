@@ -452,3 +452,34 @@ async fn a_batch_whose_engine_is_missing_is_paused_with_the_reason() {
     assert_eq!(batch["counts"]["pending"], 3);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hung_requests_time_out_and_are_retried() {
+    let sim = start_sim(SimConfig {
+        hang_rate: 0.2,
+        hang: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = sim_config(&sim);
+    config.vlm.as_mut().unwrap().request_timeout = Duration::from_millis(400);
+    config.runner.retry.max_attempts = 10;
+    let srv = TestServer::with_config(config).await;
+    let files = cards(20);
+    let fields = all_types();
+    let id = srv.started_batch(&fields, &files).await;
+    let batch = srv.wait_finished(&id).await;
+    assert_eq!(batch["state"], "completed", "{batch}");
+    assert_results_match(&srv.results(&id).await, &files, &fields);
+    let stats: Value = reqwest::get(sim.replace("/v1", "/sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        stats["hangs"].as_u64().unwrap() > 0,
+        "no hang was injected: {stats}"
+    );
+    srv.stop().await;
+}

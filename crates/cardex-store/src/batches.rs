@@ -115,32 +115,36 @@ impl Store {
         self.get_batch(&name.id).await
     }
 
-    /// One batch with its counts.
+    /// One batch with its counts, read from one snapshot of the database
+    /// (so `last_seq` and the counts always agree).
     pub async fn get_batch(&self, id: &str) -> Result<Batch> {
+        let mut tx = self.read.begin().await?;
         let row: BatchRow =
             sqlx::query_as(&format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?"))
                 .bind(id)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound { what: "batch" })?;
         let mut counts = Counts::default();
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM cards WHERE batch_id = ? GROUP BY state")
                 .bind(id)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *tx)
                 .await?;
+        tx.commit().await?;
         for (state, n) in rows {
             counts.add(parse_card_state(&state)?, n as u64);
         }
         row.into_batch(counts)
     }
 
-    /// Every batch, newest first, with counts.
+    /// Every batch, newest first, with counts, from one snapshot.
     pub async fn list_batches(&self) -> Result<Vec<Batch>> {
+        let mut tx = self.read.begin().await?;
         let rows: Vec<BatchRow> = sqlx::query_as(&format!(
             "SELECT {BATCH_COLUMNS} FROM batches ORDER BY rowid DESC"
         ))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *tx)
         .await?;
         let mut counts: HashMap<String, Counts> = HashMap::new();
         let per_state: Vec<(String, String, i64)> =

@@ -479,3 +479,113 @@ pub fn answer_for(image: &[u8], fields: &[(String, String)]) -> Map<String, Valu
 pub fn answers_badly(image: &[u8], config: &SimConfig) -> bool {
     is_bad_image(image, config.bad_answer_rate)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(response_format: Value) -> Value {
+        let jpeg = base64::engine::general_purpose::STANDARD.encode([0xFF, 0xD8, 0xFF, 0xE0]);
+        json!({
+            "model": "sim-vlm",
+            "temperature": 0,
+            "max_tokens": 100,
+            "messages": [
+                {"role": "system", "content": "extract"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "- title (text)\n- year (whole number)"},
+                    {"type": "image_url", "image_url": {"url": format!("data:image/jpeg;base64,{jpeg}")}},
+                ]},
+            ],
+            "response_format": response_format,
+        })
+    }
+
+    fn strict_schema() -> Value {
+        json!({"type": "json_schema", "json_schema": {"name": "card_fields", "strict": true, "schema": {
+            "type": "object",
+            "properties": {"title": {"type": ["string", "null"]}, "year": {"type": ["integer", "null"]}},
+            "required": ["title", "year"],
+            "additionalProperties": false,
+        }}})
+    }
+
+    fn check(body: &Value) -> Result<Request, String> {
+        validate(body, &SimConfig::default()).map_err(|r| match r {
+            Rejection::Bad(m) | Rejection::NotFound(m) => m,
+        })
+    }
+
+    #[test]
+    fn accepts_a_well_formed_request_in_every_mode() {
+        let r = check(&request(strict_schema())).unwrap();
+        assert_eq!(
+            r.fields,
+            [
+                ("title".into(), "string".into()),
+                ("year".into(), "integer".into())
+            ]
+        );
+        assert!(!r.fenced);
+        let r = check(&request(json!({"type": "json_object"}))).unwrap();
+        assert_eq!(
+            r.fields,
+            [
+                ("title".into(), "string".into()),
+                ("year".into(), "integer".into())
+            ]
+        );
+        let mut plain = request(Value::Null);
+        plain.as_object_mut().unwrap().remove("response_format");
+        assert!(check(&plain).unwrap().fenced);
+    }
+
+    #[test]
+    fn refuses_what_a_strict_server_refuses() {
+        let mut cases: Vec<(Value, &str)> = Vec::new();
+        let mut r = request(strict_schema());
+        r["messages"][1]["content"][1]["image_url"]["url"] =
+            json!("https://example.invalid/card.jpg");
+        cases.push((r, "data: URL"));
+        let mut r = request(strict_schema());
+        r["messages"][1]["content"][1]["image_url"]["url"] =
+            json!("data:image/jpeg;base64,aGVsbG8=");
+        cases.push((r, "does not hold"));
+        let mut r = request(strict_schema());
+        r["messages"][1]["content"].as_array_mut().unwrap().pop();
+        cases.push((r, "no image_url"));
+        let mut r = request(strict_schema());
+        r["response_format"]["json_schema"]["schema"]["required"] = json!(["title"]);
+        cases.push((r, "every property required"));
+        let mut r = request(strict_schema());
+        r["response_format"]["json_schema"]["schema"]["additionalProperties"] = json!(true);
+        cases.push((r, "additionalProperties"));
+        let mut r = request(strict_schema());
+        r["messages"][1]["content"] = json!("a string, not parts");
+        cases.push((r, "array of parts"));
+        let mut r = request(strict_schema());
+        r["temperature"] = json!("hot");
+        cases.push((r, "temperature"));
+        for (body, want) in cases {
+            let err = check(&body).unwrap_err();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+        let mut r = request(strict_schema());
+        r["model"] = json!("gpt-unknown");
+        assert!(matches!(
+            validate(&r, &SimConfig::default()),
+            Err(Rejection::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn answers_are_a_pure_function_of_image_and_fields() {
+        let fields = vec![
+            ("title".to_owned(), "string".to_owned()),
+            ("n".to_owned(), "integer".to_owned()),
+        ];
+        assert_eq!(answer_for(b"one", &fields), answer_for(b"one", &fields));
+        assert_ne!(answer_for(b"one", &fields), answer_for(b"two", &fields));
+        assert!(answer_for(b"one", &fields)["n"].is_u64());
+    }
+}
