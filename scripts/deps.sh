@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cardex needs on a Debian/Ubuntu machine, and only what is
 # missing. Usage: scripts/deps.sh run|test
-#   run   what `make run` needs: a C compiler (bundled SQLite), Rust
+#   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
+#         Tesseract with English data and what its Rust binding builds with
 #   test  also what `make test` needs: cargo-nextest (optional, falls back
 #         to cargo test)
 # System packages are installed with apt-get when running as root or with
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 want=${1:-run}
-packages=(build-essential pkg-config)
+packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng)
 
 missing=()
 for p in "${packages[@]}"; do

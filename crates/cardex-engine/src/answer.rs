@@ -4,7 +4,7 @@
 //! absent fields with null, drop unknown keys, and validate the result
 //! against the prompt's JSON Schema.
 
-use cardex_core::Prompt;
+use cardex_core::{Field, Prompt, build_prompt};
 use serde_json::{Map, Value};
 
 /// Why an answer could not be used. Each counts as a failed attempt.
@@ -23,14 +23,18 @@ pub enum AnswerError {
 pub struct CompiledPrompt {
     /// What is sent.
     pub prompt: Prompt,
+    /// The active fields, in order (engines that read labels use their
+    /// names and descriptions).
+    pub fields: Vec<Field>,
     /// Field name → its JSON type (the first non-null entry of `type`).
     types: Vec<(String, String)>,
     validator: jsonschema::Validator,
 }
 
 impl CompiledPrompt {
-    /// Compiles the prompt's schema. Fails only for schemas cardex did not make.
-    pub fn new(prompt: Prompt) -> Result<Self, String> {
+    /// Builds and compiles the prompt for `fields` (only active ones count).
+    pub fn new(fields: &[Field]) -> Result<Self, String> {
+        let prompt = build_prompt(fields);
         let validator =
             jsonschema::validator_for(&prompt.json_schema).map_err(|e| e.to_string())?;
         let types = prompt.json_schema["properties"]
@@ -44,6 +48,7 @@ impl CompiledPrompt {
             .unwrap_or_default();
         Ok(Self {
             prompt,
+            fields: fields.iter().filter(|f| f.active).cloned().collect(),
             types,
             validator,
         })
@@ -51,9 +56,18 @@ impl CompiledPrompt {
 
     /// Turns answer text into the validated field object.
     pub fn read_answer(&self, text: &str) -> Result<Map<String, Value>, AnswerError> {
-        let Value::Object(mut found) = find_json_object(text).ok_or(AnswerError::NoJson)? else {
+        let Value::Object(found) = find_json_object(text).ok_or(AnswerError::NoJson)? else {
             return Err(AnswerError::NoJson);
         };
+        self.read_object(found)
+    }
+
+    /// Coerces and validates an object of field values: absent fields
+    /// become null, unknown keys are dropped.
+    pub fn read_object(
+        &self,
+        mut found: Map<String, Value>,
+    ) -> Result<Map<String, Value>, AnswerError> {
         let mut out = Map::with_capacity(self.types.len());
         for (name, ty) in &self.types {
             let value = found.remove(name).unwrap_or(Value::Null);
@@ -186,18 +200,18 @@ fn parse_number(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cardex_core::{Field, FieldType, build_prompt};
+    use cardex_core::FieldType;
     use serde_json::json;
 
     fn compiled() -> CompiledPrompt {
-        CompiledPrompt::new(build_prompt(&[
+        CompiledPrompt::new(&[
             Field::new("title", FieldType::Text),
             Field::new("year", FieldType::Integer),
             Field::new("price", FieldType::Number),
             Field::new("signed", FieldType::Boolean),
             Field::new("subjects", FieldType::List),
             Field::new("date", FieldType::Date),
-        ]))
+        ])
         .unwrap()
     }
 

@@ -6,10 +6,15 @@
 //! - [`engine`]: the [`Engine`] trait every engine implements
 //! - [`retry`]: retries with backoff around an engine call
 //! - [`vlm`]: the OpenAI-compatible engine
+//! - [`labels`]: reading `Label: value` lines into fields (for OCR)
+//! - `ocr` (feature `ocr`, on by default): the embedded Tesseract engine
 
 pub mod answer;
 pub mod engine;
 pub mod image;
+pub mod labels;
+#[cfg(feature = "ocr")]
+pub mod ocr;
 pub mod prepare;
 pub mod retry;
 pub mod vlm;

@@ -132,7 +132,7 @@ mod tests {
             height: 1,
             passthrough: true,
         };
-        let prompt = CompiledPrompt::new(cardex_core::build_prompt(&[])).unwrap();
+        let prompt = CompiledPrompt::new(&[]).unwrap();
         (image, prompt)
     }
 

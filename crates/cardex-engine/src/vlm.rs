@@ -333,7 +333,7 @@ pub fn excerpt(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cardex_core::{Field, FieldType, build_prompt};
+    use cardex_core::{Field, FieldType};
 
     fn engine() -> VlmEngine {
         VlmEngine::new(VlmConfig::new("http://127.0.0.1:9/v1/", "m", None)).unwrap()
@@ -351,8 +351,7 @@ mod tests {
 
     #[test]
     fn request_follows_the_chat_completions_format() {
-        let prompt =
-            CompiledPrompt::new(build_prompt(&[Field::new("title", FieldType::Text)])).unwrap();
+        let prompt = CompiledPrompt::new(&[Field::new("title", FieldType::Text)]).unwrap();
         let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema);
         assert_eq!(body["model"], "m");
         assert_eq!(body["temperature"], 0);

@@ -89,6 +89,26 @@ pub struct ServerConfig {
     pub web_dir: Option<std::path::PathBuf>,
     /// Image preparation and retries of the batch runner.
     pub runner: crate::runner::RunnerConfig,
+    /// The embedded OCR engine's settings.
+    pub ocr: OcrConfig,
+}
+
+/// The embedded OCR engine's settings.
+#[derive(Debug, Clone)]
+pub struct OcrConfig {
+    /// Tesseract language(s), e.g. `eng` or `deu+eng`.
+    pub lang: String,
+    /// Worker threads, each with its own Tesseract; default: the cores.
+    pub workers: usize,
+}
+
+impl Default for OcrConfig {
+    fn default() -> Self {
+        Self {
+            lang: "eng".into(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
 }
 
 impl fmt::Debug for ServerConfig {
@@ -99,6 +119,7 @@ impl fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("web_dir", &self.web_dir)
             .field("runner", &self.runner)
+            .field("ocr", &self.ocr)
             .finish()
     }
 }

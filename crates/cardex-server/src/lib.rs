@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use config::{EngineConfig, Limits, ServerConfig};
+pub use config::{EngineConfig, Limits, OcrConfig, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use state::AppState;
 

@@ -29,6 +29,28 @@ pub struct AppState {
     pub stop: CancellationToken,
 }
 
+/// Adds the embedded OCR engine when it is built in and its language data
+/// loads; otherwise batches that use it are paused with the reason.
+#[cfg(feature = "ocr")]
+fn add_ocr(engines: Engines, config: &ServerConfig) -> Engines {
+    match cardex_engine::ocr::OcrEngine::new(&config.ocr.lang, config.ocr.workers) {
+        Ok(engine) => {
+            // One card waiting prepared per worker keeps every worker busy.
+            let in_flight = engine.workers() * 2;
+            engines.with(Arc::new(engine), in_flight)
+        }
+        Err(e) => {
+            tracing::warn!("the OCR engine is not available: {e}");
+            engines
+        }
+    }
+}
+
+#[cfg(not(feature = "ocr"))]
+fn add_ocr(engines: Engines, _config: &ServerConfig) -> Engines {
+    engines
+}
+
 impl AppState {
     /// State over an opened store; fails on an unusable engine configuration.
     pub fn new(store: Store, config: ServerConfig) -> Result<Self, String> {
@@ -48,6 +70,7 @@ impl AppState {
                 Some(engine)
             }
         };
+        engines = add_ocr(engines, &config);
         let stop = CancellationToken::new();
         let runner = Runner::new(
             store.clone(),

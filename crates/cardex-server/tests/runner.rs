@@ -436,12 +436,20 @@ async fn engines_report_reachability() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_whose_engine_is_missing_is_paused_with_the_reason() {
-    let srv = TestServer::start().await;
+    // Started with a slow model server, restarted without one.
+    let sim = start_sim(SimConfig {
+        slots: 1,
+        latency: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let srv = TestServer::with_config(sim_config(&sim)).await;
     let id = srv.started_batch(&all_types(), &cards(3)).await;
+    let srv = srv.restart(cardex_server::ServerConfig::default()).await;
     let batch = srv
         .wait_for(&id, "the pause", |b| b["state"] == "paused")
         .await;
-    assert_eq!(batch["engine"], "ocr");
+    assert_eq!(batch["engine"], "vlm");
     assert!(
         batch["pause_reason"]
             .as_str()
@@ -449,7 +457,7 @@ async fn a_batch_whose_engine_is_missing_is_paused_with_the_reason() {
             .contains("not available"),
         "{batch}"
     );
-    assert_eq!(batch["counts"]["pending"], 3);
+    assert_eq!(batch["counts"]["failed"], 0);
     srv.stop().await;
 }
 

@@ -67,6 +67,9 @@ impl StoreError {
 /// Result alias of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Longest wait for a database connection before a request fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The database and the data dir together.
@@ -91,13 +94,17 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // Writes queue for the one connection by design; on a starved
+        // machine the queue can be long, and waiting beats failing.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await?;
         let store = Self { read, write, dir };

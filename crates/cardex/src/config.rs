@@ -78,6 +78,12 @@ pub struct ServeArgs {
     /// Longest image side sent to the model, in pixels [default: 1536].
     #[arg(long, env = "CARDEX_MAX_SIDE", value_name = "PIXELS")]
     pub max_side: Option<u32>,
+    /// Tesseract language(s) of the OCR engine, e.g. eng or deu+eng [default: eng].
+    #[arg(long, env = "CARDEX_OCR_LANG", value_name = "LANG")]
+    pub ocr_lang: Option<String>,
+    /// OCR worker threads, each with its own Tesseract [default: the cores].
+    #[arg(long, env = "CARDEX_OCR_WORKERS", value_name = "N")]
+    pub ocr_workers: Option<usize>,
     /// Largest accepted image file in bytes [default: 104857600 (100 MB)].
     #[arg(long, env = "CARDEX_MAX_FILE_BYTES", value_name = "BYTES")]
     pub max_file_bytes: Option<u64>,
@@ -108,6 +114,8 @@ impl ServeArgs {
             vlm_request_timeout: self.vlm_request_timeout.or(file.vlm_request_timeout),
             max_attempts: self.max_attempts.or(file.max_attempts),
             max_side: self.max_side.or(file.max_side),
+            ocr_lang: self.ocr_lang.or(file.ocr_lang),
+            ocr_workers: self.ocr_workers.or(file.ocr_workers),
             max_file_bytes: self.max_file_bytes.or(file.max_file_bytes),
             max_request_bytes: self.max_request_bytes.or(file.max_request_bytes),
             max_pixels: self.max_pixels.or(file.max_pixels),
@@ -174,12 +182,21 @@ impl ServeArgs {
             anyhow::ensure!(n >= 1, "--max-attempts must be at least 1");
             runner.retry.max_attempts = n;
         }
+        let mut ocr = cardex_server::OcrConfig::default();
+        if let Some(lang) = &self.ocr_lang {
+            ocr.lang = lang.clone();
+        }
+        if let Some(n) = self.ocr_workers {
+            anyhow::ensure!(n >= 1, "--ocr-workers must be at least 1");
+            ocr.workers = n;
+        }
         Ok(cardex_server::ServerConfig {
             api_token: self.api_token.clone().map(|s| s.0),
             vlm,
             limits,
             web_dir,
             runner,
+            ocr,
         })
     }
 }

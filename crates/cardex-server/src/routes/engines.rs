@@ -57,9 +57,17 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>>
         available: ocr.is_some(),
         reachable: ocr.is_some(),
         detail: if ocr.is_some() {
-            "embedded Tesseract".into()
+            format!(
+                "embedded Tesseract, language {}, {} workers",
+                state.config.ocr.lang, state.config.ocr.workers
+            )
+        } else if cfg!(feature = "ocr") {
+            format!(
+                "Tesseract could not load language {:?}; install its data (tesseract-ocr-{})",
+                state.config.ocr.lang, state.config.ocr.lang
+            )
         } else {
-            "the embedded OCR engine is not part of this build yet".into()
+            "this build has no embedded OCR engine (built without the `ocr` feature)".into()
         },
         model: None,
         base_url: None,

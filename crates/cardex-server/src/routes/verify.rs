@@ -6,7 +6,6 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cardex_core::build_prompt;
 use cardex_engine::{CompiledPrompt, EngineError, Usage, extract_with_retries};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -100,7 +99,7 @@ pub(crate) async fn test_card(
             ),
         )
     })?;
-    let prompt = CompiledPrompt::new(build_prompt(&batch.fields)).map_err(ApiError::internal)?;
+    let prompt = CompiledPrompt::new(&batch.fields).map_err(ApiError::internal)?;
     let path = state.store.card_path(&id, card.id).await?;
     let options = state.config.runner.prepare;
     let image =

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cardex_core::{BatchState, build_prompt};
+use cardex_core::BatchState;
 use cardex_engine::{
     CompiledPrompt, Engine, EngineError, PrepareOptions, RetryPolicy, extract_with_retries,
 };
@@ -320,7 +320,7 @@ impl Runner {
             .get_batch(batch_id)
             .await
             .map_err(|e| e.to_string())?;
-        let compiled = Arc::new(CompiledPrompt::new(build_prompt(&batch.fields))?);
+        let compiled = Arc::new(CompiledPrompt::new(&batch.fields)?);
         self.inner
             .prompts
             .lock()

@@ -1,0 +1,74 @@
+//! Accuracy of the embedded OCR engine on the labeled sample cards of
+//! `../shared/sample-cards/truth.jsonl`: a field counts as right when its
+//! value equals the truth after normalising case, punctuation and spacing.
+//! Target: at least 95 %. (Catalog cards carry no labels; reading them is a
+//! vision model's job, so they are not scored here.)
+
+#![cfg(feature = "ocr")]
+
+use std::path::PathBuf;
+
+use cardex_core::{Field, FieldType};
+use cardex_engine::labels::normalize;
+use cardex_engine::ocr::OcrEngine;
+use cardex_engine::{CompiledPrompt, Engine, PrepareOptions};
+
+fn sample_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sample-cards")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labeled_sample_cards_are_read_accurately() {
+    let dir = sample_dir();
+    let truth = std::fs::read_to_string(dir.join("truth.jsonl"))
+        .unwrap_or_else(|e| panic!("the sample cards are expected at {}: {e}", dir.display()));
+    let engine = OcrEngine::new("eng", 2).expect("Tesseract with English data is installed");
+    let (mut right, mut total) = (0, 0);
+    let mut misses = Vec::new();
+    for line in truth.lines().filter(|l| !l.trim().is_empty()) {
+        let card: serde_json::Value = serde_json::from_str(line).unwrap();
+        if card["kind"] != "labeled" {
+            continue;
+        }
+        let expected = card["fields"].as_object().unwrap();
+        let fields: Vec<Field> = expected
+            .keys()
+            .map(|k| Field::new(k, FieldType::Text))
+            .collect();
+        let prompt = CompiledPrompt::new(&fields).unwrap();
+        let file = dir.join(card["file"].as_str().unwrap());
+        let image =
+            cardex_engine::prepare::prepare_file(&file, &PrepareOptions::default()).unwrap();
+        let got = engine.extract(&image, &prompt).await.unwrap();
+        assert!(got.fields["_text"].as_str().is_some_and(|t| !t.is_empty()));
+        for (name, want) in expected {
+            total += 1;
+            let have = got.fields[name].as_str().unwrap_or("");
+            if normalize(have) == normalize(want.as_str().unwrap()) {
+                right += 1;
+                let conf = got.fields["_confidence"][name].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&conf));
+            } else {
+                misses.push(format!(
+                    "{} {name}: want {want}, got {have:?}\n    text: {:?}",
+                    card["file"], got.fields["_text"]
+                ));
+            }
+        }
+    }
+    let accuracy = f64::from(right) / f64::from(total);
+    println!(
+        "OCR field accuracy on labeled sample cards: {right}/{total} = {:.1}%",
+        accuracy * 100.0
+    );
+    for m in &misses {
+        println!("  miss: {m}");
+    }
+    assert!(total >= 60, "too few labeled fields scored: {total}");
+    assert!(
+        accuracy >= 0.95,
+        "accuracy {:.1}% below 95%; misses:\n{}",
+        accuracy * 100.0,
+        misses.join("\n")
+    );
+}
