@@ -33,8 +33,20 @@ struct Job {
 /// The OCR engine: a pool of worker threads, each with its own Tesseract.
 #[derive(Debug)]
 pub struct OcrEngine {
-    jobs: Mutex<Sender<Job>>,
-    workers: usize,
+    /// `None` once the engine is shutting down.
+    jobs: Mutex<Option<Sender<Job>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for OcrEngine {
+    /// Closes the queue and waits for the workers, so each Tesseract is
+    /// torn down properly (it complains about leaks otherwise).
+    fn drop(&mut self) {
+        self.jobs.lock().expect("lock poisoned").take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -54,24 +66,25 @@ impl OcrEngine {
         })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let workers = workers.max(1);
-        for i in 0..workers {
+        let mut threads = Vec::new();
+        for i in 0..workers.max(1) {
             let rx = rx.clone();
             let lang = lang.to_owned();
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("ocr-{i}"))
                 .spawn(move || worker(&rx, &lang))
                 .map_err(|e| format!("cannot start an OCR worker: {e}"))?;
+            threads.push(thread);
         }
         Ok(Self {
-            jobs: Mutex::new(tx),
-            workers,
+            jobs: Mutex::new(Some(tx)),
+            threads,
         })
     }
 
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
-        self.workers
+        self.threads.len()
     }
 
     /// Reads the text lines of an encoded image.
@@ -80,6 +93,8 @@ impl OcrEngine {
         self.jobs
             .lock()
             .expect("lock poisoned")
+            .as_ref()
+            .ok_or_else(stopped)?
             .send(Job { image, reply })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?

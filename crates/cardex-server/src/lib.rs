@@ -7,6 +7,7 @@
 mod auth;
 mod config;
 mod error;
+pub mod export;
 mod extract;
 mod openapi;
 mod routes;
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 pub use config::{EngineConfig, Limits, OcrConfig, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use state::AppState;
+pub use upload::{FileOutcome, RejectedFile, add_file};
 
 /// The whole application: API, docs, UI.
 pub fn app(state: AppState) -> Router {

@@ -35,9 +35,13 @@ pub struct RejectedFile {
 
 /// The outcome of one file: added, refused (the request goes on), or a
 /// failure of the whole request.
-pub(crate) enum FileOutcome {
+#[derive(Debug)]
+pub enum FileOutcome {
+    /// Recorded as a card.
     Accepted(Card),
+    /// Refused, with the reason.
     Rejected(RejectedFile),
+    /// Nothing more can be added (server-side failure, locked batch).
     Fatal(ApiError),
 }
 
@@ -126,12 +130,11 @@ pub(crate) async fn receive_file(
         }
     };
     let limits = state.config.limits;
-    let dir = state.store.dir();
-    let path = match dir.incoming_path(batch_id) {
+    let path = match state.store.dir().incoming_path(batch_id) {
         Ok(p) => p,
         Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
     };
-    let mut incoming = Incoming { path, keep: false };
+    let incoming = Incoming { path, keep: false };
     let received = match write_part(&mut field, &incoming.path, state, budget).await {
         Ok(r) => r,
         Err(fatal) => return FileOutcome::Fatal(fatal),
@@ -147,6 +150,21 @@ pub(crate) async fn receive_file(
         );
     };
 
+    admit(state, batch_id, incoming, &original_name, size, sha256).await
+}
+
+/// Checks a completely received file, gives it its stored name and records
+/// it as a card; the file is removed unless it is kept.
+async fn admit(
+    state: &AppState,
+    batch_id: &str,
+    mut incoming: Incoming,
+    original_name: &str,
+    size: u64,
+    sha256: String,
+) -> FileOutcome {
+    let limits = state.config.limits;
+    let dir = state.store.dir();
     let info = {
         let Ok(_slot) = state.decode_slots.acquire().await else {
             return FileOutcome::Fatal(ApiError::internal("decode slots closed"));
@@ -158,7 +176,7 @@ pub(crate) async fn receive_file(
         .await
         {
             Ok(Ok(info)) => info,
-            Ok(Err(e)) => return reject(&original_name, e.code(), e.to_string()),
+            Ok(Err(e)) => return reject(original_name, e.code(), e.to_string()),
             Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
         }
     };
@@ -170,7 +188,7 @@ pub(crate) async fn receive_file(
     }
     incoming.path = final_path;
     let card = NewCard {
-        original_name: original_name.clone(),
+        original_name: original_name.to_owned(),
         stored_name,
         size_bytes: size as i64,
         sha256,
@@ -186,8 +204,65 @@ pub(crate) async fn receive_file(
         Err(StoreError::Conflict {
             code: "duplicate_image",
             message,
-        }) => reject(&original_name, "duplicate_image", message),
+        }) => reject(original_name, "duplicate_image", message),
         Err(e) => FileOutcome::Fatal(e.into()),
+    }
+}
+
+/// Adds the image file at `path` (outside the data dir) to an open batch,
+/// with the same checks as an upload; the original is copied, not moved.
+pub async fn add_file(state: &AppState, batch_id: &str, path: &Path) -> FileOutcome {
+    let shown = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let original_name = match check_original_name(Some(&shown)) {
+        Ok(n) => n,
+        Err(message) => return reject(&shown, "invalid_file_name", message),
+    };
+    let target = match state.store.dir().incoming_path(batch_id) {
+        Ok(p) => p,
+        Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
+    };
+    let incoming = Incoming {
+        path: target.clone(),
+        keep: false,
+    };
+    let max = state.config.limits.max_file_bytes;
+    let source = path.to_owned();
+    let copied = tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, String)>> {
+        let mut from = std::fs::File::open(&source)?;
+        if from.metadata()?.len() > max {
+            return Ok(None);
+        }
+        let mut to = std::fs::File::create(&target)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut from, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            std::io::Write::write_all(&mut to, &buf[..n])?;
+            size += n as u64;
+        }
+        to.sync_data()?;
+        Ok(Some((size, hex::encode(hasher.finalize()))))
+    })
+    .await;
+    match copied {
+        Ok(Ok(Some((size, sha256)))) => {
+            admit(state, batch_id, incoming, &original_name, size, sha256).await
+        }
+        Ok(Ok(None)) => reject(
+            &original_name,
+            "file_too_large",
+            format!("the file is larger than the limit of {max} bytes"),
+        ),
+        Ok(Err(e)) => reject(&original_name, "unreadable_file", e.to_string()),
+        Err(e) => FileOutcome::Fatal(ApiError::internal(e)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `cardex`: one binary with the server and the command-line tools.
 
 mod config;
+mod extract;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP API and web UI.
     Serve(ServeArgs),
+    /// Extract fields from a folder of cards in one go, without a server.
+    Extract(extract::ExtractArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +46,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args.or(file))),
+        Command::Extract(args) => {
+            let code = runtime.block_on(extract::run(args))?;
+            std::process::exit(code);
+        }
     }
 }
 

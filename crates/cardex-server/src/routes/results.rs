@@ -8,29 +8,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cardex_store::{FailedCard, ResultRow, Store};
 use serde::Deserialize;
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::batch_id;
 use crate::error::ErrorBody;
+use crate::export::{Exporter, Format, PAGE};
 use crate::extract::{PathParams, QueryParams};
 use crate::{ApiError, AppState};
-
-/// Rows fetched from the database per streamed chunk.
-const PAGE: i64 = 500;
-
-/// Export formats.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// One JSON array of result rows.
-    #[default]
-    Json,
-    /// One result row per line.
-    Jsonl,
-    /// `card_id, original_name, state, <fields...>, error`.
-    Csv,
-}
 
 /// Query of the results export.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,38 +42,18 @@ pub(crate) async fn results(
     let id = batch_id(id)?;
     let batch = state.store.get_batch(&id).await?;
     let format = q.format.unwrap_or_default();
-    let columns: Vec<String> = batch
-        .fields
-        .iter()
-        .filter(|f| f.active)
-        .map(|f| f.name.clone())
-        .collect();
-    let (content_type, ext) = match format {
-        Format::Json => ("application/json", "json"),
-        Format::Jsonl => ("application/x-ndjson", "jsonl"),
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-    };
-    let mut head = Vec::new();
-    match format {
-        Format::Json => head.push(b'['),
-        Format::Csv => {
-            if q.bom == Some(1) {
-                head.extend_from_slice("\u{feff}".as_bytes());
-            }
-            let mut header = vec!["card_id".to_owned(), "original_name".into(), "state".into()];
-            header.extend(columns.iter().cloned());
-            header.push("error".into());
-            head.extend(csv_line(&header));
-        }
-        Format::Jsonl => {}
-    }
-    let body = export_stream(state.store.clone(), id, format, columns, head);
+    let (exporter, head) = Exporter::new(format, &batch.fields, q.bom == Some(1));
+    let body = export_stream(state.store.clone(), id, exporter, head);
     Ok((
         [
-            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.{ext}\"", batch.name),
+                format!(
+                    "attachment; filename=\"{}.{}\"",
+                    batch.name,
+                    format.extension()
+                ),
             ),
         ],
         body,
@@ -98,27 +62,21 @@ pub(crate) async fn results(
 }
 
 /// Pages through the rows, rendering each page into one chunk.
-fn export_stream(
-    store: Store,
-    id: String,
-    format: Format,
-    columns: Vec<String>,
-    head: Vec<u8>,
-) -> Body {
+fn export_stream(store: Store, id: String, exporter: Exporter, head: Vec<u8>) -> Body {
     struct Cursor {
         after: i64,
-        first: bool,
         done: bool,
         head: Option<Vec<u8>>,
+        exporter: Exporter,
     }
     let start = Cursor {
         after: 0,
-        first: true,
         done: false,
         head: Some(head),
+        exporter,
     };
     let stream = futures_util::stream::unfold(start, move |mut cur| {
-        let (store, id, columns) = (store.clone(), id.clone(), columns.clone());
+        let (store, id) = (store.clone(), id.clone());
         async move {
             if cur.done {
                 return None;
@@ -134,67 +92,15 @@ fn export_stream(
             if let Some(last) = rows.last() {
                 cur.after = last.card_id;
             }
-            for row in &rows {
-                match format {
-                    Format::Json => {
-                        if !cur.first {
-                            chunk.push(b',');
-                        }
-                        chunk.extend(serde_json::to_vec(row).unwrap_or_default());
-                    }
-                    Format::Jsonl => {
-                        chunk.extend(serde_json::to_vec(row).unwrap_or_default());
-                        chunk.push(b'\n');
-                    }
-                    Format::Csv => chunk.extend(csv_line(&csv_row(row, &columns))),
-                }
-                cur.first = false;
-            }
+            chunk.extend(cur.exporter.rows(&rows));
             if (rows.len() as i64) < PAGE {
                 cur.done = true;
-                if matches!(format, Format::Json) {
-                    chunk.push(b']');
-                }
+                chunk.extend(cur.exporter.finish());
             }
             Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), cur))
         }
     });
     Body::from_stream(stream)
-}
-
-fn csv_row(row: &ResultRow, columns: &[String]) -> Vec<String> {
-    let mut out = vec![
-        row.card_id.to_string(),
-        row.original_name.clone(),
-        row.state.clone(),
-    ];
-    for c in columns {
-        out.push(match row.result.as_ref().and_then(|r| r.get(c)) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join("; "),
-            Some(other) => other.to_string(),
-        });
-    }
-    out.push(
-        row.error
-            .as_ref()
-            .and_then(|e| e["message"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
-    );
-    out
-}
-
-fn csv_line(cells: &[String]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    // Writing to a Vec cannot fail.
-    let _ = w.write_record(cells);
-    w.into_inner().unwrap_or_default()
 }
 
 /// The failed cards with their errors and earlier attempts.

@@ -1,0 +1,144 @@
+//! `cardex extract`: one-shot batches from a folder, with the embedded OCR
+//! engine and with a model server, through the real binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sample-cards")
+}
+
+#[test]
+fn ocr_reads_a_folder_of_specimen_labels_offline() {
+    let truth = std::fs::read_to_string(samples().join("truth.jsonl"))
+        .expect("sample cards beside the repo");
+    let cards: Vec<Value> = truth
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|c| c["kind"] == "labeled" && c["fields"].get("species").is_some())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for c in &cards {
+        let f = c["file"].as_str().unwrap();
+        std::fs::copy(samples().join(f), dir.path().join(f)).unwrap();
+    }
+    let out = dir.path().join("results.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_cardex"))
+        .arg("extract")
+        .arg(dir.path())
+        .args([
+            "--field",
+            "species",
+            "--field",
+            "collector",
+            "--field",
+            "locality",
+            "--field",
+            "date:date",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(rows.len(), cards.len());
+    let mut right = 0;
+    for row in &rows {
+        let card = cards
+            .iter()
+            .find(|c| c["file"] == row["original_name"])
+            .unwrap();
+        right += card["fields"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| row["result"][k.as_str()] == **v)
+            .count();
+        assert!(row["result"]["_text"].is_string());
+    }
+    assert!(
+        right * 100 >= cards.len() * 4 * 95,
+        "{right} of {} fields right",
+        cards.len() * 4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_server_works_too_and_failures_set_the_exit_code() {
+    let config = vlm_sim::SimConfig {
+        bad_answer_rate: 0.3,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let cfg = config.clone();
+    tokio::spawn(async move { vlm_sim::serve(listener, cfg, std::future::pending()).await });
+    let dir = tempfile::tempdir().unwrap();
+    let images: Vec<Vec<u8>> = (0..12).map(|i| cardex_testkit::jpeg(7000 + i)).collect();
+    for (i, img) in images.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("c{i:02}.jpg")), img).unwrap();
+    }
+    let bad = images
+        .iter()
+        .filter(|b| vlm_sim::answers_badly(b, &config))
+        .count();
+    assert!(bad > 0 && bad < 12, "fixture: {bad} bad");
+    let out = dir.path().join("r.jsonl");
+    let result = tokio::task::spawn_blocking({
+        let (dir, out, url) = (dir.path().to_owned(), out.clone(), url.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_cardex"))
+                .arg("extract")
+                .arg(&dir)
+                .args([
+                    "--field",
+                    "title",
+                    "--field",
+                    "year:integer",
+                    "--vlm-model",
+                    "sim-vlm",
+                    "--max-attempts",
+                    "2",
+                ])
+                .args(["--vlm-url", &url])
+                .arg("-o")
+                .arg(&out)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        result.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains(&format!("{} failed", bad)), "{stderr}");
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12);
+    let fields = vec![
+        ("title".to_owned(), "string".to_owned()),
+        ("year".to_owned(), "integer".to_owned()),
+    ];
+    for (i, row) in lines.iter().enumerate() {
+        if row["state"] == "done" {
+            assert_eq!(
+                row["result"],
+                Value::Object(vlm_sim::answer_for(&images[i], &fields))
+            );
+        }
+    }
+    assert_eq!(lines.iter().filter(|r| r["state"] == "failed").count(), bad);
+}
