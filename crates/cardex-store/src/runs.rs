@@ -301,39 +301,69 @@ impl Store {
     /// Re-queues the failed cards of a batch that is not running: their
     /// images come back out of `_errors/`, their earlier errors stay as
     /// history, the batch runs again.
+    ///
+    /// The images move first and the state commits after, so no card can be
+    /// claimed before its image is back; a crash in between leaves the cards
+    /// failed, and start-up puts their images back in `_errors/`.
     pub async fn retry_failed(&self, batch_id: &str) -> Result<StoredEvent> {
-        let mut tx = self.write.begin().await?;
-        let state = batch_state(&mut tx, batch_id).await?;
-        if state == BatchState::Running {
-            return Err(StoreError::conflict(
+        let check = |state: BatchState| match state {
+            BatchState::Running => Err(StoreError::conflict(
                 "batch_running",
                 "the batch is running; retry its failed cards once it has finished or is paused",
-            ));
-        }
-        if state == BatchState::Open {
-            return Err(StoreError::conflict(
+            )),
+            BatchState::Open => Err(StoreError::conflict(
                 "batch_not_started",
                 "the batch has not been started",
-            ));
-        }
-        let requeued = sqlx::query(
-            "UPDATE cards SET state = 'pending', error = NULL, updated_at = ? WHERE batch_id = ? AND state = 'failed'",
-        )
-        .bind(now())
-        .bind(batch_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if requeued == 0 {
+            )),
+            _ => Ok(()),
+        };
+        let (state, _) = self.batch_position(batch_id).await?;
+        check(state)?;
+        let (name, failed): (String, Vec<String>) = {
+            let name: String = sqlx::query_scalar("SELECT name FROM batches WHERE id = ?")
+                .bind(batch_id)
+                .fetch_one(&self.read)
+                .await?;
+            let failed = sqlx::query_scalar(
+                "SELECT stored_name FROM cards WHERE batch_id = ? AND state = 'failed'",
+            )
+            .bind(batch_id)
+            .fetch_all(&self.read)
+            .await?;
+            (name, failed)
+        };
+        if failed.is_empty() {
             return Err(StoreError::conflict(
                 "nothing_failed",
                 "the batch has no failed cards to retry",
             ));
         }
-        let event = change_state(&mut tx, batch_id, state, BatchState::Running, None).await?;
-        tx.commit().await?;
-        self.place_files(batch_id).await?;
-        Ok(event)
+        let (errors, target) = (self.dir.errors_dir(&name), self.dir.batch_dir(&name));
+        for stored in &failed {
+            move_file(&errors.join(stored), &target.join(stored))?;
+        }
+        let committed = async {
+            let mut tx = self.write.begin().await?;
+            let state = batch_state(&mut tx, batch_id).await?;
+            check(state)?;
+            sqlx::query(
+                "UPDATE cards SET state = 'pending', error = NULL, updated_at = ? WHERE batch_id = ? AND state = 'failed'",
+            )
+            .bind(now())
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+            let event = change_state(&mut tx, batch_id, state, BatchState::Running, None).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(event)
+        }
+        .await;
+        if committed.is_err() {
+            // Nothing changed in the database: the images go back where the
+            // cards' state says.
+            self.place_files(batch_id).await?;
+        }
+        committed
     }
 
     /// Start-up recovery: cards left `processing` go back to `pending`, and
