@@ -5,6 +5,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DATA_DIR ?= ./cardex-data
 BIND ?= 127.0.0.1:8080
+# Tesseract's OpenMP threads fight over few cores; one per OCR worker.
+export OMP_THREAD_LIMIT ?= 1
 
 .PHONY: run test bench deps test-deps build lint fmt
 

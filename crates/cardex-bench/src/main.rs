@@ -5,6 +5,7 @@
 //! §10 sets one. The server runs as a child process so its peak memory
 //! (VmHWM from /proc) is its own, not the load generator's.
 
+mod ocr;
 mod server;
 mod upload;
 
@@ -21,6 +22,7 @@ pub struct Row {
 }
 
 fn main() -> anyhow::Result<()> {
+    cardex_engine::ocr::ensure_openmp_thread_limit()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -28,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     rows.push(inspect_12mp()?);
     rows.extend(runtime.block_on(upload::ingest_rate())?);
     rows.push(runtime.block_on(upload::large_upload_rss())?);
+    rows.extend(runtime.block_on(ocr::compare())?);
     let table = render(&rows);
     println!("\n{table}");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/results.md");

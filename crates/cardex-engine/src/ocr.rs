@@ -6,7 +6,8 @@
 //! `_confidence`.
 //!
 //! Tesseract uses OpenMP; with several workers on few cores its threads
-//! fight, so the binary sets `OMP_THREAD_LIMIT=1` at start-up.
+//! fight, so the binaries make sure `OMP_THREAD_LIMIT` is set
+//! ([`ensure_openmp_thread_limit`]).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender};
@@ -21,6 +22,33 @@ use crate::answer::CompiledPrompt;
 use crate::engine::{Engine, EngineError, Extraction};
 use crate::labels::{OcrLine, assign, labeled_lines};
 use crate::prepare::{PreparedImage, for_ocr};
+
+/// Makes sure this process runs with `OMP_THREAD_LIMIT` set (to 1 unless
+/// the user chose a value): Tesseract's OpenMP threads fighting over a few
+/// cores make it several times slower.
+///
+/// OpenMP reads the variable when its library loads, before `main` runs, so
+/// setting it later has no effect: when it is missing, the program is
+/// started again with it set, and this call does not return. Call it first
+/// thing in `main`. Returns an error only if the restart failed.
+#[cfg(unix)]
+pub fn ensure_openmp_thread_limit() -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("OMP_THREAD_LIMIT").is_some() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    Err(std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("OMP_THREAD_LIMIT", "1")
+        .exec())
+}
+
+/// Elsewhere the limit is left to the user.
+#[cfg(not(unix))]
+pub fn ensure_openmp_thread_limit() -> std::io::Result<()> {
+    Ok(())
+}
 
 /// Resolution Tesseract is told the prepared images have.
 const PPI: i32 = 300;

@@ -31,7 +31,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    limit_openmp_threads();
+    #[cfg(feature = "ocr")]
+    cardex_server::runner::ensure_openmp_thread_limit()?;
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -77,18 +78,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cardex_server::serve(listener, state, shutdown.clone().cancelled_owned()).await?;
     store.close().await;
     Ok(())
-}
-
-/// Tesseract uses OpenMP; several OCR workers each starting a thread per
-/// core make it several times slower on small machines. One thread per
-/// worker is set here unless the user chose otherwise.
-#[allow(unsafe_code)]
-fn limit_openmp_threads() {
-    if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
-        // SAFETY: called first thing in `main`, before any other thread
-        // exists, so nothing can read the environment concurrently.
-        unsafe { std::env::set_var("OMP_THREAD_LIMIT", "1") };
-    }
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

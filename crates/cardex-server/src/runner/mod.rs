@@ -23,6 +23,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "ocr")]
+pub use cardex_engine::ocr::ensure_openmp_thread_limit;
 pub use hub::Hub;
 
 /// The engines this server can use, by name.
