@@ -116,9 +116,21 @@ fn downscale(img: image::RgbImage, max_side: u32) -> Result<image::RgbImage, Ima
     let scale = f64::from(max_side) / f64::from(longest);
     let nw = ((f64::from(w) * scale).round() as u32).clamp(1, max_side);
     let nh = ((f64::from(h) * scale).round() as u32).clamp(1, max_side);
-    let src = FrImage::from_vec_u8(w, h, img.into_raw(), PixelType::U8x3)
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let mut dst = FrImage::new(nw, nh, PixelType::U8x3);
+    let pixels = resize_pixels(img.into_raw(), (w, h), (nw, nh), PixelType::U8x3)?;
+    image::RgbImage::from_raw(nw, nh, pixels)
+        .ok_or_else(|| ImageError::Corrupt("resized buffer has the wrong size".into()))
+}
+
+/// Resizes raw 8-bit pixels with the SIMD resizer (Catmull-Rom).
+fn resize_pixels(
+    pixels: Vec<u8>,
+    (w, h): (u32, u32),
+    (nw, nh): (u32, u32),
+    kind: PixelType,
+) -> Result<Vec<u8>, ImageError> {
+    let src =
+        FrImage::from_vec_u8(w, h, pixels, kind).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let mut dst = FrImage::new(nw, nh, kind);
     Resizer::new()
         .resize(
             &src,
@@ -126,8 +138,7 @@ fn downscale(img: image::RgbImage, max_side: u32) -> Result<image::RgbImage, Ima
             &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
         )
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    image::RgbImage::from_raw(nw, nh, dst.into_vec())
-        .ok_or_else(|| ImageError::Corrupt("resized buffer has the wrong size".into()))
+    Ok(dst.into_vec())
 }
 
 /// Shortest longest-side an OCR input should have: about 300 dpi for a
@@ -160,17 +171,8 @@ fn upscale(img: image::GrayImage) -> Result<image::GrayImage, ImageError> {
         (f64::from(w) * factor) as u32,
         (f64::from(h) * factor) as u32,
     );
-    let src = FrImage::from_vec_u8(w, h, img.into_raw(), PixelType::U8)
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let mut dst = FrImage::new(nw, nh, PixelType::U8);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
-        )
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    image::GrayImage::from_raw(nw, nh, dst.into_vec())
+    let pixels = resize_pixels(img.into_raw(), (w, h), (nw, nh), PixelType::U8)?;
+    image::GrayImage::from_raw(nw, nh, pixels)
         .ok_or_else(|| ImageError::Corrupt("resized buffer has the wrong size".into()))
 }
 

@@ -6,30 +6,18 @@
 
 #![cfg(feature = "ocr")]
 
-use std::path::PathBuf;
-
 use cardex_core::{Field, FieldType};
 use cardex_engine::labels::normalize;
 use cardex_engine::ocr::OcrEngine;
 use cardex_engine::{CompiledPrompt, Engine, PrepareOptions};
 
-fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sample-cards")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn labeled_sample_cards_are_read_accurately() {
-    let dir = sample_dir();
-    let truth = std::fs::read_to_string(dir.join("truth.jsonl"))
-        .unwrap_or_else(|e| panic!("the sample cards are expected at {}: {e}", dir.display()));
+    let dir = cardex_testkit::sample_cards_dir();
     let engine = OcrEngine::new("eng", 2).expect("Tesseract with English data is installed");
     let (mut right, mut total) = (0, 0);
     let mut misses = Vec::new();
-    for line in truth.lines().filter(|l| !l.trim().is_empty()) {
-        let card: serde_json::Value = serde_json::from_str(line).unwrap();
-        if card["kind"] != "labeled" {
-            continue;
-        }
+    for card in cardex_testkit::sample_truth("labeled", None) {
         let expected = card["fields"].as_object().unwrap();
         let fields: Vec<Field> = expected
             .keys()

@@ -6,15 +6,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use cardex_engine::labels::normalize;
 use common::*;
-use serde_json::{Value, json};
-
-fn samples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sample-cards")
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_server_reads_specimen_cards_offline() {
@@ -30,19 +24,13 @@ async fn a_fresh_server_reads_specimen_cards_offline() {
     assert_eq!(ocr["available"], true, "{engines}");
     assert_eq!(ocr["default"], true);
 
-    let truth = std::fs::read_to_string(samples().join("truth.jsonl"))
-        .expect("sample cards beside the repo");
-    let cards: Vec<Value> = truth
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|c| c["kind"] == "labeled" && c["fields"].get("species").is_some())
-        .collect();
+    let cards = sample_truth("labeled", Some("species"));
     assert!(cards.len() >= 4);
     let files: Vec<(String, Vec<u8>)> = cards
         .iter()
         .map(|c| {
             let name = c["file"].as_str().unwrap().to_owned();
-            let bytes = std::fs::read(samples().join(&name)).unwrap();
+            let bytes = std::fs::read(sample_cards_dir().join(&name)).unwrap();
             (name, bytes)
         })
         .collect();

@@ -143,3 +143,20 @@ pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
+
+/// `../shared/sample-cards`, beside the repository (as CI has it).
+pub fn sample_cards_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sample-cards")
+}
+
+/// The sample cards' `truth.jsonl` lines of one kind (`labeled` or
+/// `catalog`), optionally only those that have field `with`.
+pub fn sample_truth(kind: &str, with: Option<&str>) -> Vec<serde_json::Value> {
+    let dir = sample_cards_dir();
+    let text = std::fs::read_to_string(dir.join("truth.jsonl"))
+        .unwrap_or_else(|e| panic!("the sample cards are expected at {}: {e}", dir.display()));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|c| c["kind"] == kind && with.is_none_or(|f| c["fields"].get(f).is_some()))
+        .collect()
+}

@@ -1,28 +1,21 @@
 //! `cardex extract`: one-shot batches from a folder, with the embedded OCR
 //! engine and with a model server, through the real binary.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn samples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sample-cards")
-}
-
 #[test]
 fn ocr_reads_a_folder_of_specimen_labels_offline() {
-    let truth = std::fs::read_to_string(samples().join("truth.jsonl"))
-        .expect("sample cards beside the repo");
-    let cards: Vec<Value> = truth
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|c| c["kind"] == "labeled" && c["fields"].get("species").is_some())
-        .collect();
+    let cards = cardex_testkit::sample_truth("labeled", Some("species"));
     let dir = tempfile::tempdir().unwrap();
     for c in &cards {
         let f = c["file"].as_str().unwrap();
-        std::fs::copy(samples().join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(
+            cardex_testkit::sample_cards_dir().join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
     }
     let out = dir.path().join("results.json");
     let status = Command::new(env!("CARGO_BIN_EXE_cardex"))
