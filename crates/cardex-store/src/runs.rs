@@ -359,27 +359,22 @@ impl Store {
         }
         .await;
         if committed.is_err() {
-            // Nothing changed in the database: the images go back where the
-            // cards' state says.
-            self.place_files(batch_id).await?;
+            // Nothing changed in the database: the images go back.
+            self.requarantine(Some(batch_id)).await?;
         }
         committed
     }
 
     /// Start-up recovery: cards left `processing` go back to `pending`, and
-    /// every image is moved to where its card's state says it belongs.
+    /// failed cards whose image a crash left outside `_errors/` are
+    /// quarantined. Only failed cards are looked at, so start-up does not
+    /// touch the files of the whole archive.
     pub async fn recover(&self) -> Result<u64> {
         let released = sqlx::query("UPDATE cards SET state = 'pending' WHERE state = 'processing'")
             .execute(&self.write)
             .await?
             .rows_affected();
-        let batches: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM batches WHERE state <> 'open' AND files_ready = 1")
-                .fetch_all(&self.read)
-                .await?;
-        for id in batches {
-            self.place_files(&id).await?;
-        }
+        self.requarantine(None).await?;
         Ok(released)
     }
 
@@ -419,19 +414,17 @@ impl Store {
         Ok(())
     }
 
-    /// Puts every image of a started batch where its card's state says:
-    /// failed cards in `_errors/` (with a sidecar), others in the batch dir.
-    async fn place_files(&self, batch_id: &str) -> Result<()> {
-        let name: String = sqlx::query_scalar("SELECT name FROM batches WHERE id = ?")
-            .bind(batch_id)
-            .fetch_one(&self.read)
-            .await?;
-        let batch_dir = self.dir.batch_dir(&name);
-        let errors = self.dir.errors_dir(&name);
+    /// Quarantines the images of failed cards that are not (fully) in
+    /// `_errors/` yet: all batches, or one. Only failed cards can have a
+    /// misplaced image: a failure commits before its image moves, and
+    /// retry-failed moves images back before its cards leave `failed`.
+    async fn requarantine(&self, batch_id: Option<&str>) -> Result<()> {
         let mut after = 0i64;
         loop {
             let page: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, stored_name, state FROM cards WHERE batch_id = ? AND id > ? ORDER BY id LIMIT 500",
+                "SELECT c.id, c.stored_name, b.name FROM cards c JOIN batches b ON b.id = c.batch_id \
+                 WHERE c.state = 'failed' AND b.files_ready = 1 AND (?1 IS NULL OR c.batch_id = ?1) AND c.id > ?2 \
+                 ORDER BY c.id LIMIT 500",
             )
             .bind(batch_id)
             .bind(after)
@@ -439,16 +432,13 @@ impl Store {
             .await?;
             let Some(last) = page.last() else { break };
             after = last.0;
-            for (id, stored, state) in page {
-                let in_batch = batch_dir.join(&stored);
-                let in_errors = errors.join(&stored);
-                if state == "failed" {
-                    let sidecar = errors.join(format!("{stored}.error.json"));
-                    if in_batch.exists() || !sidecar.exists() {
-                        self.quarantine(id).await?;
-                    }
-                } else if in_errors.exists() {
-                    move_file(&in_errors, &in_batch)?;
+            for (id, stored, name) in page {
+                let sidecar = self
+                    .dir
+                    .errors_dir(&name)
+                    .join(format!("{stored}.error.json"));
+                if self.dir.batch_dir(&name).join(&stored).exists() || !sidecar.exists() {
+                    self.quarantine(id).await?;
                 }
             }
         }

@@ -150,3 +150,37 @@ async fn concurrent_writers_never_see_busy() {
     assert_eq!(store.list_batches().await.unwrap().len(), 320);
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_failure_committed_before_its_image_moved_is_quarantined_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).await.unwrap();
+    let (id, full, stored) = staged_batch(&store, 3).await;
+    store.start_batch(&id).await.unwrap();
+    store.close().await;
+    // The crash came after the failure committed, before the move.
+    with_db(
+        tmp.path(),
+        &[
+            "UPDATE cards SET state = 'failed', error = '{\"code\":\"x\",\"message\":\"m\"}' \
+           WHERE id = (SELECT MIN(id) FROM cards WHERE batch_id = ?)",
+        ],
+        &id,
+    )
+    .await;
+    let batch_dir = tmp.path().join("batches").join(&full);
+    assert!(batch_dir.join(&stored[0]).is_file());
+
+    let store = Store::open(tmp.path()).await.unwrap();
+    let errors = batch_dir.join("_errors");
+    assert!(errors.join(&stored[0]).is_file());
+    assert!(!batch_dir.join(&stored[0]).exists());
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(errors.join(format!("{}.error.json", stored[0]))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["error"]["message"], "m");
+    // The others stay where they are.
+    assert!(batch_dir.join(&stored[1]).is_file() && batch_dir.join(&stored[2]).is_file());
+    store.close().await;
+}
