@@ -383,6 +383,13 @@ impl Runner {
             self.send_progress(batch_id).await;
         }
         if let Some(state) = committed.finished {
+            // A finished batch needs its prompt again only after a retry,
+            // which compiles it anew.
+            self.inner
+                .prompts
+                .lock()
+                .expect("lock poisoned")
+                .remove(batch_id);
             self.publish(batch_id, &state);
         }
     }
