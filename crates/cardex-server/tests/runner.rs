@@ -464,7 +464,8 @@ async fn a_batch_whose_engine_is_missing_is_paused_with_the_reason() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hung_requests_time_out_and_are_retried() {
     let sim = start_sim(SimConfig {
-        hang_rate: 0.2,
+        // 40 requests at 0.3: no hang at all has odds of 0.7^40 (about 1e-6).
+        hang_rate: 0.3,
         hang: Duration::from_secs(30),
         ..SimConfig::default()
     })
@@ -473,7 +474,7 @@ async fn hung_requests_time_out_and_are_retried() {
     config.vlm.as_mut().unwrap().request_timeout = Duration::from_millis(400);
     config.runner.retry.max_attempts = 10;
     let srv = TestServer::with_config(config).await;
-    let files = cards(20);
+    let files = cards(40);
     let fields = all_types();
     let id = srv.started_batch(&fields, &files).await;
     let batch = srv.wait_finished(&id).await;
