@@ -45,6 +45,9 @@ pub enum EngineError {
         message: String,
         /// How long the server asked us to wait (`Retry-After`).
         retry_after: Option<Duration>,
+        /// The server said it is too busy (429, 503, a timeout): a sign to
+        /// send fewer requests at once, unlike a one-off 500.
+        overloaded: bool,
     },
     /// The answer could not be used; another attempt may do better.
     #[error("{message}")]

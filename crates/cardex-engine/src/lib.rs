@@ -22,4 +22,4 @@ pub mod vlm;
 pub use answer::CompiledPrompt;
 pub use engine::{Engine, EngineError, Extraction, Usage};
 pub use prepare::{PrepareOptions, PreparedImage};
-pub use retry::{RetryPolicy, extract_with_retries};
+pub use retry::{Attempted, RetryPolicy, extract_with_retries, retry_attempts};

@@ -2,6 +2,7 @@
 //! errors, honouring the server's `Retry-After`; a short fixed pause before
 //! asking again after an unusable answer.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -52,6 +53,18 @@ pub async fn extract_with_retries(
     prompt: &CompiledPrompt,
     policy: &RetryPolicy,
 ) -> Attempted {
+    retry_attempts(policy, || engine.extract(image, prompt)).await
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or attempts run out.
+///
+/// Each attempt is its own future, so a caller can hold a concurrency
+/// permit for the request alone and not through the waits between tries.
+pub async fn retry_attempts<F, Fut>(policy: &RetryPolicy, attempt: F) -> Attempted
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Extraction, EngineError>>,
+{
     let attempts = AtomicU32::new(0);
     let last_answer = Mutex::new(None);
     let backoff = ExponentialBuilder::default()
@@ -61,7 +74,7 @@ pub async fn extract_with_retries(
         .with_jitter();
     let result = (|| async {
         attempts.fetch_add(1, Ordering::Relaxed);
-        let result = engine.extract(image, prompt).await;
+        let result = attempt().await;
         if let Err(EngineError::BadAnswer { raw, .. }) = &result {
             *last_answer.lock().expect("lock poisoned") = Some(raw.clone());
         }
@@ -140,6 +153,7 @@ mod tests {
         EngineError::Transient {
             message: "busy".into(),
             retry_after,
+            overloaded: true,
         }
     }
 

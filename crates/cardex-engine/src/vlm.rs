@@ -194,12 +194,14 @@ impl VlmEngine {
             let res = req.send().await.map_err(|e| EngineError::Transient {
                 message: describe_reqwest_error(&e),
                 retry_after: None,
+                overloaded: e.is_timeout(),
             })?;
             let status = res.status();
             let retry_after = retry_after(res.headers());
             let text = res.text().await.map_err(|e| EngineError::Transient {
                 message: format!("the answer was cut off: {}", describe_reqwest_error(&e)),
                 retry_after: None,
+                overloaded: e.is_timeout(),
             })?;
             if status.is_success() {
                 return read_completion(&text, prompt, started.elapsed());
@@ -227,6 +229,7 @@ impl VlmEngine {
                 408 | 429 | 500..=599 => EngineError::Transient {
                     message: format!("the model server answered {status}: {excerpt}"),
                     retry_after,
+                    overloaded: matches!(status.as_u16(), 408 | 429 | 503 | 504),
                 },
                 _ => EngineError::Permanent {
                     code: "model_rejected_request",

@@ -38,16 +38,15 @@ pub struct EngineConfig {
     pub model: String,
     /// Bearer key, if the server wants one. Never logged or returned.
     pub api_key: Option<String>,
-    /// Fixed number of requests in flight, if set.
+    /// Fixed number of requests in flight; found adaptively when unset.
     pub concurrency: Option<usize>,
+    /// Most requests in flight the adaptive limit may reach.
+    pub max_concurrency: usize,
     /// Longest wait for a connection.
     pub connect_timeout: std::time::Duration,
     /// Longest wait for one answer.
     pub request_timeout: std::time::Duration,
 }
-
-/// Requests in flight to a model server when no number is configured.
-pub const DEFAULT_VLM_CONCURRENCY: usize = 8;
 
 impl EngineConfig {
     /// A config with default timeouts (connect 10 s, request 120 s).
@@ -57,6 +56,7 @@ impl EngineConfig {
             model: model.to_owned(),
             api_key: None,
             concurrency: None,
+            max_concurrency: crate::runner::limit::DEFAULT_MAX_LIMIT,
             connect_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(120),
         }
@@ -70,6 +70,7 @@ impl fmt::Debug for EngineConfig {
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("concurrency", &self.concurrency)
+            .field("max_concurrency", &self.max_concurrency)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .finish()

@@ -8,8 +8,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::ServerConfig;
-use crate::config::DEFAULT_VLM_CONCURRENCY;
-use crate::runner::{Engines, Hub, Runner};
+use crate::runner::{Engines, Hub, Limiter, Runner};
 
 /// Cheap to clone: everything inside is shared.
 #[derive(Debug, Clone)]
@@ -37,7 +36,7 @@ fn add_ocr(engines: Engines, config: &ServerConfig) -> Engines {
         Ok(engine) => {
             // One card waiting prepared per worker keeps every worker busy.
             let in_flight = engine.workers() * 2;
-            engines.with(Arc::new(engine), in_flight)
+            engines.with(Arc::new(engine), Limiter::fixed("ocr", in_flight))
         }
         Err(e) => {
             tracing::warn!("the OCR engine is not available: {e}");
@@ -63,10 +62,11 @@ impl AppState {
                 vc.connect_timeout = c.connect_timeout;
                 vc.request_timeout = c.request_timeout;
                 let engine = Arc::new(VlmEngine::new(vc)?);
-                engines = engines.with(
-                    engine.clone(),
-                    c.concurrency.unwrap_or(DEFAULT_VLM_CONCURRENCY),
-                );
+                let limiter = match c.concurrency {
+                    Some(n) => Limiter::fixed("vlm", n),
+                    None => Limiter::adaptive("vlm", c.max_concurrency),
+                };
+                engines = engines.with(engine.clone(), limiter);
                 Some(engine)
             }
         };

@@ -135,17 +135,21 @@ async fn finish_if_done(
     if state != BatchState::Running {
         return Ok(None);
     }
-    let (open, failed): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(state IN ('pending', 'processing')), 0), COALESCE(SUM(state = 'failed'), 0) \
-         FROM cards WHERE batch_id = ?",
-    )
-    .bind(batch_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if open > 0 {
+    // Index lookups, not a count over the batch: this runs at every commit.
+    let any = |state: &'static str| {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM cards WHERE batch_id = ? AND state = ?)",
+        )
+        .bind(batch_id)
+        .bind(state)
+    };
+    if any("pending").fetch_one(&mut *conn).await?
+        || any("processing").fetch_one(&mut *conn).await?
+    {
         return Ok(None);
     }
-    let to = if failed > 0 {
+    let failed = any("failed").fetch_one(&mut *conn).await?;
+    let to = if failed {
         BatchState::CompletedWithErrors
     } else {
         BatchState::Completed

@@ -63,9 +63,13 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub vlm_api_key: Option<Secret>,
-    /// Fixed number of requests in flight to the model server.
+    /// Fixed number of requests in flight to the model server; without
+    /// it the number is found adaptively from measured throughput.
     #[arg(long, env = "CARDEX_VLM_CONCURRENCY", value_name = "N")]
     pub vlm_concurrency: Option<usize>,
+    /// Most requests in flight the adaptive limit may reach [default: 256].
+    #[arg(long, env = "CARDEX_VLM_MAX_CONCURRENCY", value_name = "N")]
+    pub vlm_max_concurrency: Option<usize>,
     /// Seconds to wait for a connection to the model server [default: 10].
     #[arg(long, env = "CARDEX_VLM_CONNECT_TIMEOUT", value_name = "SECONDS")]
     pub vlm_connect_timeout: Option<u64>,
@@ -110,6 +114,7 @@ impl ServeArgs {
             vlm_model: self.vlm_model.or(file.vlm_model),
             vlm_api_key: self.vlm_api_key.or(file.vlm_api_key),
             vlm_concurrency: self.vlm_concurrency.or(file.vlm_concurrency),
+            vlm_max_concurrency: self.vlm_max_concurrency.or(file.vlm_max_concurrency),
             vlm_connect_timeout: self.vlm_connect_timeout.or(file.vlm_connect_timeout),
             vlm_request_timeout: self.vlm_request_timeout.or(file.vlm_request_timeout),
             max_attempts: self.max_attempts.or(file.max_attempts),
@@ -151,6 +156,9 @@ impl ServeArgs {
                 let mut engine = cardex_server::EngineConfig::new(url, model);
                 engine.api_key = self.vlm_api_key.clone().map(|s| s.0);
                 engine.concurrency = self.vlm_concurrency;
+                if let Some(n) = self.vlm_max_concurrency {
+                    engine.max_concurrency = n;
+                }
                 if let Some(s) = self.vlm_connect_timeout {
                     engine.connect_timeout = Duration::from_secs(s);
                 }

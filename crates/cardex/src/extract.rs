@@ -51,9 +51,13 @@ pub struct ExtractArgs {
         hide_env_values = true
     )]
     pub vlm_api_key: Option<Secret>,
-    /// Requests in flight to the model server.
+    /// Fixed number of requests in flight to the model server [default:
+    /// adaptive].
     #[arg(long, env = "CARDEX_VLM_CONCURRENCY", value_name = "N")]
     pub vlm_concurrency: Option<usize>,
+    /// Most requests in flight the adaptive limit may reach [default: 256].
+    #[arg(long, env = "CARDEX_VLM_MAX_CONCURRENCY", value_name = "N")]
+    pub vlm_max_concurrency: Option<usize>,
     /// Tesseract language(s) [default: eng].
     #[arg(long, env = "CARDEX_OCR_LANG", value_name = "LANG")]
     pub ocr_lang: Option<String>,
@@ -105,6 +109,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         vlm_model: args.vlm_model.clone(),
         vlm_api_key: args.vlm_api_key.clone(),
         vlm_concurrency: args.vlm_concurrency,
+        vlm_max_concurrency: args.vlm_max_concurrency,
         ocr_lang: args.ocr_lang.clone(),
         ocr_workers: args.ocr_workers,
         max_attempts: args.max_attempts,

@@ -3,11 +3,19 @@
 //! are in flight, runs it through the batch's engine with retries, and
 //! commits the outcome with its event in one transaction.
 //!
+//! Each engine has a [`Limiter`] for its requests in flight (fixed, or
+//! found by [`limit`]'s throughput climb). The runner claims a few cards
+//! more than that limit, so that the next images are already prepared and
+//! waiting when a request slot frees up: the model server never waits on
+//! decoding. A permit is held for one request only, not through the waits
+//! between retries.
+//!
 //! A card that fails after its retries is quarantined and the batch goes
 //! on; an engine that refuses our credentials pauses the batch instead of
 //! failing every card. On shutdown, cards in flight go back to `pending`.
 
 pub mod hub;
+pub mod limit;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use cardex_core::BatchState;
 use cardex_engine::{
-    CompiledPrompt, Engine, EngineError, PrepareOptions, RetryPolicy, extract_with_retries,
+    CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
 use cardex_store::{CardFailure, ClaimedCard, Committed, Store, StoredEvent};
 use serde_json::{Value, json};
@@ -26,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 #[cfg(feature = "ocr")]
 pub use cardex_engine::ocr::ensure_openmp_thread_limit;
 pub use hub::Hub;
+pub use limit::Limiter;
+use limit::Signal;
 
 /// The engines this server can use, by name.
 #[derive(Debug, Clone, Default)]
@@ -36,10 +46,25 @@ pub struct Engines {
 #[derive(Debug, Clone)]
 struct EngineSlot {
     engine: Arc<dyn Engine>,
-    concurrency: usize,
-    /// Cards of this engine in flight now.
-    busy: Arc<AtomicUsize>,
+    /// Requests in flight to the engine.
+    limiter: Arc<Limiter>,
+    /// Cards of this engine claimed and not yet committed.
+    claimed: Arc<AtomicUsize>,
 }
+
+impl EngineSlot {
+    /// Cards to hold claimed: the request limit plus prepared ones waiting,
+    /// enough to cover a round of completions, bounded in memory.
+    fn target(&self) -> usize {
+        let limit = self.limiter.limit();
+        limit + (limit / 4).clamp(PREPARED_AHEAD_MIN, PREPARED_AHEAD_MAX)
+    }
+}
+
+/// Prepared images waiting for a request slot, at least and at most
+/// (each is at most a few hundred KB).
+const PREPARED_AHEAD_MIN: usize = 4;
+const PREPARED_AHEAD_MAX: usize = 64;
 
 /// Gives an engine's slot back when a card task ends, however it ends.
 struct SlotGuard(Arc<AtomicUsize>);
@@ -51,14 +76,14 @@ impl Drop for SlotGuard {
 }
 
 impl Engines {
-    /// Adds an engine that may have `concurrency` cards in flight.
-    pub fn with(mut self, engine: Arc<dyn Engine>, concurrency: usize) -> Self {
+    /// Adds an engine whose requests in flight `limiter` bounds.
+    pub fn with(mut self, engine: Arc<dyn Engine>, limiter: Arc<Limiter>) -> Self {
         self.engines.insert(
             engine.name().to_owned(),
             EngineSlot {
                 engine,
-                concurrency: concurrency.max(1),
-                busy: Arc::new(AtomicUsize::new(0)),
+                limiter,
+                claimed: Arc::new(AtomicUsize::new(0)),
             },
         );
         self
@@ -69,9 +94,9 @@ impl Engines {
         self.engines.get(name).map(|s| s.engine.clone())
     }
 
-    /// The in-flight limit of engine `name`.
+    /// The present in-flight limit of engine `name`.
     pub fn concurrency(&self, name: &str) -> Option<usize> {
-        self.engines.get(name).map(|s| s.concurrency)
+        self.engines.get(name).map(|s| s.limiter.limit())
     }
 }
 
@@ -171,13 +196,13 @@ impl Runner {
         while in_flight.join_next().await.is_some() {}
     }
 
-    /// Claims as many cards as each engine has free slots; returns how many.
+    /// Claims cards up to each engine's target; returns how many.
     async fn claim(&self, in_flight: &mut JoinSet<()>) -> usize {
         let mut claimed = 0;
         for (name, slot) in &self.inner.engines.engines {
             let free = slot
-                .concurrency
-                .saturating_sub(slot.busy.load(Ordering::Acquire));
+                .target()
+                .saturating_sub(slot.claimed.load(Ordering::Acquire));
             if free == 0 {
                 continue;
             }
@@ -190,13 +215,13 @@ impl Runner {
             };
             claimed += cards.len();
             for card in cards {
-                slot.busy.fetch_add(1, Ordering::AcqRel);
-                let guard = SlotGuard(slot.busy.clone());
+                slot.claimed.fetch_add(1, Ordering::AcqRel);
+                let guard = SlotGuard(slot.claimed.clone());
                 let runner = self.clone();
-                let engine = slot.engine.clone();
+                let slot = slot.clone();
                 in_flight.spawn(async move {
                     let _guard = guard;
-                    runner.process(card, engine).await;
+                    runner.process(card, &slot).await;
                 });
             }
         }
@@ -234,7 +259,7 @@ impl Runner {
     }
 
     /// One card, start to end.
-    async fn process(&self, card: ClaimedCard, engine: Arc<dyn Engine>) {
+    async fn process(&self, card: ClaimedCard, slot: &EngineSlot) {
         let stop = self.inner.stop.clone();
         tokio::select! {
             _ = stop.cancelled() => {
@@ -242,11 +267,11 @@ impl Runner {
                     tracing::error!(card = card.id, error = %e, "could not release a card at shutdown");
                 }
             }
-            _ = self.work(&card, engine.as_ref()) => {}
+            _ = self.work(&card, slot) => {}
         }
     }
 
-    async fn work(&self, card: &ClaimedCard, engine: &dyn Engine) {
+    async fn work(&self, card: &ClaimedCard, slot: &EngineSlot) {
         let store = &self.inner.store;
         let outcome = match self.prompt_for(&card.batch_id).await {
             Err(e) => Err(CardFailure {
@@ -263,9 +288,13 @@ impl Runner {
                     last_answer: None,
                 }),
                 Ok(image) => {
-                    let attempted =
-                        extract_with_retries(engine, &image, &prompt, &self.inner.config.retry)
-                            .await;
+                    let attempted = retry_attempts(&self.inner.config.retry, || async {
+                        let permit = slot.limiter.acquire().await;
+                        let result = slot.engine.extract(&image, &prompt).await;
+                        permit.finish(load_signal(&result));
+                        result
+                    })
+                    .await;
                     match attempted.result {
                         Ok(x) => Ok(x),
                         Err(EngineError::Config { message }) => {
@@ -407,5 +436,16 @@ impl Runner {
         body["seq"] = json!(batch.last_seq);
         body["batch_id"] = json!(batch_id);
         self.inner.hub.publish(batch_id, body);
+    }
+}
+
+/// What an engine call says about the server's load.
+fn load_signal(result: &Result<Extraction, EngineError>) -> Signal {
+    match result {
+        Ok(_) | Err(EngineError::BadAnswer { .. }) => Signal::Served,
+        Err(EngineError::Transient {
+            overloaded: true, ..
+        }) => Signal::Overloaded,
+        Err(_) => Signal::Other,
     }
 }
