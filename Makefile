@@ -40,5 +40,5 @@ fmt:
 
 ## bench: release-build benchmarks; prints a table and writes bench/results.md
 bench: deps
-	$(CARGO) build --release --locked -p cardex -p cardex-bench
+	$(CARGO) build --release --locked -p cardex -p cardex-bench -p vlm-sim
 	./target/release/cardex-bench

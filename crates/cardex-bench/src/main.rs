@@ -6,6 +6,7 @@
 //! (VmHWM from /proc) is its own, not the load generator's.
 
 mod ocr;
+mod runner;
 mod server;
 mod upload;
 
@@ -26,13 +27,34 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // `cardex-bench runner ocr` runs only those groups and writes no file.
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let mut rows = Vec::new();
-    rows.push(inspect_12mp()?);
-    rows.extend(runtime.block_on(upload::ingest_rate())?);
-    rows.push(runtime.block_on(upload::large_upload_rss())?);
-    rows.extend(runtime.block_on(ocr::compare())?);
+    if wanted("prepare") {
+        rows.push(inspect_12mp()?);
+        rows.push(runner::prepare_12mp()?);
+    }
+    if wanted("capacity") {
+        for (slots, latency_ms) in [(4, 100), (32, 250), (128, 500)] {
+            rows.push(runtime.block_on(runner::capacity_share(slots, latency_ms))?);
+        }
+    }
+    if wanted("orchestration") {
+        rows.extend(runtime.block_on(runner::orchestration())?);
+    }
+    if wanted("upload") {
+        rows.extend(runtime.block_on(upload::ingest_rate())?);
+        rows.push(runtime.block_on(upload::large_upload_rss())?);
+    }
+    if wanted("ocr") {
+        rows.extend(runtime.block_on(ocr::compare())?);
+    }
     let table = render(&rows);
     println!("\n{table}");
+    if !only.is_empty() {
+        return Ok(());
+    }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/results.md");
     std::fs::write(
         &path,

@@ -70,6 +70,11 @@ impl Server {
             .context("the created batch has no id")
     }
 
+    /// User + system CPU seconds the server has used so far.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        crate::runner::cpu_seconds_of(&self.child.id().to_string())
+    }
+
     /// Peak resident memory of the server process so far, in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

@@ -21,7 +21,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use layout::DataDir;
 pub use model::{Batch, Card, Counts, NewCard, Template};
-pub use runs::{CardFailure, ClaimedCard, Committed, FailedCard, ResultRow, StoredEvent};
+pub use runs::{
+    CardFailure, ClaimedCard, Committed, Completion, FailedCard, GroupCommitted, ResultRow,
+    StoredEvent,
+};
 
 /// What can go wrong in the store. `NotFound` and `Conflict` are the
 /// caller's fault and carry a message fit for users.

@@ -65,6 +65,26 @@ pub struct Committed {
     pub finished: Option<StoredEvent>,
 }
 
+/// One card's result, for [`Store::complete_cards`].
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    /// The card, as claimed.
+    pub card: &'a ClaimedCard,
+    /// Its validated fields.
+    pub result: &'a Value,
+    /// The engine's answer as it came.
+    pub raw: &'a str,
+}
+
+/// What a group commit changed.
+#[derive(Debug, Clone, Default)]
+pub struct GroupCommitted {
+    /// Each committed card's `card_done` event, by batch id, in seq order.
+    pub events: Vec<(String, StoredEvent)>,
+    /// Batches that ended, with their `state` events.
+    pub finished: Vec<(String, StoredEvent)>,
+}
+
 /// Appends an event in the caller's transaction, taking the batch's next seq.
 pub(crate) async fn append_event(
     conn: &mut SqliteConnection,
@@ -131,24 +151,21 @@ async fn finish_if_done(
     conn: &mut SqliteConnection,
     batch_id: &str,
 ) -> Result<Option<StoredEvent>> {
-    let state = batch_state(conn, batch_id).await?;
-    if state != BatchState::Running {
-        return Ok(None);
-    }
     // Index lookups, not a count over the batch: this runs at every commit.
-    let any = |state: &'static str| {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM cards WHERE batch_id = ? AND state = ?)",
-        )
-        .bind(batch_id)
-        .bind(state)
-    };
-    if any("pending").fetch_one(&mut *conn).await?
-        || any("processing").fetch_one(&mut *conn).await?
-    {
+    let row: Option<(String, bool, bool)> = sqlx::query_as(
+        "SELECT state, \
+           EXISTS (SELECT 1 FROM cards WHERE batch_id = ?1 AND state IN ('pending', 'processing')), \
+           EXISTS (SELECT 1 FROM cards WHERE batch_id = ?1 AND state = 'failed') \
+         FROM batches WHERE id = ?1",
+    )
+    .bind(batch_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (state, open, failed) = row.ok_or(StoreError::NotFound { what: "batch" })?;
+    let state = parse_batch_state(&state)?;
+    if state != BatchState::Running || open {
         return Ok(None);
     }
-    let failed = any("failed").fetch_one(&mut *conn).await?;
     let to = if failed {
         BatchState::CompletedWithErrors
     } else {
@@ -194,34 +211,115 @@ impl Store {
         result: &Value,
         raw: &str,
     ) -> Result<Option<Committed>> {
-        let mut tx = self.write.begin().await?;
-        let updated = sqlx::query("UPDATE cards SET state = 'done', error = NULL, updated_at = ? WHERE id = ? AND state = 'processing'")
-            .bind(now())
-            .bind(card.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Ok(None);
-        }
-        sqlx::query("INSERT INTO results (card_id, batch_id, result, raw, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(card.id)
-            .bind(&card.batch_id)
-            .bind(result.to_string())
-            .bind(raw)
-            .bind(now())
-            .execute(&mut *tx)
+        let group = self
+            .complete_cards(&[Completion { card, result, raw }])
             .await?;
-        let event = append_event(
-            &mut tx,
-            &card.batch_id,
-            "card_done",
-            json!({"card_id": card.id, "file": card.original_name, "result": result}),
-        )
-        .await?;
-        let finished = finish_if_done(&mut tx, &card.batch_id).await?;
+        Ok(group.events.into_iter().next().map(|(_, event)| Committed {
+            event,
+            finished: group.finished.into_iter().next().map(|(_, e)| e),
+        }))
+    }
+
+    /// Commits many cards' results, states and events in one transaction
+    /// (a group commit: one WAL append and a handful of statements however
+    /// many cards), ending each batch whose last card this was. Each card
+    /// is all-or-nothing with its result, as with [`Store::complete_card`];
+    /// cards no longer `processing` are left alone.
+    pub async fn complete_cards(&self, items: &[Completion<'_>]) -> Result<GroupCommitted> {
+        let mut out = GroupCommitted::default();
+        if items.is_empty() {
+            return Ok(out);
+        }
+        let at = now();
+        let mut tx = self.write.begin().await?;
+        let marks = vec!["?"; items.len()].join(", ");
+        let sql = format!(
+            "UPDATE cards SET state = 'done', error = NULL, updated_at = ? \
+             WHERE state = 'processing' AND id IN ({marks}) RETURNING id"
+        );
+        let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(&at);
+        for item in items {
+            update = update.bind(item.card.id);
+        }
+        let updated: std::collections::HashSet<i64> =
+            update.fetch_all(&mut *tx).await?.into_iter().collect();
+        let items: Vec<&Completion<'_>> = items
+            .iter()
+            .filter(|i| updated.contains(&i.card.id))
+            .collect();
+        if items.is_empty() {
+            tx.commit().await?;
+            return Ok(out);
+        }
+
+        let rows = vec!["(?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO results (card_id, batch_id, result, raw, created_at) VALUES {rows}"
+        );
+        let mut insert = sqlx::query(&sql);
+        for item in &items {
+            insert = insert
+                .bind(item.card.id)
+                .bind(&item.card.batch_id)
+                .bind(item.result.to_string())
+                .bind(item.raw)
+                .bind(&at);
+        }
+        insert.execute(&mut *tx).await?;
+
+        // Each batch's seqs are taken in one step, in the group's order.
+        let mut batches: Vec<&str> = Vec::new();
+        for item in &items {
+            if !batches.contains(&item.card.batch_id.as_str()) {
+                batches.push(&item.card.batch_id);
+            }
+        }
+        for batch_id in &batches {
+            let cards: Vec<&&Completion<'_>> = items
+                .iter()
+                .filter(|i| i.card.batch_id == *batch_id)
+                .collect();
+            let last: i64 = sqlx::query_scalar(
+                "UPDATE batches SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq",
+            )
+            .bind(cards.len() as i64)
+            .bind(batch_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let first = last - cards.len() as i64 + 1;
+            for (seq, item) in (first..).zip(cards) {
+                let payload = json!({
+                    "type": "card_done",
+                    "seq": seq,
+                    "batch_id": batch_id,
+                    "card_id": item.card.id,
+                    "file": item.card.original_name,
+                    "result": item.result,
+                });
+                out.events
+                    .push((batch_id.to_string(), StoredEvent { seq, payload }));
+            }
+        }
+        let rows = vec!["(?, ?, 'card_done', ?, ?)"; out.events.len()].join(", ");
+        let sql =
+            format!("INSERT INTO events (batch_id, seq, kind, payload, created_at) VALUES {rows}");
+        let mut insert = sqlx::query(&sql);
+        for (batch_id, event) in &out.events {
+            insert = insert
+                .bind(batch_id)
+                .bind(event.seq)
+                .bind(event.payload.to_string())
+                .bind(&at);
+        }
+        insert.execute(&mut *tx).await?;
+
+        for batch_id in batches {
+            if let Some(event) = finish_if_done(&mut tx, batch_id).await? {
+                out.finished.push((batch_id.to_owned(), event));
+            }
+        }
         tx.commit().await?;
-        Ok(Some(Committed { event, finished }))
+        Ok(out)
     }
 
     /// Commits a card's failure (state, error, history, `card_failed`

@@ -1,5 +1,6 @@
 //! Crash repair at start-up: a batch whose `start` committed but whose image
-//! moves did not finish has them finished when the store is opened again.
+//! moves did not finish has them finished when the store is opened again;
+//! and group commits, which recovery relies on being all-or-nothing.
 
 use cardex_core::{BatchName, Field, FieldType};
 use cardex_store::{NewCard, Store};
@@ -183,4 +184,53 @@ async fn a_failure_committed_before_its_image_moved_is_quarantined_at_open() {
     // The others stay where they are.
     assert!(batch_dir.join(&stored[1]).is_file() && batch_dir.join(&stored[2]).is_file());
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).await.unwrap();
+    let (id, _, _) = staged_batch(&store, 5).await;
+    let (_, start_event) = store.start_batch(&id).await.unwrap();
+    let cards = store.claim_cards("ocr", 10).await.unwrap();
+    assert_eq!(cards.len(), 5);
+    // One card was put back meanwhile (shutdown): the group must skip it.
+    store.release_card(cards[4].id).await.unwrap();
+    let results: Vec<serde_json::Value> = (0..5)
+        .map(|i| serde_json::json!({"title": format!("card {i}")}))
+        .collect();
+    let items: Vec<cardex_store::Completion<'_>> = cards
+        .iter()
+        .zip(&results)
+        .map(|(card, result)| cardex_store::Completion {
+            card,
+            result,
+            raw: "{}",
+        })
+        .collect();
+    let committed = store.complete_cards(&items).await.unwrap();
+    let seqs: Vec<i64> = committed.events.iter().map(|(_, e)| e.seq).collect();
+    let first = start_event.seq + 1;
+    assert_eq!(seqs, (first..first + 4).collect::<Vec<_>>());
+    assert!(committed.finished.is_empty(), "one card is still pending");
+    // Committing the same cards again changes nothing.
+    let again = store.complete_cards(&items[..4]).await.unwrap();
+    assert!(again.events.is_empty());
+
+    let batch = store.get_batch(&id).await.unwrap();
+    assert_eq!((batch.counts.done, batch.counts.pending), (4, 1));
+    let last = store.claim_cards("ocr", 10).await.unwrap();
+    let done = store
+        .complete_cards(&[cardex_store::Completion {
+            card: &last[0],
+            result: &results[4],
+            raw: "{}",
+        }])
+        .await
+        .unwrap();
+    assert_eq!(done.events[0].1.seq, first + 4);
+    assert_eq!(done.finished.len(), 1, "the last card ends the batch");
+    let batch = store.get_batch(&id).await.unwrap();
+    assert_eq!(batch.state, cardex_core::BatchState::Completed);
+    assert_eq!(batch.counts.done, 5);
 }

@@ -94,12 +94,18 @@ pub struct Stats {
     pub busy: AtomicU64,
     /// Most requests served at once.
     pub busy_max: AtomicU64,
-    /// Total time slots were busy, in microseconds.
+    /// Total time slots were busy, in microseconds, for requests served.
     pub busy_micros: AtomicU64,
+    /// Sum of the start times (µs since the simulator started) of the
+    /// requests being served now; with `busy` it gives the busy time so
+    /// far of requests not yet finished.
+    pub busy_started_sum: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
 struct Sim {
+    /// When the simulator started; the clock of `busy_started_sum`.
+    epoch: std::time::Instant,
     config: Arc<SimConfig>,
     slots: Arc<Semaphore>,
     stats: Arc<Stats>,
@@ -110,6 +116,7 @@ struct Sim {
 pub fn router(config: SimConfig) -> (Router, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
     let sim = Sim {
+        epoch: std::time::Instant::now(),
         slots: Arc::new(Semaphore::new(config.slots.max(1))),
         config: Arc::new(config),
         stats: stats.clone(),
@@ -153,8 +160,17 @@ async fn models(State(sim): State<Sim>) -> Json<Value> {
     Json(json!({"object": "list", "data": [{"id": sim.config.model, "object": "model"}]}))
 }
 
+/// The counters, plus `busy_micros_now`: slot time used so far, requests
+/// in service included, so that capacity use over any interval is exact.
 async fn stats_handler(State(sim): State<Sim>) -> Json<Value> {
-    Json(serde_json::to_value(&*sim.stats).unwrap_or_default())
+    let stats = &sim.stats;
+    let now = sim.epoch.elapsed().as_micros() as u64;
+    let busy_now = stats.busy_micros.load(Ordering::Relaxed)
+        + (stats.busy.load(Ordering::Relaxed) * now)
+            .saturating_sub(stats.busy_started_sum.load(Ordering::Relaxed));
+    let mut body = serde_json::to_value(&**stats).unwrap_or_default();
+    body["busy_micros_now"] = json!(busy_now);
+    Json(body)
 }
 
 async fn chat(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -185,15 +201,40 @@ async fn chat(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
     let Ok(_slot) = sim.slots.acquire().await else {
         return openai_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
-    let busy = stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
-    stats.busy_max.fetch_max(busy, Ordering::Relaxed);
-    let started = std::time::Instant::now();
-    let response = respond(&sim, &request).await;
-    stats
-        .busy_micros
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    stats.busy.fetch_sub(1, Ordering::Relaxed);
-    response
+    let _in_service = InService::begin(&sim);
+    respond(&sim, &request).await
+}
+
+/// A request holding a slot; its time is booked when it ends, also when
+/// the client hangs up first and the handler is dropped.
+struct InService<'a> {
+    sim: &'a Sim,
+    started: u64,
+}
+
+impl<'a> InService<'a> {
+    fn begin(sim: &'a Sim) -> Self {
+        let stats = &sim.stats;
+        let started = sim.epoch.elapsed().as_micros() as u64;
+        stats.busy_started_sum.fetch_add(started, Ordering::Relaxed);
+        let busy = stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.busy_max.fetch_max(busy, Ordering::Relaxed);
+        Self { sim, started }
+    }
+}
+
+impl Drop for InService<'_> {
+    fn drop(&mut self) {
+        let stats = &self.sim.stats;
+        let ended = self.sim.epoch.elapsed().as_micros() as u64;
+        stats
+            .busy_micros
+            .fetch_add(ended - self.started, Ordering::Relaxed);
+        stats.busy.fetch_sub(1, Ordering::Relaxed);
+        stats
+            .busy_started_sum
+            .fetch_sub(self.started, Ordering::Relaxed);
+    }
 }
 
 async fn respond(sim: &Sim, request: &Request) -> Response {

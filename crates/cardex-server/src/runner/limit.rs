@@ -543,12 +543,10 @@ mod tests {
                 }
                 Signal::Served
             };
-            if let Some(l) =
-                control.record(at(now), signal, sent, Duration::from_micros(end - sent_at))
-            {
-                if std::env::var_os("LIMIT_TRACE").is_some() {
-                    eprintln!("{now:.2}s -> {l}");
-                }
+            let changed =
+                control.record(at(now), signal, sent, Duration::from_micros(end - sent_at));
+            if let Some(l) = changed.filter(|_| std::env::var_os("LIMIT_TRACE").is_some()) {
+                eprintln!("{now:.2}s -> {l}");
             }
         }
         (served_late as f64 / (seconds / 2.0), control.limit())

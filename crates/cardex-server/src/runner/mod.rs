@@ -10,6 +10,11 @@
 //! decoding. A permit is held for one request only, not through the waits
 //! between retries.
 //!
+//! Results are committed in groups: card tasks hand them to one committer,
+//! which writes everything waiting in one transaction and then publishes
+//! the events. Under load a commit carries many cards; alone, a card is
+//! committed at once.
+//!
 //! A card that fails after its retries is quarantined and the batch goes
 //! on; an engine that refuses our credentials pauses the batch instead of
 //! failing every card. On shutdown, cards in flight go back to `pending`.
@@ -25,9 +30,9 @@ use cardex_core::BatchState;
 use cardex_engine::{
     CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
-use cardex_store::{CardFailure, ClaimedCard, Committed, Store, StoredEvent};
+use cardex_store::{CardFailure, ClaimedCard, Committed, Completion, Store, StoredEvent};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -126,8 +131,32 @@ struct Inner {
     prepare_slots: Semaphore,
     /// Compiled prompts by batch id; fields never change after start.
     prompts: Mutex<HashMap<String, Arc<CompiledPrompt>>>,
+    /// Results on their way to the group committer.
+    commits: mpsc::Sender<PendingCommit>,
+    /// The committer's end, taken by [`Runner::run`].
+    commit_queue: Mutex<Option<mpsc::Receiver<PendingCommit>>>,
     stop: CancellationToken,
 }
+
+/// A card's result waiting for the group commit.
+struct PendingCommit {
+    card: ClaimedCard,
+    result: Value,
+    raw: String,
+    /// Dropped once the commit is over (committed or not).
+    _done: oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for PendingCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCommit")
+            .field("card", &self.card.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most cards in one group commit.
+const MAX_GROUP: usize = 256;
 
 impl Runner {
     /// A runner over `store`; call [`Runner::run`] to start it.
@@ -139,6 +168,7 @@ impl Runner {
         stop: CancellationToken,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (commits, commit_queue) = mpsc::channel(MAX_GROUP * 4);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -148,6 +178,8 @@ impl Runner {
                 wake: Notify::new(),
                 prepare_slots: Semaphore::new(cores),
                 prompts: Mutex::new(HashMap::new()),
+                commits,
+                commit_queue: Mutex::new(Some(commit_queue)),
                 stop,
             }),
         }
@@ -176,6 +208,13 @@ impl Runner {
     /// Runs until the stop token is cancelled; cards in flight then go
     /// back to `pending`.
     pub async fn run(self) {
+        let queue = self
+            .inner
+            .commit_queue
+            .lock()
+            .expect("lock poisoned")
+            .take();
+        let committer = queue.map(|q| tokio::spawn(self.clone().commit_loop(q)));
         let mut in_flight: JoinSet<()> = JoinSet::new();
         loop {
             self.pause_engineless().await;
@@ -194,6 +233,65 @@ impl Runner {
         }
         // Workers see the same token and release their cards.
         while in_flight.join_next().await.is_some() {}
+        if let Some(c) = committer {
+            let _ = c.await;
+        }
+    }
+
+    /// Commits waiting results in groups until stopped.
+    async fn commit_loop(self, mut queue: mpsc::Receiver<PendingCommit>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.inner.stop.cancelled() => break,
+                n = queue.recv_many(&mut group, MAX_GROUP) => if n == 0 { break },
+            }
+            self.commit_group(&group).await;
+            // Dropping the senders tells each card task its commit is over.
+            group.clear();
+        }
+    }
+
+    async fn commit_group(&self, group: &[PendingCommit]) {
+        let items: Vec<Completion<'_>> = group
+            .iter()
+            .map(|p| Completion {
+                card: &p.card,
+                result: &p.result,
+                raw: &p.raw,
+            })
+            .collect();
+        let committed = match self.inner.store.complete_cards(&items).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(cards = group.len(), error = %e, "could not record results; the cards will be retried");
+                for p in group {
+                    let _ = self.inner.store.release_card(p.card.id).await;
+                }
+                return;
+            }
+        };
+        let hub = &self.inner.hub;
+        let mut progress_due: Vec<&str> = Vec::new();
+        for (batch_id, event) in &committed.events {
+            self.publish(batch_id, event);
+            if hub.record_completion(batch_id) && !progress_due.contains(&batch_id.as_str()) {
+                progress_due.push(batch_id);
+            }
+        }
+        for (batch_id, _) in &committed.finished {
+            if !progress_due.contains(&batch_id.as_str()) {
+                progress_due.push(batch_id);
+            }
+        }
+        for batch_id in progress_due {
+            self.send_progress(batch_id).await;
+        }
+        for (batch_id, state) in &committed.finished {
+            self.batch_finished(batch_id);
+            self.publish(batch_id, state);
+        }
     }
 
     /// Claims cards up to each engine's target; returns how many.
@@ -316,9 +414,19 @@ impl Runner {
         };
         let committed = match outcome {
             Ok(x) => {
-                store
-                    .complete_card(card, &Value::Object(x.fields), &x.raw)
-                    .await
+                let (done, committed) = oneshot::channel();
+                let pending = PendingCommit {
+                    card: card.clone(),
+                    result: Value::Object(x.fields),
+                    raw: x.raw,
+                    _done: done,
+                };
+                if self.inner.commits.send(pending).await.is_ok() {
+                    // The committer publishes; an error here means it
+                    // stopped, and shutdown releases the card.
+                    let _ = committed.await;
+                }
+                return;
             }
             Err(failure) => {
                 tracing::warn!(card = card.id, file = %card.original_name, code = %failure.code, "card failed: {}", failure.message);
@@ -412,15 +520,19 @@ impl Runner {
             self.send_progress(batch_id).await;
         }
         if let Some(state) = committed.finished {
-            // A finished batch needs its prompt again only after a retry,
-            // which compiles it anew.
-            self.inner
-                .prompts
-                .lock()
-                .expect("lock poisoned")
-                .remove(batch_id);
+            self.batch_finished(batch_id);
             self.publish(batch_id, &state);
         }
+    }
+
+    /// A finished batch needs its prompt again only after a retry, which
+    /// compiles it anew.
+    fn batch_finished(&self, batch_id: &str) {
+        self.inner
+            .prompts
+            .lock()
+            .expect("lock poisoned")
+            .remove(batch_id);
     }
 
     /// Publishes a `progress` event for the batch.

@@ -1,0 +1,275 @@
+//! Runner benchmarks against the release `vlm-sim` in its own process:
+//! share of the simulator's capacity held at several slot counts with
+//! default settings, orchestration throughput and CPU per card with an
+//! instant simulator, memory through a 10,000-card batch; and the time to
+//! prepare a 12 MP scan for a model.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cardex_testkit::{Part, multipart_body};
+use serde_json::{Value, json};
+
+use crate::Row;
+use crate::server::Server;
+use crate::upload::scan_jpeg;
+
+/// The release `vlm-sim` as a child process; killed on drop.
+struct Sim {
+    child: Child,
+    base: String,
+}
+
+impl Sim {
+    fn start(slots: usize, latency_ms: u64) -> anyhow::Result<Self> {
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/vlm-sim");
+        let mut child = Command::new(&bin)
+            .args(["--bind", "127.0.0.1:0"])
+            .args(["--slots", &slots.to_string()])
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (build it with `make bench`)",
+                    bin.display()
+                )
+            })?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        let base = line
+            .split_whitespace()
+            .last()
+            .context("vlm-sim printed no URL")?
+            .to_owned();
+        Ok(Self { child, base })
+    }
+
+    async fn stats(&self, client: &reqwest::Client) -> anyhow::Result<Value> {
+        let root = self.base.trim_end_matches("/v1");
+        Ok(client
+            .get(format!("{root}/sim/stats"))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// A `cardex serve` using this simulator with default settings.
+    fn server(&self) -> anyhow::Result<Server> {
+        Server::start(&["--vlm-url", &self.base, "--vlm-model", "sim-vlm"])
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A batch of `cards` small distinct cards with two fields, started.
+async fn started_batch(
+    server: &Server,
+    client: &reqwest::Client,
+    cards: usize,
+) -> anyhow::Result<String> {
+    let id = server.create_batch(client, "runner bench").await?;
+    let api = format!("{}/api/batches/{id}", server.base);
+    let files: Vec<Vec<u8>> = (0..cards).map(|i| scan_jpeg(96, 64, i as u32)).collect();
+    for (n, chunk) in files.chunks(250).enumerate() {
+        let parts: Vec<Part> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Part::file("files", &format!("{n}-{i}.jpg"), b.clone()))
+            .collect();
+        let (ct, body) = multipart_body(&parts);
+        let res = client
+            .post(format!("{api}/images"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await?;
+        let report: Value = res.json().await?;
+        let rejected = report["rejected"].as_array().map_or(0, Vec::len);
+        anyhow::ensure!(rejected == 0, "cards refused: {report}");
+    }
+    client
+        .put(format!("{api}/fields"))
+        .json(&json!([
+            {"name": "title", "description": "the title on the card", "type": "text", "active": true},
+            {"name": "year", "description": "year of publication", "type": "integer", "active": true},
+        ]))
+        .send()
+        .await?
+        .error_for_status()?;
+    client
+        .post(format!("{api}/start"))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(id)
+}
+
+async fn batch(server: &Server, client: &reqwest::Client, id: &str) -> anyhow::Result<Value> {
+    Ok(client
+        .get(format!("{}/api/batches/{id}", server.base))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// Share of a `slots`-slot simulator's capacity the runner holds once
+/// settled, with no concurrency configured.
+pub async fn capacity_share(slots: usize, latency_ms: u64) -> anyhow::Result<Row> {
+    const WARM_UP: Duration = Duration::from_secs(25);
+    const MEASURE: Duration = Duration::from_secs(20);
+    let capacity = slots as f64 * 1000.0 / latency_ms as f64;
+    let cards = (capacity * (WARM_UP + MEASURE).as_secs_f64() * 1.15) as usize + 200;
+    let sim = Sim::start(slots, latency_ms)?;
+    let server = sim.server()?;
+    let client = reqwest::Client::new();
+    let id = started_batch(&server, &client, cards).await?;
+    tokio::time::sleep(WARM_UP).await;
+    let busy = |v: &Value| v["busy_micros_now"].as_f64().unwrap_or(0.0) / 1e6;
+    let (t0, s0) = (Instant::now(), sim.stats(&client).await?);
+    tokio::time::sleep(MEASURE).await;
+    let (t1, s1) = (Instant::now(), sim.stats(&client).await?);
+    let b = batch(&server, &client, &id).await?;
+    anyhow::ensure!(
+        b["state"] == "running",
+        "the batch ran out of cards before the measurement ended: {}",
+        b["state"]
+    );
+    let share = (busy(&s1) - busy(&s0)) / (slots as f64 * (t1 - t0).as_secs_f64());
+    let limit = progress_concurrency(&server, &id).await.unwrap_or_default();
+    Ok(Row {
+        what: format!(
+            "share of simulator capacity held, {slots} slots × {latency_ms} ms ({capacity:.0} cards/s), default settings, after {}s warm-up, over {}s (limit settled at {limit})",
+            WARM_UP.as_secs(),
+            MEASURE.as_secs()
+        ),
+        figure: format!("{:.1}%", share * 100.0),
+        target: "≥ 97%".into(),
+        ok: Some(share >= 0.97),
+    })
+}
+
+/// The runner's present request limit, from the first `progress` event.
+async fn progress_concurrency(server: &Server, id: &str) -> Option<String> {
+    use futures_util::StreamExt;
+    let url = format!("{}/api/batches/{id}/events", server.base).replace("http://", "ws://");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        let Ok(text) = msg.into_text() else { continue };
+        let event: Value = serde_json::from_str(&text).ok()?;
+        if event["type"] == "progress" {
+            return Some(event["concurrency"].to_string());
+        }
+    }
+    None
+}
+
+/// Cards per second and CPU per card through the whole path with an
+/// instant simulator; peak server memory through the same batch.
+pub async fn orchestration() -> anyhow::Result<Vec<Row>> {
+    const CARDS: usize = 10_000;
+    let sim = Sim::start(256, 0)?;
+    let server = sim.server()?;
+    let client = reqwest::Client::new();
+    let id = started_batch(&server, &client, CARDS).await?;
+    // Time from the start call to the last commit.
+    let started = Instant::now();
+    let cpu_started = server.cpu_seconds()?;
+    loop {
+        let b = batch(&server, &client, &id).await?;
+        match b["state"].as_str() {
+            Some("completed") => break,
+            Some("running") => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => anyhow::bail!("the batch ended {other:?}: {b}"),
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "the batch took over 5 minutes"
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds()? - cpu_started;
+    let rate = CARDS as f64 / secs;
+    let peak = server.peak_rss_mib()?;
+    Ok(vec![
+        Row {
+            what: format!(
+                "orchestration: {CARDS} small cards through claim, prepare, request, validate, commit, event; instant simulator on the same 2 cores"
+            ),
+            figure: format!("{rate:.0} cards/s"),
+            target: "≥ 1,500 cards/s".into(),
+            ok: Some(rate >= 1500.0),
+        },
+        Row {
+            what: "orchestration: server CPU time per card (user + system)".into(),
+            figure: format!("{:.0} µs", cpu / CARDS as f64 * 1e6),
+            target: "—".into(),
+            ok: None,
+        },
+        Row {
+            what: format!("peak server RSS through a {CARDS}-card batch (upload and run)"),
+            figure: format!("{peak:.0} MiB"),
+            target: "< 150 MB".into(),
+            ok: Some(peak < 150.0),
+        },
+    ])
+}
+
+/// Preparing a 12 MP JPEG scan for the model (decode, orient, SIMD
+/// resize to 1536 px, encode), on one thread.
+pub fn prepare_12mp() -> anyhow::Result<Row> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("scan.jpg");
+    std::fs::write(&path, scan_jpeg(4000, 3000, 3))?;
+    let options = cardex_engine::PrepareOptions::default();
+    let mut times = Vec::new();
+    let cpu0 = process_cpu_seconds()?;
+    for _ in 0..7 {
+        let t = Instant::now();
+        let prepared = cardex_engine::prepare::prepare_file(&path, &options)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(prepared.width.max(prepared.height) == 1536);
+    }
+    let cpu_ms = (process_cpu_seconds()? - cpu0) * 1000.0 / 7.0;
+    times.sort_by(f64::total_cmp);
+    let median = times[3];
+    Ok(Row {
+        what: format!(
+            "prepare a 12 MP JPEG scan to 1536 px (decode, orient, SIMD resize, SIMD encode), median of 7; CPU {cpu_ms:.0} ms per image (one core)"
+        ),
+        figure: format!("{median:.0} ms"),
+        target: "≤ 80 ms".into(),
+        ok: Some(median <= 80.0),
+    })
+}
+
+/// User + system CPU seconds of process `pid` (or this one).
+pub fn cpu_seconds_of(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // The kernel's USER_HZ is 100 on every Linux platform we run on.
+    Ok(ticks / 100.0)
+}
+
+fn process_cpu_seconds() -> anyhow::Result<f64> {
+    cpu_seconds_of("self")
+}
