@@ -8,7 +8,7 @@ BIND ?= 127.0.0.1:8080
 # Tesseract's OpenMP threads fight over few cores; one per OCR worker.
 export OMP_THREAD_LIMIT ?= 1
 
-.PHONY: run test bench deps test-deps build lint fmt
+.PHONY: run test bench deps test-deps build web lint fmt test-rust test-web
 
 ## run: install what is missing, build (release) and start the server
 run: deps build
@@ -16,6 +16,13 @@ run: deps build
 
 build:
 	$(CARGO) build --release --locked -p cardex
+	$(MAKE) web CARDEX_BIN=./target/release/cardex
+
+## web: the UI's API types from the server's OpenAPI document, then web/dist
+CARDEX_BIN ?= ./target/release/cardex
+web:
+	$(CARDEX_BIN) openapi > web/openapi.json
+	cd web && npm run --silent gen:api && npm run --silent build
 
 deps:
 	@scripts/deps.sh run
@@ -23,13 +30,24 @@ deps:
 test-deps:
 	@scripts/deps.sh test
 
-## test: formatting, lints, and every test
+## test: formatting, lints, and every test: Rust, the UI's unit tests, and
+## the browser end-to-end tests (real binary, simulator, Debian's Chromium)
 test: test-deps lint
+	$(MAKE) test-rust
+	$(MAKE) test-web
+
+test-rust:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --locked --no-fail-fast; \
 	fi
+
+test-web:
+	$(CARGO) build --locked -p cardex -p vlm-sim
+	$(MAKE) web CARDEX_BIN=./target/debug/cardex
+	cd web && npx vitest run
+	cd web && npx playwright test
 
 lint:
 	$(CARGO) fmt --all -- --check

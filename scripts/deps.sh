@@ -3,14 +3,19 @@
 # missing. Usage: scripts/deps.sh run|test
 #   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
 #         Tesseract with English data and what its Rust binding builds with
-#   test  also what `make test` needs: cargo-nextest (optional, falls back
-#         to cargo test)
+#   test  also what `make test` needs: Debian's Chromium for the browser
+#         tests, cargo-nextest (optional, falls back to cargo test)
+# Both also need Node.js 20 or newer with npm, for the web UI; its npm
+# packages are installed from web/package-lock.json when missing.
 # System packages are installed with apt-get when running as root or with
 # password-less sudo; otherwise the script names them and stops.
 set -euo pipefail
 
 want=${1:-run}
 packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng)
+if [ "$want" = test ]; then
+  packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -45,4 +50,15 @@ fi
 
 if [ "$want" = test ]; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
+fi
+
+if ! command -v npm >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "cardex's web UI needs Node.js 20 or newer with npm (found: $(node --version 2>/dev/null || echo none))." >&2
+  echo "Install it from https://nodejs.org or your distribution's backports, then run make again." >&2
+  exit 1
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$here/web/node_modules" ] || [ "$here/web/package-lock.json" -nt "$here/web/node_modules/.package-lock.json" ]; then
+  echo "Installing the web UI's npm packages ..."
+  (cd "$here/web" && npm ci --no-audit --no-fund)
 fi

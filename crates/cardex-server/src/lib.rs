@@ -28,6 +28,15 @@ pub use error::{ApiError, ErrorBody};
 pub use state::AppState;
 pub use upload::{FileOutcome, RejectedFile, add_file};
 
+/// The OpenAPI document served at `/api/openapi.json`, for clients that
+/// generate their types from it (the web UI does, at build time).
+pub fn openapi_json() -> String {
+    let (_, openapi) = routes::api_router().split_for_parts();
+    openapi
+        .to_pretty_json()
+        .expect("the OpenAPI document always serialises")
+}
+
 /// The whole application: API, docs, UI.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = routes::api_router().split_for_parts();

@@ -28,6 +28,8 @@ enum Command {
     Serve(ServeArgs),
     /// Extract fields from a folder of cards in one go, without a server.
     Extract(extract::ExtractArgs),
+    /// Print the HTTP API's OpenAPI document (as served at /api/openapi.json).
+    Openapi,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +49,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args.or(file))),
+        Command::Openapi => {
+            println!("{}", cardex_server::openapi_json());
+            Ok(())
+        }
         Command::Extract(args) => {
             let code = runtime.block_on(extract::run(args))?;
             std::process::exit(code);

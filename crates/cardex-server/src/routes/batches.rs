@@ -28,14 +28,16 @@ pub struct CreateBatch {
 }
 
 /// Every batch, newest first, with counts.
-#[utoipa::path(get, path = "/api/batches", tag = "batches",
+#[utoipa::path(get, path = "/api/batches",
+    operation_id = "list_batches", tag = "batches",
     responses((status = 200, body = Vec<Batch>)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Batch>>, ApiError> {
     Ok(Json(state.store.list_batches().await?))
 }
 
 /// Creates an open batch, blank or with a copy of a template's fields.
-#[utoipa::path(post, path = "/api/batches", tag = "batches", request_body = CreateBatch,
+#[utoipa::path(post, path = "/api/batches",
+    operation_id = "create_batch", tag = "batches", request_body = CreateBatch,
     responses(
         (status = 201, body = Batch, description = "Created; `Location` names it"),
         (status = 404, body = ErrorBody, description = "The template does not exist"),
@@ -82,7 +84,8 @@ fn time_now() -> time::OffsetDateTime {
 }
 
 /// One batch: state, fields, counts, progress.
-#[utoipa::path(get, path = "/api/batches/{id}", tag = "batches",
+#[utoipa::path(get, path = "/api/batches/{id}",
+    operation_id = "get_batch", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = Batch), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
@@ -93,7 +96,8 @@ pub(crate) async fn get(
 }
 
 /// Deletes a batch with its images and results. Refused while running.
-#[utoipa::path(delete, path = "/api/batches/{id}", tag = "batches",
+#[utoipa::path(delete, path = "/api/batches/{id}",
+    operation_id = "delete_batch", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -111,7 +115,8 @@ pub(crate) async fn delete(
 }
 
 /// Locks the batch, moves its images into place and queues every card.
-#[utoipa::path(post, path = "/api/batches/{id}/start", tag = "batches",
+#[utoipa::path(post, path = "/api/batches/{id}/start",
+    operation_id = "start_batch", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses(
         (status = 200, body = Batch, description = "Started"),

@@ -29,7 +29,8 @@ pub struct EngineInfo {
 }
 
 /// The configured engines, which is the default, and whether each is reachable.
-#[utoipa::path(get, path = "/api/engines", tag = "system",
+#[utoipa::path(get, path = "/api/engines",
+    operation_id = "list_engines", tag = "system",
     responses((status = 200, body = Vec<EngineInfo>)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>> {
     let default = state.config.default_engine();

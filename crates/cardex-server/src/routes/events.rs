@@ -28,6 +28,7 @@ const REPLAY_PAGE: i64 = 500;
 
 /// Query of the progress stream.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The last `seq` this client saw; events after it are replayed.
     pub since: Option<i64>,

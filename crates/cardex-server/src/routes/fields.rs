@@ -10,7 +10,8 @@ use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
 
 /// The batch's fields, in order.
-#[utoipa::path(get, path = "/api/batches/{id}/fields", tag = "fields",
+#[utoipa::path(get, path = "/api/batches/{id}/fields",
+    operation_id = "get_fields", tag = "fields",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = Vec<Field>), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
@@ -21,7 +22,8 @@ pub(crate) async fn get(
 }
 
 /// Replaces the field list while the batch is open.
-#[utoipa::path(put, path = "/api/batches/{id}/fields", tag = "fields",
+#[utoipa::path(put, path = "/api/batches/{id}/fields",
+    operation_id = "put_fields", tag = "fields",
     params(("id" = String, Path, description = "Batch id")),
     request_body = Vec<Field>,
     responses(

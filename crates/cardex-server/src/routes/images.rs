@@ -35,7 +35,8 @@ pub struct UploadForm {
 /// Appends images to an open batch. Each file is checked by content; a
 /// bad file is reported in `rejected` and never fails the others. When no
 /// file at all is accepted the status is 4xx, with the same report.
-#[utoipa::path(post, path = "/api/batches/{id}/images", tag = "images",
+#[utoipa::path(post, path = "/api/batches/{id}/images",
+    operation_id = "upload_images", tag = "images",
     params(("id" = String, Path, description = "Batch id")),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
@@ -215,7 +216,8 @@ fn all_rejected(rejected: Vec<RejectedFile>) -> ApiError {
 }
 
 /// The batch's cards in upload order.
-#[utoipa::path(get, path = "/api/batches/{id}/images", tag = "images",
+#[utoipa::path(get, path = "/api/batches/{id}/images",
+    operation_id = "list_cards", tag = "images",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = Vec<Card>), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(
@@ -226,7 +228,8 @@ pub(crate) async fn list(
 }
 
 /// Removes one uploaded card while the batch is open.
-#[utoipa::path(delete, path = "/api/batches/{id}/images/{card_id}", tag = "images",
+#[utoipa::path(delete, path = "/api/batches/{id}/images/{card_id}",
+    operation_id = "delete_card", tag = "images",
     params(("id" = String, Path, description = "Batch id"), ("card_id" = i64, Path, description = "Card id")),
     responses(
         (status = 204, description = "Removed"),

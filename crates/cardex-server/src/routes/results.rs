@@ -18,6 +18,7 @@ use crate::{ApiError, AppState};
 
 /// Query of the results export.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// `json` (default), `jsonl` or `csv`.

@@ -48,14 +48,16 @@ impl TemplateBody {
 }
 
 /// Every template, by name.
-#[utoipa::path(get, path = "/api/templates", tag = "templates",
+#[utoipa::path(get, path = "/api/templates",
+    operation_id = "list_templates", tag = "templates",
     responses((status = 200, body = Vec<Template>)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Template>>, ApiError> {
     Ok(Json(state.store.list_templates().await?))
 }
 
 /// Saves a new template.
-#[utoipa::path(post, path = "/api/templates", tag = "templates", request_body = TemplateBody,
+#[utoipa::path(post, path = "/api/templates",
+    operation_id = "create_template", tag = "templates", request_body = TemplateBody,
     responses(
         (status = 201, body = Template),
         (status = 409, body = ErrorBody, description = "The name is taken"),
@@ -72,7 +74,8 @@ pub(crate) async fn create(
 }
 
 /// One template.
-#[utoipa::path(get, path = "/api/templates/{id}", tag = "templates",
+#[utoipa::path(get, path = "/api/templates/{id}",
+    operation_id = "get_template", tag = "templates",
     params(("id" = String, Path, description = "Template id")),
     responses((status = 200, body = Template), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
@@ -83,7 +86,8 @@ pub(crate) async fn get(
 }
 
 /// Renames a template or replaces its fields. Batches made from it keep theirs.
-#[utoipa::path(put, path = "/api/templates/{id}", tag = "templates",
+#[utoipa::path(put, path = "/api/templates/{id}",
+    operation_id = "update_template", tag = "templates",
     params(("id" = String, Path, description = "Template id")),
     request_body = TemplateBody,
     responses(
@@ -104,7 +108,8 @@ pub(crate) async fn update(
 }
 
 /// Deletes a template.
-#[utoipa::path(delete, path = "/api/templates/{id}", tag = "templates",
+#[utoipa::path(delete, path = "/api/templates/{id}",
+    operation_id = "delete_template", tag = "templates",
     params(("id" = String, Path, description = "Template id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete(

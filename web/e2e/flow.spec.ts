@@ -1,0 +1,114 @@
+import { expect, test } from '@playwright/test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const cardsDir = resolve(import.meta.dirname, '../../../shared/sample-cards');
+const cards = readdirSync(cardsDir)
+  .filter((f) => f.endsWith('.jpg'))
+  .sort()
+  .slice(0, 16)
+  .map((f) => join(cardsDir, f));
+
+test('from an empty list to an exported CSV, with a reload mid-run and retry-failed', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByText('No batches yet.')).toBeVisible();
+
+  // New batch.
+  await page.getByLabel('Batch name').fill('Library cards box 1');
+  await page.getByRole('button', { name: 'Create batch' }).click();
+  await expect(page.getByRole('heading', { name: 'Library cards box 1' })).toBeVisible();
+  expect(page.url()).toMatch(/\/batches\/[a-z0-9]{8}$/);
+
+  // Upload through the file picker, then a bad file, then remove a card.
+  await page.getByLabel('Card images').setInputFiles(cards);
+  await expect(page.getByText(`${cards.length} cards in this batch`)).toBeVisible();
+  await page.getByLabel('Card images').setInputFiles({ name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not an image') });
+  await expect(page.getByRole('list', { name: 'Uploads' }).getByText(/not an image|image/i).first()).toBeVisible();
+  await page.getByRole('button', { name: `Remove ${cards[0].split('/').pop()}` }).click();
+  const kept = cards.length - 1;
+  await expect(page.getByText(`${kept} cards in this batch`)).toBeVisible();
+
+  // Start is not possible without an active field.
+  const start = page.getByRole('button', { name: /Start processing/ });
+  await expect(start).toBeDisabled();
+
+  // Fields: two, one renamed badly first to see the inline check.
+  await page.getByRole('button', { name: '+ Add field' }).click();
+  await page.getByLabel('Name').fill('the title');
+  await expect(page.getByText(/no spaces/)).toBeVisible();
+  await page.getByLabel('Name').fill('title');
+  await page.getByLabel(/What it is/).fill('the title of the work');
+  await page.getByRole('button', { name: '+ Add field' }).click();
+  await page.getByLabel('Name').nth(1).fill('year');
+  await page.getByLabel('Type').nth(1).selectOption('integer');
+  await page.getByLabel('Save as template').fill('Catalog card');
+  await page.getByRole('button', { name: 'Save template' }).click();
+  await expect(page.getByText('Saved as template “Catalog card”.')).toBeVisible();
+
+  // Verification: the prompt and schema, and a one-card test.
+  await expect(page.locator('.prompt pre').nth(2)).toContainText('"title"');
+  await page.getByRole('button', { name: 'Test one card' }).click();
+  await expect(page.getByTestId('test-result')).toContainText('"title"', { timeout: 30_000 });
+  await expect(page.getByRole('img', { name: /Card / })).toBeVisible();
+
+  // Start, and reload while it runs.
+  await expect(start).toBeEnabled();
+  await start.click();
+  await expect(page.getByText('Progress', { exact: true })).toBeVisible();
+  await expect(page.getByTestId('result-row').first()).toBeVisible({ timeout: 30_000 });
+  await page.reload();
+  await expect(page.getByText('live', { exact: true })).toBeVisible();
+
+  // It ends; each card has exactly one row.
+  await expect(page.getByTestId('percent')).toHaveText('100%', { timeout: 60_000 });
+  await expect(page.getByTestId('result-row')).toHaveCount(kept);
+
+  // Some cards failed (the simulator answers 500 to about one request in three
+  // and cards get one attempt): retry them until none are left.
+  const counts = page.getByTestId('counts');
+  let retries = 0;
+  for (let round = 0; round < 12; round++) {
+    await expect(page.getByTestId('percent')).toHaveText('100%', { timeout: 60_000 });
+    const before = (await counts.textContent()) ?? '';
+    if (before.includes(`${kept} done · 0 failed`)) break;
+    await expect(page.getByRole('list', { name: 'Failed cards' }).locator('li').first()).toContainText('500');
+    await page.getByRole('button', { name: 'Retry failed cards' }).click();
+    retries++;
+    // The retried cards leave `failed` at once, then finish again.
+    await expect(counts).not.toHaveText(before, { timeout: 30_000 });
+  }
+  expect(retries, 'the simulator injected failures, so there was something to retry').toBeGreaterThan(0);
+  await expect(page.getByTestId('counts')).toContainText(`${kept} done · 0 failed · ${kept} total`);
+  await expect(page.getByTestId('result-row')).toHaveCount(kept);
+
+  // Export.
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'CSV' }).click();
+  const file = await (await download).path();
+  const csv = readFileSync(file, 'utf8').trim().split(/\r?\n/);
+  expect(csv[0]).toBe('card_id,original_name,state,title,year,error');
+  expect(csv).toHaveLength(kept + 1);
+  expect(csv.slice(1).every((l) => l.includes(',done,'))).toBe(true);
+
+  // The list shows the finished batch.
+  await page.getByRole('link', { name: 'Batches' }).click();
+  await expect(page.getByRole('row', { name: /Library cards box 1/ })).toContainText('completed');
+});
+
+test('templates and settings pages', async ({ page }) => {
+  await page.goto('/templates');
+  await expect(page.getByText('Catalog card')).toBeVisible();
+  await page.getByRole('button', { name: 'Edit Catalog card' }).click();
+  await page.getByLabel('Template name').fill('Catalog card v2');
+  await page.getByRole('button', { name: 'Save template' }).click();
+  await expect(page.getByText('Catalog card v2')).toBeVisible();
+
+  await page.goto('/settings');
+  const vlm = page.getByRole('row', { name: /vlm/ });
+  await expect(vlm).toContainText('yes');
+  await expect(page.getByRole('row', { name: /ocr/ })).toBeVisible();
+
+  // A deep link that does not exist gets the app's own page.
+  await page.goto('/no/such/page');
+  await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { applyEvent, emptyLive, withRows } from './live';
+
+const snapshot = (seq: number, done: number, failed = 0, total = 10) => ({
+  type: 'snapshot', seq, state: 'running', done, failed, total, percent: ((done + failed) * 100) / total,
+  position: `file ${done + failed + 1} of ${total}`, eta_seconds: 5, cards_per_minute: 60,
+});
+const done = (seq: number, card: number) => ({ type: 'card_done', seq, card_id: card, file: `${card}.jpg`, result: { title: `t${card}` } });
+const failed = (seq: number, card: number) => ({ type: 'card_failed', seq, card_id: card, file: `${card}.jpg`, error: { code: 'bad_answer', message: 'no JSON' } });
+
+describe('the progress reducer', () => {
+  it('adds each card once, however often its event arrives', () => {
+    let s = emptyLive(0);
+    s = applyEvent(s, snapshot(0, 0));
+    s = applyEvent(s, done(1, 7));
+    s = applyEvent(s, done(2, 8));
+    // A reconnect with since=1 replays seq 2 again.
+    s = applyEvent(s, done(2, 8));
+    expect([...s.rows.keys()]).toEqual([7, 8]);
+    expect(s.seq).toBe(2);
+    expect(s.progress?.done).toBe(2);
+  });
+
+  it('does not count replayed events the snapshot already includes', () => {
+    // Export taken at seq 3 (3 rows); the snapshot on connect says 5 done.
+    let s = withRows(emptyLive(3), [1, 2, 3].map((c) => ({ card_id: c, original_name: `${c}.jpg`, state: 'done', result: {}, error: null })));
+    s = applyEvent(s, snapshot(5, 5));
+    s = applyEvent(s, done(4, 4));
+    s = applyEvent(s, done(5, 5));
+    expect(s.rows.size).toBe(5);
+    expect(s.progress?.done).toBe(5);
+    // A live event after the snapshot counts.
+    s = applyEvent(s, done(6, 6));
+    expect(s.progress?.done).toBe(6);
+    expect(s.progress?.percent).toBe(60);
+  });
+
+  it('moves a retried card from failed to done', () => {
+    let s = applyEvent(emptyLive(0), snapshot(0, 0));
+    s = applyEvent(s, failed(1, 9));
+    expect(s.progress?.failed).toBe(1);
+    s = applyEvent(s, done(2, 9));
+    expect(s.rows.get(9)?.state).toBe('done');
+    expect(s.progress).toMatchObject({ failed: 0, done: 1 });
+  });
+
+  it('follows state changes and ignores unknown events', () => {
+    let s = applyEvent(emptyLive(0), snapshot(0, 0));
+    s = applyEvent(s, { type: 'state', seq: 1, from: 'running', to: 'paused' });
+    expect(s.progress?.state).toBe('paused');
+    expect(applyEvent(s, { type: 'something_new', seq: 9 })).toBe(s);
+  });
+});

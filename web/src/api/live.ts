@@ -1,0 +1,156 @@
+// The progress stream: a pure reducer from events to the run view's state
+// (unit-tested), and a socket that reconnects by itself with `since`.
+import type { BatchState, ResultRow } from './client';
+import { eventsUrl } from './client';
+
+/** Progress as the run view shows it. */
+export interface Progress {
+  state: BatchState;
+  done: number;
+  failed: number;
+  total: number;
+  percent: number;
+  position: string;
+  eta_seconds: number | null;
+  cards_per_minute: number | null;
+  concurrency: number | null;
+}
+
+/** Everything the run view knows, fed by the results export and the stream. */
+export interface LiveState {
+  /** The last durable event applied; reconnects ask for what follows. */
+  seq: number;
+  progress: Progress | null;
+  /** The seq the counts in `progress` already include. */
+  countedTo: number;
+  /** Result rows by card id, in the order they first arrived. */
+  rows: Map<number, ResultRow>;
+  /** Bumped on every change, for cheap re-renders. */
+  version: number;
+}
+
+export function emptyLive(seq = 0): LiveState {
+  return { seq, countedTo: seq, progress: null, rows: new Map(), version: 0 };
+}
+
+/** Seeds the state with rows from the results export. */
+export function withRows(state: LiveState, rows: ResultRow[]): LiveState {
+  const next = new Map(state.rows);
+  for (const r of rows) if (!next.has(r.card_id)) next.set(r.card_id, r);
+  return { ...state, rows: next, version: state.version + 1 };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Event = Record<string, any>;
+
+/**
+ * Applies one event. Durable events (card_done, card_failed, state) at or
+ * below the last seq are ones already applied and are ignored, so a replay
+ * after a reconnect never shows a row twice.
+ */
+export function applyEvent(state: LiveState, ev: Event): LiveState {
+  switch (ev.type) {
+    case 'snapshot':
+    case 'progress': {
+      const progress: Progress = {
+        state: ev.state,
+        done: ev.done,
+        failed: ev.failed,
+        total: ev.total,
+        percent: ev.percent,
+        position: ev.position,
+        eta_seconds: ev.eta_seconds ?? null,
+        cards_per_minute: ev.cards_per_minute ?? null,
+        concurrency: ev.concurrency ?? null,
+      };
+      return { ...state, progress, countedTo: ev.seq ?? state.countedTo, version: state.version + 1 };
+    }
+    case 'card_done':
+    case 'card_failed': {
+      if (ev.seq <= state.seq) return state;
+      const rows = new Map(state.rows);
+      const previous = rows.get(ev.card_id);
+      const row: ResultRow =
+        ev.type === 'card_done'
+          ? { card_id: ev.card_id, original_name: ev.file, state: 'done', result: ev.result, error: null }
+          : { card_id: ev.card_id, original_name: ev.file, state: 'failed', result: null, error: ev.error };
+      rows.set(ev.card_id, { ...previous, ...row });
+      // A replayed event the snapshot's counts already include moves none.
+      const progress =
+        state.progress && ev.seq > state.countedTo
+          ? countChange(state.progress, previous?.state, row.state)
+          : state.progress;
+      return { ...state, seq: ev.seq, rows, progress, version: state.version + 1 };
+    }
+    case 'state': {
+      if (ev.seq <= state.seq) return state;
+      const progress = state.progress && { ...state.progress, state: ev.to };
+      return { ...state, seq: ev.seq, progress, version: state.version + 1 };
+    }
+    default:
+      return state;
+  }
+}
+
+/** Counts moved by one card's outcome, until the next `progress` event. */
+function countChange(p: Progress, before: string | undefined, after: string): Progress {
+  const next = { ...p };
+  if (before === 'failed') next.failed -= 1;
+  if (before === 'done') next.done -= 1;
+  if (after === 'done') next.done += 1;
+  if (after === 'failed') next.failed += 1;
+  const finished = next.done + next.failed;
+  next.percent = next.total ? (100 * finished) / next.total : 0;
+  return next;
+}
+
+export type SocketStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+/**
+ * Watches a batch: connects with `since`, hands each event to `onEvent`,
+ * and after a drop or a `reset` reconnects with the last seq it applied.
+ * Returns a function that closes it for good.
+ */
+export function watch(
+  batchId: string,
+  lastSeq: () => number,
+  onEvent: (ev: Event) => void,
+  onStatus: (s: SocketStatus) => void,
+): () => void {
+  let socket: WebSocket | null = null;
+  let closed = false;
+  let delay = 250;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  const connect = () => {
+    if (closed) return;
+    onStatus(socket ? 'reconnecting' : 'connecting');
+    const ws = new WebSocket(eventsUrl(batchId, lastSeq()));
+    socket = ws;
+    ws.onopen = () => {
+      delay = 250;
+      onStatus('live');
+    };
+    ws.onmessage = (m) => {
+      const ev = JSON.parse(m.data);
+      if (ev.type === 'reset') {
+        ws.close();
+        return;
+      }
+      onEvent(ev);
+    };
+    ws.onclose = () => {
+      if (closed) return;
+      onStatus('reconnecting');
+      timer = setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 5000);
+    };
+  };
+  connect();
+  return () => {
+    closed = true;
+    clearTimeout(timer);
+    socket?.close();
+    onStatus('closed');
+  };
+}

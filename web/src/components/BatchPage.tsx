@@ -1,0 +1,376 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef, useState } from 'react';
+import type { Batch, Card, Field } from '../api/client';
+import { api, shortName, uploadFile } from '../api/client';
+import { ErrorNote } from '../App';
+import { navigate } from '../router';
+import { StateBadge } from './common';
+import { FieldsEditor } from './FieldsEditor';
+import { isValid } from './fields';
+import { RunView } from './RunView';
+
+/** Images picked in this window, by card id, for the one-card test's preview. */
+const localImages = new Map<number, string>();
+
+export function BatchPage({ id }: { id: string }) {
+  const batch = useQuery({ queryKey: ['batch', id], queryFn: () => api.batch(id) });
+  const client = useQueryClient();
+  const remove = useMutation({
+    mutationFn: () => api.deleteBatch(id),
+    onSuccess: () => {
+      client.invalidateQueries({ queryKey: ['batches'] });
+      navigate('/');
+    },
+  });
+  if (batch.isPending) return <p>Loading…</p>;
+  if (!batch.data) return <ErrorNote error={batch.error} />;
+  const b = batch.data;
+  return (
+    <>
+      <section className="panel head">
+        <div>
+          <h1>{shortName(b.name)}</h1>
+          <p className="muted">
+            <StateBadge state={b.state} /> <code>{b.name}</code> · engine <strong>{b.engine}</strong>
+          </p>
+        </div>
+        {b.state !== 'running' && (
+          <button
+            type="button"
+            className="danger"
+            onClick={() => {
+              if (confirm(`Delete the batch “${shortName(b.name)}” with its images and results?`)) remove.mutate();
+            }}
+          >
+            Delete batch
+          </button>
+        )}
+      </section>
+      <ErrorNote error={remove.error} />
+      {b.state === 'open' ? <Setup batch={b} /> : <RunView batch={b} />}
+    </>
+  );
+}
+
+/** The steps before start: images, fields, verification. */
+function Setup({ batch }: { batch: Batch }) {
+  const [fields, setFields] = useState<Field[]>(batch.fields);
+  const [saved, setSaved] = useState<Field[]>(batch.fields);
+  const client = useQueryClient();
+  const cards = useQuery({ queryKey: ['cards', batch.id], queryFn: () => api.cards(batch.id) });
+  const dirty = JSON.stringify(fields) !== JSON.stringify(saved);
+  const save = async () => {
+    if (!dirty) return;
+    const stored = await api.putFields(batch.id, fields);
+    setSaved(stored);
+    client.invalidateQueries({ queryKey: ['batch', batch.id] });
+  };
+  return (
+    <>
+      <section className="panel">
+        <h2>1. Card images</h2>
+        <Upload batchId={batch.id} cards={cards.data ?? []} />
+      </section>
+      <section className="panel">
+        <h2>2. Fields to extract</h2>
+        <FieldsStep fields={fields} setFields={setFields} save={save} dirty={dirty} />
+      </section>
+      <section className="panel">
+        <h2>3. Check and start</h2>
+        <Verify batch={batch} fields={fields} cards={cards.data ?? []} save={save} />
+      </section>
+    </>
+  );
+}
+
+interface UploadItem {
+  key: string;
+  name: string;
+  progress: number;
+  status: 'waiting' | 'sending' | 'added' | 'refused';
+  message?: string;
+}
+
+function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
+  const client = useQueryClient();
+  const [items, setItems] = useState<UploadItem[]>([]);
+  const [over, setOver] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  const remove = useMutation({
+    mutationFn: (cardId: number) => api.deleteCard(batchId, cardId),
+    onSuccess: () => client.invalidateQueries({ queryKey: ['cards', batchId] }),
+  });
+
+  const send = async (files: File[]) => {
+    const base = Date.now();
+    const queued: UploadItem[] = files.map((f, i) => ({ key: `${base}-${i}`, name: f.name, progress: 0, status: 'waiting' }));
+    setItems((old) => [...queued, ...old.filter((o) => o.status !== 'added')]);
+    const update = (key: string, patch: Partial<UploadItem>) =>
+      setItems((old) => old.map((o) => (o.key === key ? { ...o, ...patch } : o)));
+    // A few at a time: each file gets its own request and its own report.
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const i = next++;
+        const { key } = queued[i];
+        update(key, { status: 'sending' });
+        try {
+          const report = await uploadFile(batchId, files[i], (p) => update(key, { progress: p }));
+          if (report.accepted.length) {
+            localImages.set(report.accepted[0].id, URL.createObjectURL(files[i]));
+            update(key, { status: 'added', progress: 1 });
+          } else {
+            update(key, { status: 'refused', message: report.rejected[0]?.error.message ?? 'refused' });
+          }
+        } catch (e) {
+          update(key, { status: 'refused', message: e instanceof Error ? e.message : String(e) });
+        }
+        client.invalidateQueries({ queryKey: ['cards', batchId] });
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+    client.invalidateQueries({ queryKey: ['batch', batchId] });
+  };
+
+  return (
+    <>
+      <div
+        className={`dropzone ${over ? 'over' : ''}`}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setOver(true);
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setOver(false);
+          send([...e.dataTransfer.files]);
+        }}
+      >
+        <p>Drop scanned card images here (JPEG, PNG, TIFF, WebP, GIF)</p>
+        <button type="button" onClick={() => input.current?.click()}>
+          Choose files…
+        </button>
+        <input
+          ref={input}
+          type="file"
+          multiple
+          accept="image/*,.tif,.tiff"
+          aria-label="Card images"
+          hidden
+          onChange={(e) => {
+            send([...(e.target.files ?? [])]);
+            e.target.value = '';
+          }}
+        />
+      </div>
+      {items.length > 0 && (
+        <ul className="uploads" aria-label="Uploads">
+          {items.map((it) => (
+            <li key={it.key} className={it.status}>
+              <span className="name">{it.name}</span>
+              {it.status === 'refused' ? (
+                <span className="error small">{it.message}</span>
+              ) : (
+                <progress max={1} value={it.progress} aria-label={`Upload of ${it.name}`} />
+              )}
+              <span className="muted small">{it.status}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      <p>
+        <strong>{cards.length}</strong> card{cards.length === 1 ? '' : 's'} in this batch. You can add more until you
+        start.
+      </p>
+      {cards.length > 0 && (
+        <ul className="cards" aria-label="Cards in the batch">
+          {cards.map((c) => (
+            <li key={c.id}>
+              <span className="name">{c.original_name}</span>
+              <span className="muted small">
+                {c.width}×{c.height} · {(c.size_bytes / 1024).toFixed(0)} KB
+              </span>
+              <button type="button" aria-label={`Remove ${c.original_name}`} onClick={() => remove.mutate(c.id)}>
+                Remove
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <ErrorNote error={remove.error} />
+    </>
+  );
+}
+
+function FieldsStep({
+  fields,
+  setFields,
+  save,
+  dirty,
+}: {
+  fields: Field[];
+  setFields: (f: Field[]) => void;
+  save: () => Promise<void>;
+  dirty: boolean;
+}) {
+  const client = useQueryClient();
+  const templates = useQuery({ queryKey: ['templates'], queryFn: api.templates });
+  const [templateName, setTemplateName] = useState('');
+  const [message, setMessage] = useState<string | null>(null);
+  const saveFields = useMutation({ mutationFn: save, onSuccess: () => setMessage('Fields saved.') });
+  const saveTemplate = useMutation({
+    mutationFn: () => api.createTemplate(templateName.trim(), fields),
+    onSuccess: (t) => {
+      client.invalidateQueries({ queryKey: ['templates'] });
+      setMessage(`Saved as template “${t.name}”.`);
+      setTemplateName('');
+    },
+  });
+  return (
+    <>
+      <FieldsEditor fields={fields} onChange={(f) => (setFields(f), setMessage(null))} />
+      <div className="row actions">
+        <button type="button" className="primary" disabled={!dirty || !isValid(fields)} onClick={() => saveFields.mutate()}>
+          {dirty ? 'Save fields' : 'Fields saved'}
+        </button>
+        <div className="field">
+          <label htmlFor="load-template">Load a template</label>
+          <select
+            id="load-template"
+            value=""
+            onChange={(e) => {
+              const t = templates.data?.find((x) => x.id === e.target.value);
+              if (t) setFields(t.fields);
+            }}
+          >
+            <option value="">Choose…</option>
+            {templates.data?.map((t) => (
+              <option key={t.id} value={t.id}>
+                {t.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            saveTemplate.mutate();
+          }}
+        >
+          <div className="field">
+            <label htmlFor="template-name">Save as template</label>
+            <input id="template-name" placeholder="Template name" value={templateName} onChange={(e) => setTemplateName(e.target.value)} />
+          </div>
+          <button type="submit" disabled={!templateName.trim() || fields.length === 0 || !isValid(fields)}>
+            Save template
+          </button>
+        </form>
+      </div>
+      {message && <p className="ok" role="status">{message}</p>}
+      <ErrorNote error={saveFields.error || saveTemplate.error} />
+    </>
+  );
+}
+
+function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[]; cards: Card[]; save: () => Promise<void> }) {
+  const client = useQueryClient();
+  const active = fields.filter((f) => f.active ?? true);
+  const valid = isValid(fields);
+  const prompt = useQuery({
+    queryKey: ['prompt-preview', JSON.stringify(fields)],
+    queryFn: () => api.previewPrompt(fields),
+    enabled: valid && fields.length > 0,
+  });
+  const [cardId, setCardId] = useState<number | undefined>();
+  const chosen = cardId ?? cards[0]?.id;
+  const test = useMutation({
+    mutationFn: async () => {
+      await save();
+      return api.test(batch.id, chosen);
+    },
+  });
+  const start = useMutation({
+    mutationFn: async () => {
+      await save();
+      return api.start(batch.id);
+    },
+    onSuccess: (b) => {
+      client.setQueryData(['batch', batch.id], b);
+      client.invalidateQueries({ queryKey: ['batches'] });
+    },
+  });
+  useEffect(() => test.reset(), [chosen]); // eslint-disable-line react-hooks/exhaustive-deps
+  const blocker =
+    cards.length === 0
+      ? 'Add at least one card image.'
+      : active.length === 0
+        ? 'Make at least one field active.'
+        : !valid
+          ? 'Fix the fields marked above.'
+          : null;
+  const image = chosen !== undefined ? localImages.get(chosen) : undefined;
+  return (
+    <>
+      <details open>
+        <summary>The prompt and JSON Schema sent with every card</summary>
+        <ErrorNote error={prompt.error} />
+        {prompt.data ? (
+          <div className="prompt">
+            <h3>System</h3>
+            <pre>{prompt.data.system}</pre>
+            <h3>User</h3>
+            <pre>{prompt.data.user}</pre>
+            <h3>JSON Schema</h3>
+            <pre>{JSON.stringify(prompt.data.json_schema, null, 2)}</pre>
+          </div>
+        ) : (
+          <p className="muted">Add a valid field to see the prompt.</p>
+        )}
+      </details>
+      <div className="test">
+        <div className="row">
+          <div className="field">
+            <label htmlFor="test-card">Card to test</label>
+            <select id="test-card" value={chosen ?? ''} onChange={(e) => setCardId(Number(e.target.value))} disabled={cards.length === 0}>
+              {cards.map((c) => (
+                <option key={c.id} value={c.id}>
+                  {c.original_name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <button type="button" disabled={!!blocker || test.isPending} onClick={() => test.mutate()}>
+            {test.isPending ? 'Testing…' : 'Test one card'}
+          </button>
+        </div>
+        <ErrorNote error={test.error} />
+        {test.data && (
+          <div className="side-by-side">
+            {image ? (
+              <img src={image} alt={`Card ${test.data.original_name}`} />
+            ) : (
+              <p className="muted">The image preview shows files added from this window.</p>
+            )}
+            <div>
+              <h3>Extracted from {test.data.original_name}</h3>
+              <pre data-testid="test-result">{JSON.stringify(test.data.result, null, 2)}</pre>
+              <p className="muted small">
+                {test.data.total_ms} ms, {test.data.attempts} attempt{test.data.attempts === 1 ? '' : 's'}
+              </p>
+            </div>
+          </div>
+        )}
+      </div>
+      <div className="row actions">
+        <button type="button" className="primary big" disabled={!!blocker || start.isPending} onClick={() => start.mutate()}>
+          Start processing {cards.length} card{cards.length === 1 ? '' : 's'}
+        </button>
+        {blocker && <span className="muted">{blocker}</span>}
+      </div>
+      <p className="muted small">Starting locks the batch: no more images or field changes.</p>
+      <ErrorNote error={start.error} />
+    </>
+  );
+}

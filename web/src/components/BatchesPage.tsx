@@ -1,0 +1,119 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api, shortName } from '../api/client';
+import { ErrorNote, Link } from '../App';
+import { navigate } from '../router';
+import { formatDate, ProgressBar, StateBadge } from './common';
+
+/** The batches list, newest first, and the form that starts a new one. */
+export function BatchesPage() {
+  const batches = useQuery({
+    queryKey: ['batches'],
+    queryFn: api.batches,
+    // Running batches move; the list follows them without a socket each.
+    refetchInterval: (q) => (q.state.data?.some((b) => b.state === 'running') ? 2000 : false),
+  });
+  return (
+    <>
+      <NewBatch />
+      <section className="panel">
+        <h1>Batches</h1>
+        <ErrorNote error={batches.error} />
+        {batches.isPending ? (
+          <p>Loading…</p>
+        ) : batches.data && batches.data.length === 0 ? (
+          <div className="empty">
+            <p>
+              <strong>No batches yet.</strong> A batch is one box of cards: give it a name above and press
+              <em> Create batch</em>, then add the scanned images, say which fields to read from each card, and
+              start.
+            </p>
+          </div>
+        ) : (
+          <table className="list">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">State</th>
+                <th scope="col">Progress</th>
+                <th scope="col">Done / failed / total</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {batches.data?.map((b) => (
+                <tr key={b.id}>
+                  <td>
+                    <Link to={`/batches/${b.id}`}>{shortName(b.name)}</Link>
+                  </td>
+                  <td>
+                    <StateBadge state={b.state} />
+                  </td>
+                  <td className="progress-cell">
+                    <ProgressBar percent={b.percent} label={`Progress of ${shortName(b.name)}`} />
+                    <span className="muted">{Math.floor(b.percent)}%</span>
+                  </td>
+                  <td>
+                    {b.counts.done} / {b.counts.failed} / {b.counts.total}
+                  </td>
+                  <td>{formatDate(b.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </>
+  );
+}
+
+function NewBatch() {
+  const client = useQueryClient();
+  const [name, setName] = useState('');
+  const [template, setTemplate] = useState('');
+  const templates = useQuery({ queryKey: ['templates'], queryFn: api.templates });
+  const create = useMutation({
+    mutationFn: () => api.createBatch(name.trim(), template || undefined),
+    onSuccess: (b) => {
+      client.invalidateQueries({ queryKey: ['batches'] });
+      navigate(`/batches/${b.id}`);
+    },
+  });
+  return (
+    <section className="panel">
+      <h2>New batch</h2>
+      <form
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          create.mutate();
+        }}
+      >
+        <div className="field">
+          <label htmlFor="batch-name">Batch name</label>
+          <input
+            id="batch-name"
+            placeholder="e.g. Hemingway letters, box 3"
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="batch-template">Fields</label>
+          <select id="batch-template" value={template} onChange={(e) => setTemplate(e.target.value)}>
+            <option value="">Blank (define fields next)</option>
+            {templates.data?.map((t) => (
+              <option key={t.id} value={t.id}>
+                From template: {t.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <button type="submit" className="primary" disabled={!name.trim() || create.isPending}>
+          Create batch
+        </button>
+      </form>
+      <ErrorNote error={create.error} />
+    </section>
+  );
+}

@@ -1,0 +1,260 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { useEffect, useRef, useState } from 'react';
+import type { Batch, ResultRow } from '../api/client';
+import { api, downloadResults } from '../api/client';
+import type { LiveState, SocketStatus } from '../api/live';
+import { applyEvent, emptyLive, watch, withRows } from '../api/live';
+import { ErrorNote } from '../App';
+import { formatEta, ProgressBar } from './common';
+
+/**
+ * Follows a started batch: the rows so far from the results export, then
+ * the progress stream from the seq that export was taken at. Reloading the
+ * page does the same again, so no row is lost and none shows twice.
+ */
+function useLive(batchId: string): { live: LiveState; status: SocketStatus; error: unknown } {
+  const client = useQueryClient();
+  const [live, setLive] = useState<LiveState>(() => emptyLive());
+  const [status, setStatus] = useState<SocketStatus>('connecting');
+  const [error, setError] = useState<unknown>(null);
+  const seq = useRef(0);
+  useEffect(() => {
+    let stop: (() => void) | undefined;
+    let cancelled = false;
+    (async () => {
+      try {
+        const b = await api.batch(batchId);
+        const rows = await api.results(batchId);
+        if (cancelled) return;
+        let state = withRows(emptyLive(b.last_seq), rows);
+        seq.current = state.seq;
+        setLive(state);
+        stop = watch(
+          batchId,
+          () => seq.current,
+          (ev) => {
+            state = applyEvent(state, ev);
+            seq.current = state.seq;
+            setLive(state);
+            if (ev.type === 'snapshot' || ev.type === 'progress' || ev.type === 'state') {
+              // The socket feeds the query cache: the page header and the
+              // batches list show the same state and counts.
+              client.setQueryData<Batch>(['batch', batchId], (old) =>
+                old && state.progress
+                  ? {
+                      ...old,
+                      state: state.progress.state,
+                      percent: state.progress.percent,
+                      last_seq: state.seq,
+                      counts: { ...old.counts, done: state.progress.done, failed: state.progress.failed, total: state.progress.total },
+                    }
+                  : old,
+              );
+              if (ev.type === 'state') client.invalidateQueries({ queryKey: ['batches'] });
+            }
+          },
+          setStatus,
+        );
+      } catch (e) {
+        setError(e);
+      }
+    })();
+    return () => {
+      cancelled = true;
+      stop?.();
+    };
+  }, [batchId, client]);
+  return { live, status, error };
+}
+
+export function RunView({ batch }: { batch: Batch }) {
+  const client = useQueryClient();
+  const { live, status, error } = useLive(batch.id);
+  const p = live.progress;
+  const state = p?.state ?? batch.state;
+  const failed = p?.failed ?? batch.counts.failed;
+  const errors = useQuery({
+    queryKey: ['errors', batch.id, failed],
+    queryFn: () => api.errors(batch.id),
+    enabled: failed > 0,
+  });
+  const control = useMutation({
+    mutationFn: (action: 'pause' | 'resume' | 'cancel' | 'retryFailed') => api[action](batch.id),
+    onSuccess: (b) => client.setQueryData(['batch', batch.id], b),
+  });
+  const exporting = useMutation({ mutationFn: (f: 'csv' | 'json' | 'jsonl') => downloadResults(batch, f) });
+  const columns = batch.fields.filter((f) => f.active ?? true).map((f) => f.name);
+  const percent = p?.percent ?? batch.percent;
+  return (
+    <>
+      <section className="panel">
+        <h2>Progress</h2>
+        <ProgressBar percent={percent} label="Batch progress" />
+        <dl className="stats">
+          <div>
+            <dt>Done</dt>
+            <dd data-testid="percent">{Math.floor(percent)}%</dd>
+          </div>
+          <div>
+            <dt>Position</dt>
+            <dd data-testid="position">{p?.position ?? '—'}</dd>
+          </div>
+          <div>
+            <dt>Cards</dt>
+            <dd data-testid="counts">
+              {p?.done ?? batch.counts.done} done · {failed} failed · {p?.total ?? batch.counts.total} total
+            </dd>
+          </div>
+          <div>
+            <dt>Time left</dt>
+            <dd>{state === 'running' ? formatEta(p?.eta_seconds) : '—'}</dd>
+          </div>
+          <div>
+            <dt>Speed</dt>
+            <dd>{p?.cards_per_minute ? `${Math.round(p.cards_per_minute)} cards/min` : '—'}</dd>
+          </div>
+          <div>
+            <dt>Live</dt>
+            <dd className={`socket ${status}`}>{status}</dd>
+          </div>
+        </dl>
+        {batch.pause_reason && state === 'paused' && <p className="error">Paused: {batch.pause_reason}</p>}
+        <div className="row actions">
+          {state === 'running' && (
+            <button type="button" onClick={() => control.mutate('pause')}>
+              Pause
+            </button>
+          )}
+          {state === 'paused' && (
+            <button type="button" className="primary" onClick={() => control.mutate('resume')}>
+              Resume
+            </button>
+          )}
+          {(state === 'running' || state === 'paused') && (
+            <button
+              type="button"
+              className="danger"
+              onClick={() => confirm('Cancel this batch? Cards not yet read stay unread.') && control.mutate('cancel')}
+            >
+              Cancel
+            </button>
+          )}
+          <span className="spacer" />
+          <span className="muted">Export:</span>
+          <button type="button" onClick={() => exporting.mutate('csv')}>
+            CSV
+          </button>
+          <button type="button" onClick={() => exporting.mutate('json')}>
+            JSON
+          </button>
+          <button type="button" onClick={() => exporting.mutate('jsonl')}>
+            JSONL
+          </button>
+        </div>
+        <ErrorNote error={error || control.error || exporting.error} />
+      </section>
+      <section className="panel">
+        <h2>
+          Results <span className="muted small">({live.rows.size} rows)</span>
+        </h2>
+        <ResultsTable rows={live.rows} version={live.version} columns={columns} />
+      </section>
+      {failed > 0 && (
+        <section className="panel">
+          <div className="row">
+            <h2>Failed cards ({failed})</h2>
+            <span className="spacer" />
+            <button type="button" className="primary" disabled={state === 'running'} onClick={() => control.mutate('retryFailed')}>
+              Retry failed cards
+            </button>
+          </div>
+          <p className="muted small">Their images are in the batch's _errors folder, each with the reason beside it.</p>
+          <ul className="failures" aria-label="Failed cards">
+            {errors.data?.map((e) => (
+              <li key={e.card_id}>
+                <strong>{e.original_name}</strong>: {e.error?.message ?? 'failed'}{' '}
+                <span className="muted small">
+                  ({e.error?.code}, {e.attempts} attempt{e.attempts === 1 ? '' : 's'})
+                </span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+    </>
+  );
+}
+
+const ROW_HEIGHT = 32;
+
+/** The results so far; only the rows in view are in the page (10,000 rows stay fast). */
+function ResultsTable({ rows, version, columns }: { rows: Map<number, ResultRow>; version: number; columns: string[] }) {
+  const parent = useRef<HTMLDivElement>(null);
+  const list = useRef<ResultRow[]>([]);
+  const listVersion = useRef(-1);
+  if (listVersion.current !== version) {
+    list.current = [...rows.values()];
+    listVersion.current = version;
+  }
+  const items = list.current;
+  const virtual = useVirtualizer({
+    count: items.length,
+    getScrollElement: () => parent.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 10,
+  });
+  const template = `4rem minmax(10rem, 1.5fr) 6rem ${columns.map(() => 'minmax(8rem, 1fr)').join(' ')} minmax(8rem, 1fr)`;
+  return (
+    <div className="results" role="table" aria-label="Results" aria-rowcount={items.length + 1}>
+      <div className="results-row header" role="row" style={{ gridTemplateColumns: template }}>
+        <span role="columnheader">Card</span>
+        <span role="columnheader">File</span>
+        <span role="columnheader">State</span>
+        {columns.map((c) => (
+          <span role="columnheader" key={c}>
+            {c}
+          </span>
+        ))}
+        <span role="columnheader">Error</span>
+      </div>
+      <div ref={parent} className="results-body">
+        {items.length === 0 && <p className="muted pad">No cards finished yet; rows appear here as they are read.</p>}
+        <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
+          {virtual.getVirtualItems().map((v) => {
+            const r = items[v.index];
+            return (
+              <div
+                key={r.card_id}
+                role="row"
+                data-testid="result-row"
+                className={`results-row ${r.state}`}
+                style={{ gridTemplateColumns: template, position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${v.start}px)` }}
+              >
+                <span role="cell">{r.card_id}</span>
+                <span role="cell" title={r.original_name}>
+                  {r.original_name}
+                </span>
+                <span role="cell">{r.state}</span>
+                {columns.map((c) => (
+                  <span role="cell" key={c} title={show(r.result?.[c])}>
+                    {show(r.result?.[c])}
+                  </span>
+                ))}
+                <span role="cell" title={r.error?.message ?? ''}>
+                  {r.error?.message ?? ''}
+                </span>
+              </div>
+            );
+          })}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function show(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) return v.join(', ');
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}

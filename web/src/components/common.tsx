@@ -1,0 +1,37 @@
+import type { BatchState } from '../api/client';
+
+const STATE_LABEL: Record<BatchState, string> = {
+  open: 'open',
+  running: 'running',
+  paused: 'paused',
+  completed: 'completed',
+  completed_with_errors: 'completed with errors',
+  cancelled: 'cancelled',
+};
+
+export function StateBadge({ state }: { state: BatchState }) {
+  return <span className={`badge state-${state}`}>{STATE_LABEL[state] ?? state}</span>;
+}
+
+export function ProgressBar({ percent, label }: { percent: number; label: string }) {
+  const p = Math.max(0, Math.min(100, percent));
+  return (
+    <div className="bar" role="progressbar" aria-label={label} aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(p)}>
+      <div className="fill" style={{ width: `${p}%` }} />
+    </div>
+  );
+}
+
+export function formatEta(seconds: number | null | undefined): string {
+  if (seconds == null || !isFinite(seconds)) return '—';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+export function formatDate(iso: string): string {
+  const d = new Date(iso);
+  return isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
