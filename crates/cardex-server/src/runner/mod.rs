@@ -143,8 +143,9 @@ struct PendingCommit {
     card: ClaimedCard,
     result: Value,
     raw: String,
-    /// Dropped once the commit is over (committed or not).
-    _done: oneshot::Sender<()>,
+    /// Answered once the result is committed; dropped unanswered when
+    /// it was not, and the card task then puts the card back.
+    done: oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for PendingCommit {
@@ -247,13 +248,17 @@ impl Runner {
                 _ = self.inner.stop.cancelled() => break,
                 n = queue.recv_many(&mut group, MAX_GROUP) => if n == 0 { break },
             }
-            self.commit_group(&group).await;
-            // Dropping the senders tells each card task its commit is over.
-            group.clear();
+            let committed = self.commit_group(&group).await;
+            for p in group.drain(..) {
+                if committed {
+                    let _ = p.done.send(());
+                }
+            }
         }
     }
 
-    async fn commit_group(&self, group: &[PendingCommit]) {
+    /// Commits and publishes a group; false when nothing was committed.
+    async fn commit_group(&self, group: &[PendingCommit]) -> bool {
         let items: Vec<Completion<'_>> = group
             .iter()
             .map(|p| Completion {
@@ -266,10 +271,7 @@ impl Runner {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(cards = group.len(), error = %e, "could not record results; the cards will be retried");
-                for p in group {
-                    let _ = self.inner.store.release_card(p.card.id).await;
-                }
-                return;
+                return false;
             }
         };
         let hub = &self.inner.hub;
@@ -292,6 +294,7 @@ impl Runner {
             self.batch_finished(batch_id);
             self.publish(batch_id, state);
         }
+        true
     }
 
     /// Claims cards up to each engine's target; returns how many.
@@ -419,12 +422,16 @@ impl Runner {
                     card: card.clone(),
                     result: Value::Object(x.fields),
                     raw: x.raw,
-                    _done: done,
+                    done,
                 };
-                if self.inner.commits.send(pending).await.is_ok() {
-                    // The committer publishes; an error here means it
-                    // stopped, and shutdown releases the card.
-                    let _ = committed.await;
+                let sent = self.inner.commits.send(pending).await.is_ok();
+                if !sent || committed.await.is_err() {
+                    // Not committed: back to `pending`, to be read again.
+                    tracing::warn!(
+                        card = card.id,
+                        "a result was not committed; the card goes back to the queue"
+                    );
+                    let _ = store.release_card(card.id).await;
                 }
                 return;
             }
