@@ -202,29 +202,11 @@ impl Store {
         Ok(cards)
     }
 
-    /// Commits a card's result, its `done` state and its `card_done` event
-    /// together; ends the batch if this was its last card. A card that is
-    /// no longer `processing` (its batch was deleted) is left alone.
-    pub async fn complete_card(
-        &self,
-        card: &ClaimedCard,
-        result: &Value,
-        raw: &str,
-    ) -> Result<Option<Committed>> {
-        let group = self
-            .complete_cards(&[Completion { card, result, raw }])
-            .await?;
-        Ok(group.events.into_iter().next().map(|(_, event)| Committed {
-            event,
-            finished: group.finished.into_iter().next().map(|(_, e)| e),
-        }))
-    }
-
-    /// Commits many cards' results, states and events in one transaction
-    /// (a group commit: one WAL append and a handful of statements however
-    /// many cards), ending each batch whose last card this was. Each card
-    /// is all-or-nothing with its result, as with [`Store::complete_card`];
-    /// cards no longer `processing` are left alone.
+    /// Commits many cards' results, `done` states and `card_done` events in
+    /// one transaction (a group commit: one WAL append and a handful of
+    /// statements however many cards), ending each batch whose last card
+    /// this was. Each card is all-or-nothing with its result; cards no
+    /// longer `processing` (released, or their batch deleted) are left alone.
     pub async fn complete_cards(&self, items: &[Completion<'_>]) -> Result<GroupCommitted> {
         let mut out = GroupCommitted::default();
         if items.is_empty() {

@@ -77,6 +77,8 @@ enum Phase {
 pub struct Control {
     limit: usize,
     max: usize,
+    /// A configured limit: counted, never changed.
+    fixed: bool,
     phase: Phase,
     /// Throughput at the settled limit (or the last doubling).
     base: Option<Measure>,
@@ -127,6 +129,7 @@ impl Control {
         Self {
             limit: initial.clamp(1, max),
             max,
+            fixed: false,
             phase: Phase::Growing,
             base: None,
             generation: 0,
@@ -135,6 +138,19 @@ impl Control {
             stale: 0,
             window: None,
         }
+    }
+
+    /// Always `n`.
+    pub fn fixed(n: usize) -> Self {
+        Self {
+            fixed: true,
+            ..Self::new(n, n)
+        }
+    }
+
+    /// Whether a request may be sent now.
+    pub fn has_room(&self) -> bool {
+        self.in_flight < self.limit
     }
 
     /// The current limit.
@@ -163,6 +179,9 @@ impl Control {
     ) -> Option<usize> {
         self.advance(now);
         self.in_flight = self.in_flight.saturating_sub(1);
+        if self.fixed {
+            return None;
+        }
         // Requests sent under an earlier limit say nothing about this one,
         // and one cut per round of requests is enough.
         if sent != self.generation {
@@ -339,49 +358,32 @@ impl Control {
 #[derive(Debug)]
 pub struct Limiter {
     name: String,
-    state: Mutex<State>,
+    control: Mutex<Control>,
     freed: Notify,
-}
-
-#[derive(Debug)]
-struct State {
-    in_flight: usize,
-    fixed: Option<usize>,
-    control: Control,
-}
-
-impl State {
-    fn limit(&self) -> usize {
-        self.fixed.unwrap_or_else(|| self.control.limit())
-    }
 }
 
 impl Limiter {
     /// Always `n` requests at once.
     pub fn fixed(name: &str, n: usize) -> Arc<Self> {
-        Self::build(name, Some(n.max(1)), Control::new(n, n))
+        Self::build(name, Control::fixed(n))
     }
 
     /// Finds its own limit, never above `max`.
     pub fn adaptive(name: &str, max: usize) -> Arc<Self> {
-        Self::build(name, None, Control::new(INITIAL_LIMIT, max))
+        Self::build(name, Control::new(INITIAL_LIMIT, max))
     }
 
-    fn build(name: &str, fixed: Option<usize>, control: Control) -> Arc<Self> {
+    fn build(name: &str, control: Control) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
-            state: Mutex::new(State {
-                in_flight: 0,
-                fixed,
-                control,
-            }),
+            control: Mutex::new(control),
             freed: Notify::new(),
         })
     }
 
     /// The number of requests allowed at once now.
     pub fn limit(&self) -> usize {
-        self.state.lock().expect("lock poisoned").limit()
+        self.control.lock().expect("lock poisoned").limit()
     }
 
     /// Waits for a free permit.
@@ -392,18 +394,12 @@ impl Limiter {
             // Registered before looking, so a release in between is seen.
             freed.as_mut().enable();
             {
-                let mut s = self.state.lock().expect("lock poisoned");
-                if s.in_flight < s.limit() {
-                    s.in_flight += 1;
+                let mut control = self.control.lock().expect("lock poisoned");
+                if control.has_room() {
                     let started = Instant::now();
-                    let generation = if s.fixed.is_none() {
-                        s.control.sent(started)
-                    } else {
-                        0
-                    };
                     return Permit {
                         limiter: self.clone(),
-                        generation,
+                        generation: control.sent(started),
                         started,
                         signal: Signal::Other,
                     };
@@ -414,17 +410,13 @@ impl Limiter {
     }
 
     fn release(&self, signal: Signal, generation: u64, started: Instant) {
-        let changed = {
-            let mut s = self.state.lock().expect("lock poisoned");
-            s.in_flight -= 1;
-            if s.fixed.is_some() {
-                None
-            } else {
-                let now = Instant::now();
-                s.control
-                    .record(now, signal, generation, now.duration_since(started))
-            }
-        };
+        let now = Instant::now();
+        let changed = self.control.lock().expect("lock poisoned").record(
+            now,
+            signal,
+            generation,
+            now.duration_since(started),
+        );
         match changed {
             Some(limit) => {
                 tracing::info!(engine = %self.name, limit, "requests in flight adjusted");
@@ -543,11 +535,7 @@ mod tests {
                 }
                 Signal::Served
             };
-            let changed =
-                control.record(at(now), signal, sent, Duration::from_micros(end - sent_at));
-            if let Some(l) = changed.filter(|_| std::env::var_os("LIMIT_TRACE").is_some()) {
-                eprintln!("{now:.2}s -> {l}");
-            }
+            control.record(at(now), signal, sent, Duration::from_micros(end - sent_at));
         }
         (served_late as f64 / (seconds / 2.0), control.limit())
     }

@@ -30,7 +30,7 @@ use cardex_core::BatchState;
 use cardex_engine::{
     CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
-use cardex_store::{CardFailure, ClaimedCard, Committed, Completion, Store, StoredEvent};
+use cardex_store::{CardFailure, ClaimedCard, Completion, GroupCommitted, Store, StoredEvent};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -274,26 +274,7 @@ impl Runner {
                 return false;
             }
         };
-        let hub = &self.inner.hub;
-        let mut progress_due: Vec<&str> = Vec::new();
-        for (batch_id, event) in &committed.events {
-            self.publish(batch_id, event);
-            if hub.record_completion(batch_id) && !progress_due.contains(&batch_id.as_str()) {
-                progress_due.push(batch_id);
-            }
-        }
-        for (batch_id, _) in &committed.finished {
-            if !progress_due.contains(&batch_id.as_str()) {
-                progress_due.push(batch_id);
-            }
-        }
-        for batch_id in progress_due {
-            self.send_progress(batch_id).await;
-        }
-        for (batch_id, state) in &committed.finished {
-            self.batch_finished(batch_id);
-            self.publish(batch_id, state);
-        }
+        self.announce(&committed).await;
         true
     }
 
@@ -373,7 +354,6 @@ impl Runner {
     }
 
     async fn work(&self, card: &ClaimedCard, slot: &EngineSlot) {
-        let store = &self.inner.store;
         let outcome = match self.prompt_for(&card.batch_id).await {
             Err(e) => Err(CardFailure {
                 code: "internal".into(),
@@ -415,37 +395,48 @@ impl Runner {
                 }
             },
         };
-        let committed = match outcome {
-            Ok(x) => {
-                let (done, committed) = oneshot::channel();
-                let pending = PendingCommit {
-                    card: card.clone(),
-                    result: Value::Object(x.fields),
-                    raw: x.raw,
-                    done,
-                };
-                let sent = self.inner.commits.send(pending).await.is_ok();
-                if !sent || committed.await.is_err() {
-                    // Not committed: back to `pending`, to be read again.
-                    tracing::warn!(
-                        card = card.id,
-                        "a result was not committed; the card goes back to the queue"
-                    );
-                    let _ = store.release_card(card.id).await;
-                }
-                return;
-            }
-            Err(failure) => {
-                tracing::warn!(card = card.id, file = %card.original_name, code = %failure.code, "card failed: {}", failure.message);
-                store.fail_card(card, &failure).await
-            }
+        match outcome {
+            Ok(x) => self.commit(card, x).await,
+            Err(failure) => self.fail(card, failure).await,
+        }
+    }
+
+    /// Hands a result to the group committer and waits for it.
+    async fn commit(&self, card: &ClaimedCard, x: Extraction) {
+        let (done, committed) = oneshot::channel();
+        let pending = PendingCommit {
+            card: card.clone(),
+            result: Value::Object(x.fields),
+            raw: x.raw,
+            done,
         };
-        match committed {
-            Ok(Some(c)) => self.announce(&card.batch_id, c).await,
+        let sent = self.inner.commits.send(pending).await.is_ok();
+        if !sent || committed.await.is_err() {
+            // Not committed: back to `pending`, to be read again.
+            tracing::warn!(
+                card = card.id,
+                "a result was not committed; the card goes back to the queue"
+            );
+            let _ = self.inner.store.release_card(card.id).await;
+        }
+    }
+
+    /// Records a card's failure and quarantines its image.
+    async fn fail(&self, card: &ClaimedCard, failure: CardFailure) {
+        tracing::warn!(card = card.id, file = %card.original_name, code = %failure.code, "card failed: {}", failure.message);
+        match self.inner.store.fail_card(card, &failure).await {
+            Ok(Some(c)) => {
+                let batch = || card.batch_id.clone();
+                self.announce(&GroupCommitted {
+                    events: vec![(batch(), c.event)],
+                    finished: c.finished.map(|f| (batch(), f)).into_iter().collect(),
+                })
+                .await;
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(card = card.id, error = %e, "could not record a card's outcome; it will be retried");
-                let _ = store.release_card(card.id).await;
+                let _ = self.inner.store.release_card(card.id).await;
             }
         }
     }
@@ -518,17 +509,28 @@ impl Runner {
         }
     }
 
-    /// Sends a committed card's events and, when due, a `progress` event.
-    async fn announce(&self, batch_id: &str, committed: Committed) {
+    /// Publishes committed cards' events, a `progress` event for each batch
+    /// that is due one (or has ended), then the ends of batches.
+    async fn announce(&self, committed: &GroupCommitted) {
         let hub = &self.inner.hub;
-        self.publish(batch_id, &committed.event);
-        let due = hub.record_completion(batch_id);
-        if due || committed.finished.is_some() {
+        let mut progress_due: Vec<&str> = Vec::new();
+        for (batch_id, event) in &committed.events {
+            self.publish(batch_id, event);
+            if hub.record_completion(batch_id) && !progress_due.contains(&batch_id.as_str()) {
+                progress_due.push(batch_id);
+            }
+        }
+        for (batch_id, _) in &committed.finished {
+            if !progress_due.contains(&batch_id.as_str()) {
+                progress_due.push(batch_id);
+            }
+        }
+        for batch_id in progress_due {
             self.send_progress(batch_id).await;
         }
-        if let Some(state) = committed.finished {
+        for (batch_id, state) in &committed.finished {
             self.batch_finished(batch_id);
-            self.publish(batch_id, &state);
+            self.publish(batch_id, state);
         }
     }
 
