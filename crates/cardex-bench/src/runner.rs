@@ -4,9 +4,7 @@
 //! instant simulator, memory through a 10,000-card batch; and the time to
 //! prepare a 12 MP scan for a model.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,7 +12,7 @@ use cardex_testkit::{Part, multipart_body};
 use serde_json::{Value, json};
 
 use crate::Row;
-use crate::server::Server;
+use crate::server::{Server, release_bin, spawn_with_url};
 use crate::upload::scan_jpeg;
 
 /// The release `vlm-sim` as a child process; killed on drop.
@@ -25,26 +23,12 @@ struct Sim {
 
 impl Sim {
     fn start(slots: usize, latency_ms: u64) -> anyhow::Result<Self> {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/vlm-sim");
-        let mut child = Command::new(&bin)
+        let mut command = Command::new(release_bin("vlm-sim"));
+        command
             .args(["--bind", "127.0.0.1:0"])
             .args(["--slots", &slots.to_string()])
-            .args(["--latency-ms", &latency_ms.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {} (build it with `make bench`)",
-                    bin.display()
-                )
-            })?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-        let base = line
-            .split_whitespace()
-            .last()
-            .context("vlm-sim printed no URL")?
-            .to_owned();
+            .args(["--latency-ms", &latency_ms.to_string()]);
+        let (child, base) = spawn_with_url(command)?;
         Ok(Self { child, base })
     }
 

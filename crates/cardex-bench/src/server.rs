@@ -6,6 +6,32 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 
+/// A binary of this workspace's release build.
+pub fn release_bin(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/release")
+        .join(name)
+}
+
+/// Starts `command` and reads the `http://` URL it prints on its first
+/// line (both `cardex serve` and `vlm-sim` do).
+pub fn spawn_with_url(mut command: Command) -> anyhow::Result<(Child, String)> {
+    let program = command.get_program().to_owned();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {program:?} (build it with `make bench`)"))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .with_context(|| format!("unexpected first line from {program:?}: {line:?}"))?
+        .to_owned();
+    Ok((child, url))
+}
+
 /// A running server and its data dir; killed on drop.
 #[derive(Debug)]
 pub struct Server {
@@ -18,31 +44,16 @@ impl Server {
     /// Starts `target/release/cardex serve` with extra flags.
     pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/cardex");
-        let mut child = Command::new(&bin)
+        let mut command = Command::new(release_bin("cardex"));
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(data.path())
             .args(["--bind", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {} (build it with `make bench`)",
-                    bin.display()
-                )
-            })?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let base = line
-            .split("http://")
-            .nth(1)
-            .map(|s| format!("http://{}", s.trim().trim_end_matches('/')))
-            .with_context(|| format!("unexpected first line from cardex: {line:?}"))?;
+            .env("RUST_LOG", "warn");
+        let (child, base) = spawn_with_url(command)?;
+        let base = base.trim_end_matches('/').to_owned();
         Ok(Self {
             child,
             base,
