@@ -55,15 +55,14 @@ export function BatchPage({ id }: { id: string }) {
 /** The steps before start: images, fields, verification. */
 function Setup({ batch }: { batch: Batch }) {
   const [fields, setFields] = useState<Field[]>(batch.fields);
-  const [saved, setSaved] = useState<Field[]>(batch.fields);
   const client = useQueryClient();
   const cards = useQuery({ queryKey: ['cards', batch.id], queryFn: () => api.cards(batch.id) });
-  const dirty = JSON.stringify(fields) !== JSON.stringify(saved);
+  // The batch in the cache holds the fields as the server has them.
+  const dirty = JSON.stringify(fields) !== JSON.stringify(batch.fields);
   const save = async () => {
     if (!dirty) return;
     const stored = await api.putFields(batch.id, fields);
-    setSaved(stored);
-    client.invalidateQueries({ queryKey: ['batch', batch.id] });
+    client.setQueryData<Batch>(['batch', batch.id], (old) => old && { ...old, fields: stored });
   };
   return (
     <>
