@@ -12,7 +12,8 @@ export default defineConfig({
   reporter: [['list']],
   globalSetup: './e2e/setup.ts',
   use: {
-    baseURL: process.env.CARDEX_E2E_URL ?? 'http://127.0.0.1:47802',
+    // Set by e2e/setup.ts once the server is listening on its free port.
+    baseURL: process.env.CARDEX_E2E_URL,
     viewport: { width: 1280, height: 800 },
     screenshot: 'only-on-failure',
     acceptDownloads: true,
