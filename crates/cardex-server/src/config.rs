@@ -15,6 +15,12 @@ pub struct Limits {
     pub max_parts: usize,
     /// Longest wait for the next piece of an upload before giving up.
     pub idle_timeout: std::time::Duration,
+    /// Slowest average an upload may keep, in bytes a second, once
+    /// `idle_timeout` has passed: a client trickling bytes is cut off.
+    pub min_upload_rate: u64,
+    /// Longest time a client may take to send a request's headers, or a
+    /// JSON body.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -25,6 +31,8 @@ impl Default for Limits {
             max_pixels: cardex_engine::image::DEFAULT_MAX_PIXELS,
             max_parts: 10_000,
             idle_timeout: std::time::Duration::from_secs(60),
+            min_upload_rate: 1024,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! run the real server on `127.0.0.1:0`.
 
 mod auth;
+mod body;
 mod config;
 mod error;
 pub mod export;
@@ -17,9 +18,14 @@ mod state;
 mod upload;
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -49,6 +55,10 @@ pub fn app(state: AppState) -> Router {
         // guarded too and reveal nothing without the token.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            body::read_in_time,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             auth::require_token,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
@@ -59,23 +69,73 @@ pub fn app(state: AppState) -> Router {
 /// Serves `app(state)` on `listener` and runs the batch runner, until
 /// `shutdown` completes. Then progress streams close, cards in flight go
 /// back to `pending`, and open requests finish.
+///
+/// The accept loop is hyper's HTTP/1 server with a timer, so a client that
+/// sends its headers slowly is cut off after `request_timeout` (axum's
+/// `serve` sets no timer, and with none hyper waits forever).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = state.stop.clone();
+    let header_timeout = state.config.limits.request_timeout;
     let runner = tokio::spawn(state.runner.clone().run());
-    let stopping = stop.clone();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.cancel();
-        })
-        .await;
+    let app = app(state);
+    let connections = TaskTracker::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        connections.spawn(serve_connection(
+            stream,
+            app.clone(),
+            header_timeout,
+            stop.clone(),
+        ));
+    }
     stop.cancel();
+    connections.close();
+    connections.wait().await;
     if let Err(e) = runner.await {
         tracing::error!(error = %e, "the batch runner panicked");
     }
-    served
+    Ok(())
+}
+
+/// Serves one connection (WebSocket upgrades included) until the client
+/// leaves, or until `stop`, when it finishes the request under way.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
 }

@@ -8,6 +8,7 @@
 //! adds what it reported or nothing.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
@@ -19,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 use crate::error::ErrorDetail;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Limits};
 
 /// Longest original file name kept, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -45,9 +46,66 @@ pub enum FileOutcome {
     Fatal(ApiError),
 }
 
-/// Running totals over one request's parts.
+/// One upload request's allowance: bytes left under the request limit, and
+/// the pace the client must keep. A client that stops sending for
+/// `idle_timeout`, or whose average falls below `min_upload_rate` once
+/// `idle_timeout` has passed, is cut off, so a trickling client cannot hold
+/// a connection and a staging file for hours.
 pub(crate) struct RequestBudget {
-    pub bytes_left: u64,
+    limits: Limits,
+    started: Instant,
+    received: u64,
+}
+
+impl RequestBudget {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            started: Instant::now(),
+            received: 0,
+        }
+    }
+
+    /// Awaits `next` (the next part or chunk) within the client's pace.
+    pub async fn paced<T>(&self, next: impl Future<Output = T>) -> Result<T, ApiError> {
+        let Limits {
+            idle_timeout,
+            min_upload_rate,
+            ..
+        } = self.limits;
+        let earned = Duration::from_secs_f64(self.received as f64 / min_upload_rate.max(1) as f64);
+        let until_deadline =
+            (self.started + idle_timeout + earned).saturating_duration_since(Instant::now());
+        let wait = until_deadline.min(idle_timeout);
+        tokio::time::timeout(wait, next).await.map_err(|_| {
+            let why = if wait == idle_timeout {
+                format!("no data arrived for {} seconds", idle_timeout.as_secs())
+            } else {
+                format!("the upload was slower than {min_upload_rate} bytes a second")
+            };
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "upload_stalled",
+                format!("{why}; it was abandoned"),
+            )
+        })
+    }
+
+    /// Counts `bytes` received against the request limit.
+    fn take(&mut self, bytes: u64) -> Result<(), ApiError> {
+        self.received += bytes;
+        if self.received > self.limits.max_request_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the upload is larger than the limit of {} bytes per request; send fewer files at a time",
+                    self.limits.max_request_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Removes a partly received or refused file unless it was kept.
@@ -123,7 +181,7 @@ pub(crate) async fn receive_file(
         Ok(n) => n,
         Err(message) => {
             // Drain the part so the next one can be read.
-            return match drain(&mut field, state, budget).await {
+            return match drain(&mut field, budget).await {
                 Ok(()) => reject(&shown_name, "invalid_file_name", message),
                 Err(fatal) => FileOutcome::Fatal(fatal),
             };
@@ -280,7 +338,7 @@ async fn write_part(
         .map_err(ApiError::internal)?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
-    while let Some(chunk) = next_chunk(field, state, budget).await? {
+    while let Some(chunk) = next_chunk(field, budget).await? {
         size += chunk.len() as u64;
         if size > limits.max_file_bytes {
             continue;
@@ -296,47 +354,22 @@ async fn write_part(
     Ok(Some((size, hex::encode(hasher.finalize()))))
 }
 
-async fn drain(
-    field: &mut Field<'_>,
-    state: &AppState,
-    budget: &mut RequestBudget,
-) -> Result<(), ApiError> {
-    while next_chunk(field, state, budget).await?.is_some() {}
+async fn drain(field: &mut Field<'_>, budget: &mut RequestBudget) -> Result<(), ApiError> {
+    while next_chunk(field, budget).await?.is_some() {}
     Ok(())
 }
 
-/// The next chunk of a part, enforcing the request's byte budget and the
-/// idle timeout (a client that stops sending is cut off).
+/// The next chunk of a part, within the request's byte limit and pace.
 async fn next_chunk(
     field: &mut Field<'_>,
-    state: &AppState,
     budget: &mut RequestBudget,
 ) -> Result<Option<axum::body::Bytes>, ApiError> {
-    let idle = state.config.limits.idle_timeout;
-    let chunk = tokio::time::timeout(idle, field.chunk())
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "upload_stalled",
-                format!(
-                    "no data arrived for {} seconds; the upload was abandoned",
-                    idle.as_secs()
-                ),
-            )
-        })?
+    let chunk = budget
+        .paced(field.chunk())
+        .await?
         .map_err(multipart_error)?;
     if let Some(c) = &chunk {
-        budget.bytes_left = budget.bytes_left.checked_sub(c.len() as u64).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the upload is larger than the limit of {} bytes per request; send fewer files at a time",
-                    state.config.limits.max_request_bytes
-                ),
-            )
-        })?;
+        budget.take(c.len() as u64)?;
     }
     Ok(chunk)
 }

@@ -112,15 +112,16 @@ async fn receive_upload(
     }
     let mut multipart = multipart?;
 
-    let mut budget = RequestBudget { bytes_left: max };
+    let mut budget = RequestBudget::new(state.config.limits);
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     let mut parts = 0usize;
     let fatal = loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break None,
-            Err(e) => {
+        let field = match budget.paced(multipart.next_field()).await {
+            Err(stalled) => break Some(stalled),
+            Ok(Ok(Some(f))) => f,
+            Ok(Ok(None)) => break None,
+            Ok(Err(e)) => {
                 break Some(ApiError::new(
                     e.status(),
                     "invalid_multipart",
