@@ -54,6 +54,42 @@ pub fn prepare_file(path: &Path, options: &PrepareOptions) -> Result<PreparedIma
     prepare(std::fs::read(path)?, options)
 }
 
+/// What a JPEG's frame header (SOFn) declares.
+#[derive(Debug, PartialEq)]
+struct JpegFrame {
+    /// The SOF marker: 0xC0 baseline, 0xC1 extended, 0xC2 progressive, …
+    marker: u8,
+    /// Bits a sample.
+    precision: u8,
+    /// Colour components: 1 grey, 3 YCbCr or RGB, 4 CMYK or YCCK.
+    components: u8,
+}
+
+/// Walks a JPEG's marker segments to its frame header.
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        // SOF0–SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            return Some(JpegFrame {
+                marker,
+                precision: *bytes.get(i + 4)?,
+                components: *bytes.get(i + 9)?,
+            });
+        }
+        i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+    }
+    None
+}
+
 /// Prepares encoded image bytes for a model.
 pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage, ImageError> {
     if bytes.is_empty() {
@@ -71,7 +107,19 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
         });
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // A small upright JPEG goes as it is, if it is one that every server's
+    // decoder reads: 8-bit baseline or progressive, grey or YCbCr (not
+    // CMYK, which image's decoder hides by converting).
+    let plain_colour = matches!(
+        jpeg_frame(&bytes),
+        Some(JpegFrame {
+            marker: 0xC0..=0xC2,
+            precision: 8,
+            components: 1 | 3
+        })
+    );
     if format == ImageFormat::Jpeg
+        && plain_colour
         && orientation == Orientation::NoTransforms
         && width.max(height) <= options.max_side
     {
@@ -353,6 +401,22 @@ mod tests {
             );
             assert_eq!((p.width, p.height), (64, 48));
         }
+    }
+
+    #[test]
+    fn jpeg_frame_headers_are_read() {
+        let rgb = cardex_testkit::jpeg(1);
+        let frame = jpeg_frame(&rgb).unwrap();
+        assert_eq!(
+            (frame.marker, frame.precision, frame.components),
+            (0xC0, 8, 3)
+        );
+        let cmyk = jpeg_frame(&cardex_testkit::cmyk_jpeg(1)).unwrap();
+        assert_eq!(cmyk.components, 4);
+        let tagged = cardex_testkit::with_exif_orientation(&rgb, 6);
+        assert_eq!(jpeg_frame(&tagged), Some(frame));
+        assert_eq!(jpeg_frame(&rgb[..20]), None);
+        assert_eq!(jpeg_frame(b"\xFF\xD8\xFF"), None);
     }
 
     #[test]

@@ -164,3 +164,59 @@ async fn a_token_guards_every_api_route() {
     assert_eq!(s, 200);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_guards_the_progress_websocket() {
+    use tokio_tungstenite::tungstenite::{Error, Message};
+    let srv = TestServer::with_config(ServerConfig {
+        api_token: Some("s3cret-token".into()),
+        ..Default::default()
+    })
+    .await;
+    let (s, batch) = send(
+        srv.client
+            .post(srv.url("/api/batches"))
+            .bearer_auth("s3cret-token")
+            .json(&json!({"name": "watched"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{batch}");
+    let ws = srv.base.replacen("http://", "ws://", 1);
+    let events = format!("{ws}/api/batches/{}/events", batch["id"].as_str().unwrap());
+    for url in [
+        events.clone(),
+        format!("{events}?access_token=wrong"),
+        format!("{events}?access_token="),
+    ] {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(Error::Http(res)) => assert_eq!(res.status(), 401, "{url}"),
+            other => panic!("{url}: expected a 401, got {other:?}"),
+        }
+    }
+    // A wrong header token is refused even with the right query token.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("{events}?access_token=s3cret-token"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", "Bearer wrong".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(Error::Http(res)) => assert_eq!(res.status(), 401),
+        other => panic!("expected a 401, got {other:?}"),
+    }
+    // With the token, the stream opens and sends the snapshot.
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{events}?access_token=s3cret-token"))
+            .await
+            .unwrap();
+    let first = futures_util::StreamExt::next(&mut socket)
+        .await
+        .unwrap()
+        .unwrap();
+    let Message::Text(text) = first else {
+        panic!("expected a text frame, got {first:?}")
+    };
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["type"], "snapshot", "{event}");
+    srv.stop().await;
+}

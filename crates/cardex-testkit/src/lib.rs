@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use image::{ImageBuffer, ImageFormat, Rgb};
+use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
 
 /// A small image whose pixels depend on `seed`, so fixtures never collide.
 pub fn image_bytes(format: ImageFormat, seed: u32) -> Vec<u8> {
@@ -30,6 +30,89 @@ pub fn png(seed: u32) -> Vec<u8> {
 /// A small JPEG, unique per seed.
 pub fn jpeg(seed: u32) -> Vec<u8> {
     image_bytes(ImageFormat::Jpeg, seed)
+}
+
+/// A PNG with 16 bits a channel, as archival scanners write.
+pub fn png16(seed: u32) -> Vec<u8> {
+    let s = (seed & 0xFFFF) as u16;
+    let img = ImageBuffer::from_fn(40, 30, |x, y| {
+        Rgb([s ^ (x as u16 * 1500), y as u16 * 2000, 40_000u16])
+    });
+    let mut out = Cursor::new(Vec::new());
+    DynamicImage::ImageRgb16(img)
+        .write_to(&mut out, ImageFormat::Png)
+        .expect("encoding a small 16-bit image in memory cannot fail");
+    out.into_inner()
+}
+
+/// A CMYK JPEG, as print workflows and some scanners write.
+pub fn cmyk_jpeg(seed: u32) -> Vec<u8> {
+    let (w, h) = (40u16, 30u16);
+    let pixels: Vec<u8> = (0..u32::from(w) * u32::from(h))
+        .flat_map(|i| [(i as u8) ^ seed as u8, 60, 120, 10])
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&pixels, w, h, jpeg_encoder::ColorType::Cmyk)
+        .expect("encoding a small CMYK JPEG in memory cannot fail");
+    out
+}
+
+/// An animated GIF of two 40 × 30 frames: dark, then bright.
+pub fn animated_gif(seed: u32) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, Rgba, RgbaImage};
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut out);
+        encoder
+            .set_repeat(Repeat::Infinite)
+            .expect("writing to memory cannot fail");
+        for colour in [[seed as u8 % 32, 0, 0, 255], [250, 250, 250, 255]] {
+            let frame = Frame::from_parts(
+                RgbaImage::from_pixel(40, 30, Rgba(colour)),
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            );
+            encoder
+                .encode_frame(frame)
+                .expect("encoding a small frame in memory cannot fail");
+        }
+    }
+    out
+}
+
+/// A TIFF with one page for each (width, height), page `i` a plain grey of
+/// level `i * 80`.
+pub fn multipage_tiff(pages: &[(u32, u32)]) -> Vec<u8> {
+    use tiff::encoder::{TiffEncoder, colortype::RGB8};
+    let mut out = Cursor::new(Vec::new());
+    let mut encoder = TiffEncoder::new(&mut out).expect("writing to memory cannot fail");
+    for (i, &(w, h)) in pages.iter().enumerate() {
+        let level = (i * 80) as u8;
+        encoder
+            .write_image::<RGB8>(w, h, &vec![level; (w * h * 3) as usize])
+            .expect("encoding a small page in memory cannot fail");
+    }
+    out.into_inner()
+}
+
+/// A JPEG stored `w` × `h` (landscape), its left half black and its right
+/// half white, tagged with EXIF orientation 6: upright, it is `h` × `w`
+/// with the black half on top.
+pub fn sideways_jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = ImageBuffer::from_fn(w, h, |x, _| {
+        if x < w / 2 {
+            Rgb([0u8, 0, 0])
+        } else {
+            Rgb([255u8, 255, 255])
+        }
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Jpeg)
+        .expect("encoding a small RGB image in memory cannot fail");
+    with_exif_orientation(&out.into_inner(), 6)
 }
 
 /// A PNG file of a few dozen bytes whose header declares `w` × `h` pixels:

@@ -100,6 +100,26 @@ pub struct Stats {
     /// requests being served now; with `busy` it gives the busy time so
     /// far of requests not yet finished.
     pub busy_started_sum: AtomicU64,
+    /// The last [`KEPT_IMAGES`] images of valid requests, oldest first, so
+    /// a test can check what reached the model (upright, first page).
+    #[serde(skip)]
+    pub recent_images: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
+}
+
+/// How many images [`Stats::recent_images`] keeps.
+pub const KEPT_IMAGES: usize = 32;
+
+impl Stats {
+    fn keep_image(&self, image: &[u8]) {
+        let mut recent = self
+            .recent_images
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == KEPT_IMAGES {
+            recent.pop_front();
+        }
+        recent.push_back(image.to_vec());
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +216,7 @@ async fn chat(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
             return openai_error(StatusCode::BAD_REQUEST, &m);
         }
     };
+    stats.keep_image(&request.image);
 
     // Wait in line for a slot, as a real server queues sequences.
     let Ok(_slot) = sim.slots.acquire().await else {

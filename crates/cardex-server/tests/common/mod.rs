@@ -168,14 +168,19 @@ pub fn fields_json() -> Value {
 
 /// A simulator on 127.0.0.1:0; returns its `/v1` base URL.
 pub async fn start_sim(config: vlm_sim::SimConfig) -> String {
+    start_sim_with_stats(config).await.0
+}
+
+/// A simulator on 127.0.0.1:0 whose counters (and last images) the test
+/// can read; returns its `/v1` base URL and the counters.
+pub async fn start_sim_with_stats(
+    config: vlm_sim::SimConfig,
+) -> (String, std::sync::Arc<vlm_sim::Stats>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        vlm_sim::serve(listener, config, std::future::pending())
-            .await
-            .unwrap();
-    });
-    url
+    let (router, stats) = vlm_sim::router(config);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, stats)
 }
 
 /// Server settings for a simulator at `url`, with quick retries.
