@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cardex_server::{Limits, ServerConfig};
 use common::*;
-use image::{GenericImageView, RgbImage};
+use image::RgbImage;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
