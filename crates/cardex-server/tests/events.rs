@@ -8,55 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use vlm_sim::SimConfig;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(srv: &TestServer, id: &str, since: Option<i64>) -> Ws {
-    let mut url = format!(
-        "{}/api/batches/{id}/events",
-        srv.base.replace("http://", "ws://")
-    );
-    if let Some(s) = since {
-        url.push_str(&format!("?since={s}"));
-    }
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-/// The next JSON event, or None when the stream ends or stays quiet for 10 s.
-async fn next(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return None,
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(e))) => panic!("websocket error: {e}"),
-        }
-    }
-}
-
-/// Durable events (everything but progress) until a `state` event to a
-/// finished state, or `limit` durable events.
-async fn durable_until_finished(ws: &mut Ws, limit: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < limit {
-        let Some(e) = next(ws).await else { break };
-        if e["type"] == "progress" {
-            continue;
-        }
-        let finished =
-            e["type"] == "state" && (e["to"] == "completed" || e["to"] == "completed_with_errors");
-        out.push(e);
-        if finished {
-            break;
-        }
-    }
-    out
-}
 
 fn seqs(events: &[Value]) -> Vec<i64> {
     events.iter().map(|e| e["seq"].as_i64().unwrap()).collect()

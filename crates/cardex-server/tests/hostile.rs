@@ -17,18 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The most memory the test process (server included) may have used.
 const PEAK_RSS_LIMIT_MIB: u64 = 300;
 
-/// Peak resident memory of this process so far (nextest runs each test in
-/// a process of its own).
-fn peak_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024
-}
-
 fn mean_luma(img: &RgbImage, rows: std::ops::Range<u32>) -> f64 {
     let (w, _) = img.dimensions();
     let mut sum = 0.0;

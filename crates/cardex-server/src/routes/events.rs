@@ -7,10 +7,10 @@
 //! per-batch `seq`; one already sent is never sent again. A watcher that
 //! falls too far behind gets `reset` and should reconnect with `since`.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,6 +25,9 @@ use crate::{ApiError, AppState};
 
 /// Events replayed from the database per query.
 const REPLAY_PAGE: i64 = 500;
+/// A watcher that takes longer than this to accept one message (it stopped
+/// reading) is disconnected, so it holds no task or buffer for long.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Query of the progress stream.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -61,11 +64,19 @@ async fn stream(state: AppState, id: String, since: Option<i64>, mut socket: Web
     if let Err(e) = run_stream(&state, &id, since, &mut socket).await {
         tracing::debug!(batch = %id, error = %e, "progress stream ended");
     }
-    let _ = socket.send(Message::Close(None)).await;
+    // A watcher that stopped reading does not get to hold the task here either.
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(None))).await;
 }
 
-async fn send(socket: &mut WebSocket, event: &Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(event.to_string().into())).await
+async fn send(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await {
+        Ok(sent) => sent.map_err(|e| e.to_string()),
+        Err(_) => Err("the watcher stopped reading".into()),
+    }
+}
+
+fn text(event: &Value) -> Utf8Bytes {
+    event.to_string().into()
 }
 
 async fn run_stream(
@@ -87,7 +98,7 @@ async fn run_stream(
     snapshot["seq"] = json!(batch.last_seq);
     snapshot["batch_id"] = json!(id);
     snapshot["last_seq"] = json!(batch.last_seq);
-    send(socket, &snapshot).await.map_err(|e| e.to_string())?;
+    send(socket, text(&snapshot)).await?;
 
     // Replay what the client missed, up to the snapshot, from the database.
     let mut sent = batch.last_seq;
@@ -101,7 +112,7 @@ async fn run_stream(
             let Some(last) = page.last() else { break };
             after = last.seq;
             for e in page.iter().filter(|e| e.seq <= batch.last_seq) {
-                send(socket, &e.payload).await.map_err(|e| e.to_string())?;
+                send(socket, text(&e.payload)).await?;
             }
         }
     }
@@ -114,16 +125,16 @@ async fn run_stream(
                 Some(Ok(_)) => {}
             },
             event = live.recv() => match event {
-                Ok(event) => {
-                    if !forward(&event, &mut sent) {
+                Ok(published) => {
+                    if !forward(&published.event, &mut sent) {
                         continue;
                     }
-                    send(socket, &event).await.map_err(|e| e.to_string())?;
+                    send(socket, published.text.clone()).await?;
                 }
                 Err(RecvError::Lagged(missed)) => {
                     let reset = json!({"type": "reset", "seq": sent, "batch_id": id, "missed": missed,
                         "message": "too far behind; reconnect with since=<last seq>"});
-                    let _ = send(socket, &reset).await;
+                    let _ = send(socket, text(&reset)).await;
                     return Ok(());
                 }
                 Err(RecvError::Closed) => return Ok(()),
@@ -134,7 +145,7 @@ async fn run_stream(
 
 /// Whether a live event goes out: durable events only once and in order
 /// (they may also have come from the replay); `progress` always.
-fn forward(event: &Arc<Value>, sent: &mut i64) -> bool {
+fn forward(event: &Value, sent: &mut i64) -> bool {
     if event["type"] == "progress" {
         return true;
     }

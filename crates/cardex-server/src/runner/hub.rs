@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::Utf8Bytes;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -27,9 +28,17 @@ pub struct Hub {
     inner: Arc<Mutex<HashMap<String, BatchChannel>>>,
 }
 
+/// An event as the watchers get it: its JSON, to filter on, and its text,
+/// serialised once for all of them.
+#[derive(Debug)]
+pub struct Published {
+    pub event: Value,
+    pub text: Utf8Bytes,
+}
+
 #[derive(Debug)]
 struct BatchChannel {
-    tx: broadcast::Sender<Arc<Value>>,
+    tx: broadcast::Sender<Arc<Published>>,
     completions: VecDeque<Instant>,
     last_progress: Option<Instant>,
 }
@@ -55,7 +64,7 @@ pub struct Rate {
 
 impl Hub {
     /// Receives every event published for `batch_id` from now on.
-    pub fn subscribe(&self, batch_id: &str) -> broadcast::Receiver<Arc<Value>> {
+    pub fn subscribe(&self, batch_id: &str) -> broadcast::Receiver<Arc<Published>> {
         let mut map = self.inner.lock().expect("hub lock poisoned");
         map.entry(batch_id.to_owned())
             .or_insert_with(BatchChannel::new)
@@ -65,10 +74,15 @@ impl Hub {
 
     /// Sends an event to the batch's watchers, if any; never waits.
     pub fn publish(&self, batch_id: &str, event: Value) {
-        let map = self.inner.lock().expect("hub lock poisoned");
-        if let Some(ch) = map.get(batch_id) {
-            let _ = ch.tx.send(Arc::new(event));
-        }
+        let tx = {
+            let map = self.inner.lock().expect("hub lock poisoned");
+            match map.get(batch_id) {
+                Some(ch) if ch.tx.receiver_count() > 0 => ch.tx.clone(),
+                _ => return,
+            }
+        };
+        let text = Utf8Bytes::from(event.to_string());
+        let _ = tx.send(Arc::new(Published { event, text }));
     }
 
     /// Records a finished card; returns true when a `progress` event is due.

@@ -4,10 +4,13 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cardex_server::{AppState, ServerConfig};
 pub use cardex_testkit::*;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestServer {
@@ -134,6 +137,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// Peak resident memory of this process so far (nextest runs each test in
+/// a process of its own).
+pub fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
@@ -205,8 +220,8 @@ impl TestServer {
         Self::launch(self.data, config).await
     }
 
-    /// Creates a batch with `fields`, uploads `files` (name, bytes) and starts it.
-    pub async fn started_batch(&self, fields: &Value, files: &[(String, Vec<u8>)]) -> String {
+    /// Creates a batch with `fields` and uploads `files` (name, bytes).
+    pub async fn loaded_batch(&self, fields: &Value, files: &[(String, Vec<u8>)]) -> String {
         let id = self.create_batch("run").await["id"]
             .as_str()
             .unwrap()
@@ -221,10 +236,21 @@ impl TestServer {
             let (s, b) = self.upload(&id, &parts).await;
             assert_eq!(s, 200, "{b}");
         }
+        id
+    }
+
+    /// Starts batch `id`.
+    pub async fn start_batch(&self, id: &str) {
         let (s, b) = self
             .post(&format!("/api/batches/{id}/start"), json!(null))
             .await;
         assert_eq!(s, 200, "{b}");
+    }
+
+    /// Creates a batch with `fields`, uploads `files` (name, bytes) and starts it.
+    pub async fn started_batch(&self, fields: &Value, files: &[(String, Vec<u8>)]) -> String {
+        let id = self.loaded_batch(fields, files).await;
+        self.start_batch(&id).await;
         id
     }
 
@@ -299,4 +325,51 @@ pub fn cards(n: u32) -> Vec<(String, Vec<u8>)> {
     (0..n)
         .map(|i| (format!("card-{i:04}.jpg"), jpeg(1000 + i)))
         .collect()
+}
+
+// The progress stream (WebSocket).
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(srv: &TestServer, id: &str, since: Option<i64>) -> Ws {
+    let mut url = format!(
+        "{}/api/batches/{id}/events",
+        srv.base.replace("http://", "ws://")
+    );
+    if let Some(s) = since {
+        url.push_str(&format!("?since={s}"));
+    }
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next JSON event, or None when the stream ends or stays quiet for 10 s.
+pub async fn next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => panic!("websocket error: {e}"),
+        }
+    }
+}
+
+/// Durable events (everything but progress) until a `state` event to a
+/// finished state, or `limit` durable events.
+pub async fn durable_until_finished(ws: &mut Ws, limit: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(e) = next(ws).await else { break };
+        if e["type"] == "progress" {
+            continue;
+        }
+        let finished =
+            e["type"] == "state" && (e["to"] == "completed" || e["to"] == "completed_with_errors");
+        out.push(e);
+        if finished {
+            break;
+        }
+    }
+    out
 }
