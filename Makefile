@@ -8,7 +8,7 @@ BIND ?= 127.0.0.1:8080
 # Tesseract's OpenMP threads fight over few cores; one per OCR worker.
 export OMP_THREAD_LIMIT ?= 1
 
-.PHONY: run test bench deps test-deps build web lint fmt test-rust test-web
+.PHONY: run test bench deps test-deps build web lint fmt audit test-rust test-api test-web
 
 ## run: install what is missing, build (release) and start the server
 run: deps build
@@ -33,8 +33,19 @@ test-deps:
 ## test: formatting, lints, and every test: Rust, the UI's unit tests, and
 ## the browser end-to-end tests (real binary, simulator, Debian's Chromium)
 test: test-deps lint
+	$(MAKE) audit
 	$(MAKE) test-rust
+	$(MAKE) test-api
 	$(MAKE) test-web
+
+## audit: the dependency tree's advisories, licenses and sources (cargo-deny)
+audit:
+	scripts/audit.sh
+
+## test-api: schemathesis against the real server's OpenAPI document
+test-api:
+	$(CARGO) build --locked -p cardex
+	scripts/api-fuzz.sh
 
 test-rust:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

@@ -4,7 +4,9 @@
 #   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
 #         Tesseract with English data and what its Rust binding builds with
 #   test  also what `make test` needs: Debian's Chromium for the browser
-#         tests, cargo-nextest (optional, falls back to cargo test)
+#         tests, Python 3 with venv for the API fuzzer (schemathesis),
+#         cargo-nextest (optional, falls back to cargo test); cargo-deny is
+#         installed by scripts/audit.sh
 # Both also need Node.js 20 or newer with npm, for the web UI; its npm
 # packages are installed from web/package-lock.json when missing.
 # System packages are installed with apt-get when running as root or with
@@ -15,6 +17,7 @@ want=${1:-run}
 packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng)
 if [ "$want" = test ]; then
   packages+=(chromium)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3 python3-venv)
 fi
 
 missing=()

@@ -37,15 +37,20 @@ pub use upload::{FileOutcome, RejectedFile, add_file};
 /// The OpenAPI document served at `/api/openapi.json`, for clients that
 /// generate their types from it (the web UI does, at build time).
 pub fn openapi_json() -> String {
-    let (_, openapi) = routes::api_router().split_for_parts();
-    openapi
-        .to_pretty_json()
-        .expect("the OpenAPI document always serialises")
+    let (_, openapi) = api();
+    serde_json::to_string_pretty(&openapi).expect("a JSON value always serialises")
+}
+
+/// The API's routes and their finished OpenAPI document.
+fn api() -> (Router<AppState>, serde_json::Value) {
+    let (router, openapi) = routes::api_router().split_for_parts();
+    let openapi = openapi::with_links(openapi::with_common_errors(openapi));
+    (router, openapi::to_json(&openapi))
 }
 
 /// The whole application: API, docs, UI.
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = routes::api_router().split_for_parts();
+    let (api, openapi) = api();
     Router::new()
         .merge(api)
         .merge(openapi::docs(openapi))

@@ -24,11 +24,12 @@ pub struct UploadResponse {
 }
 
 /// A multipart body: one or more parts named `files`.
+/// Parts with other names are reported in `rejected` and skipped.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// Image files (JPEG, PNG, TIFF, WebP, GIF).
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
     files: Vec<Vec<u8>>,
 }
 

@@ -25,6 +25,7 @@ pub struct ResultsQuery {
     #[param(inline)]
     pub format: Option<Format>,
     /// `1` adds a UTF-8 byte-order mark to CSV, for Excel.
+    #[param(minimum = 0, maximum = 1)]
     pub bom: Option<u8>,
 }
 
@@ -32,7 +33,10 @@ pub struct ResultsQuery {
 #[utoipa::path(get, path = "/api/batches/{id}/results", tag = "results",
     params(("id" = String, Path, description = "Batch id"), ResultsQuery),
     responses(
-        (status = 200, body = Vec<ResultRow>, description = "JSON array; JSONL and CSV as text"),
+        (status = 200, description = "JSON array; JSONL and CSV as text",
+            content((Vec<ResultRow> = "application/json"),
+                (String = "application/x-ndjson"),
+                (String = "text/csv"))),
         (status = 404, body = ErrorBody),
     ))]
 pub(crate) async fn results(
@@ -43,7 +47,12 @@ pub(crate) async fn results(
     let id = batch_id(id)?;
     let batch = state.store.get_batch(&id).await?;
     let format = q.format.unwrap_or_default();
-    let (exporter, head) = Exporter::new(format, &batch.fields, q.bom == Some(1));
+    let bom = match q.bom {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "`bom` is 0 or 1")),
+    };
+    let (exporter, head) = Exporter::new(format, &batch.fields, bom);
     let body = export_stream(state.store.clone(), id, exporter, head);
     Ok((
         [
