@@ -4,6 +4,9 @@
 //! transliterated to ASCII, only letters, digits and `-`, 1–64 characters.
 //! The full name is used as a directory name, so it must never contain a
 //! path separator, `..`, or anything a shell or archive tool would trip on.
+//!
+//! Uploaded files keep the name the client sent only for display and
+//! export ([`check_file_name`]); on disk they get names the server makes.
 
 use rand::Rng;
 use time::OffsetDateTime;
@@ -11,6 +14,8 @@ use time::macros::format_description;
 
 /// The longest custom part kept; longer input is cut.
 pub const MAX_CUSTOM_LEN: usize = 64;
+/// Longest uploaded file name kept, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
 /// Length of the random batch id.
 pub const ID_LEN: usize = 8;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -79,6 +84,33 @@ pub fn sanitize_custom(input: &str) -> Result<String, NameError> {
         return Err(NameError::Empty);
     }
     Ok(out)
+}
+
+/// Checks an uploaded file's name as the client sent it. It is only ever
+/// shown and exported, never used as a path (stored files get names the
+/// server makes), but names that would mislead people (folders,
+/// control or direction-override characters) are refused outright.
+pub fn check_file_name(name: Option<&str>) -> Result<String, String> {
+    let name = match name {
+        None | Some("") => return Ok("unnamed".to_owned()),
+        Some(n) => n,
+    };
+    if name.len() > MAX_FILE_NAME_BYTES {
+        return Err(format!(
+            "the file name is longer than {MAX_FILE_NAME_BYTES} bytes"
+        ));
+    }
+    if name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err("the file name must be a plain name, without folders or '..'".into());
+    }
+    let misleading = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if name.chars().any(misleading) {
+        return Err("the file name contains control or text-direction characters".into());
+    }
+    Ok(name.to_owned())
 }
 
 /// A new random id: 8 characters of lowercase base32.
@@ -177,5 +209,32 @@ mod tests {
         assert!(!is_valid_id("ABCDEFGH"));
         assert!(!is_valid_id("../x"));
         assert!(!is_valid_id("abcdefg1"));
+    }
+
+    #[test]
+    fn plain_names_are_kept_as_sent() {
+        assert_eq!(check_file_name(Some("card 01.jpg")).unwrap(), "card 01.jpg");
+        assert_eq!(
+            check_file_name(Some("Kärtchen №3.png")).unwrap(),
+            "Kärtchen №3.png"
+        );
+        assert_eq!(check_file_name(None).unwrap(), "unnamed");
+    }
+
+    #[test]
+    fn misleading_names_are_refused() {
+        for bad in [
+            "../etc/passwd",
+            "..\\win.ini",
+            "a/b.jpg",
+            "..",
+            "nul\0.jpg",
+            "tab\there.jpg",
+            "invoice\u{202e}gpj.exe",
+            &"x".repeat(256),
+        ] {
+            assert!(check_file_name(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_file_name(Some(&"x".repeat(255))).is_ok());
     }
 }

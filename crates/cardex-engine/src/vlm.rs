@@ -254,8 +254,10 @@ impl Engine for VlmEngine {
     }
 }
 
-/// Reads a chat-completions response body.
-fn read_completion(
+/// Reads a chat-completions response body: the message content (a string
+/// or a list of text parts), the JSON object in it, coerced and validated
+/// against the prompt's schema. Public for the fuzz target.
+pub fn read_completion(
     text: &str,
     prompt: &CompiledPrompt,
     elapsed: Duration,

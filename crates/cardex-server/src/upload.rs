@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
+use cardex_core::naming::check_file_name;
 use cardex_store::layout::new_stored_name;
 use cardex_store::{Card, NewCard, StoreError};
 use serde::Serialize;
@@ -21,9 +22,6 @@ use utoipa::ToSchema;
 
 use crate::error::ErrorDetail;
 use crate::{ApiError, AppState, Limits};
-
-/// Longest original file name kept, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
 
 /// A file that was not added, and why.
 #[derive(Debug, Serialize, ToSchema)]
@@ -132,32 +130,6 @@ fn reject(original_name: &str, code: &str, message: impl Into<String>) -> FileOu
     })
 }
 
-/// Checks the client's file name. It is only ever shown and exported,
-/// never used as a path, but names that would mislead people (folders,
-/// control or direction-override characters) are refused outright.
-pub(crate) fn check_original_name(name: Option<&str>) -> Result<String, String> {
-    let name = match name {
-        None | Some("") => return Ok("unnamed".to_owned()),
-        Some(n) => n,
-    };
-    if name.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "the file name is longer than {MAX_NAME_BYTES} bytes"
-        ));
-    }
-    if name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err("the file name must be a plain name, without folders or '..'".into());
-    }
-    let misleading = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if name.chars().any(misleading) {
-        return Err("the file name contains control or text-direction characters".into());
-    }
-    Ok(name.to_owned())
-}
-
 fn multipart_error(e: MultipartError) -> ApiError {
     let status = e.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -177,7 +149,7 @@ pub(crate) async fn receive_file(
 ) -> FileOutcome {
     let shown_name =
         String::from_utf8_lossy(field.file_name().unwrap_or("").as_bytes()).into_owned();
-    let original_name = match check_original_name(field.file_name()) {
+    let original_name = match check_file_name(field.file_name()) {
         Ok(n) => n,
         Err(message) => {
             // Drain the part so the next one can be read.
@@ -274,7 +246,7 @@ pub async fn add_file(state: &AppState, batch_id: &str, path: &Path) -> FileOutc
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let original_name = match check_original_name(Some(&shown)) {
+    let original_name = match check_file_name(Some(&shown)) {
         Ok(n) => n,
         Err(message) => return reject(&shown, "invalid_file_name", message),
     };
@@ -372,39 +344,4 @@ async fn next_chunk(
         budget.take(c.len() as u64)?;
     }
     Ok(chunk)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_original_name;
-
-    #[test]
-    fn plain_names_are_kept_as_sent() {
-        assert_eq!(
-            check_original_name(Some("card 01.jpg")).unwrap(),
-            "card 01.jpg"
-        );
-        assert_eq!(
-            check_original_name(Some("Kärtchen №3.png")).unwrap(),
-            "Kärtchen №3.png"
-        );
-        assert_eq!(check_original_name(None).unwrap(), "unnamed");
-    }
-
-    #[test]
-    fn misleading_names_are_refused() {
-        for bad in [
-            "../etc/passwd",
-            "..\\win.ini",
-            "a/b.jpg",
-            "..",
-            "nul\0.jpg",
-            "tab\there.jpg",
-            "invoice\u{202e}gpj.exe",
-            &"x".repeat(256),
-        ] {
-            assert!(check_original_name(Some(bad)).is_err(), "{bad:?}");
-        }
-        assert!(check_original_name(Some(&"x".repeat(255))).is_ok());
-    }
 }

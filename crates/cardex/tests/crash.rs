@@ -71,9 +71,14 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     let kills = env_or("CARDEX_CRASH_KILLS", 5);
     let n_cards = env_or("CARDEX_CRASH_CARDS", 120) as u32;
+    // Slow enough that the batch outlasts the kills (each ~0.2 s apart plus
+    // a restart), so every kill lands while cards are being processed.
+    let slots = 8;
+    let latency = Duration::from_secs_f64((kills * slots) as f64 * 0.6 / f64::from(n_cards))
+        .max(Duration::from_millis(25));
     let sim_cfg = vlm_sim::SimConfig {
-        slots: 8,
-        latency: Duration::from_millis(25),
+        slots,
+        latency,
         error_500_rate: 0.1,
         bad_answer_rate: 0.1,
         ..Default::default()
@@ -137,13 +142,30 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     assert_eq!(res.status(), 200);
 
     // Kill it at random moments while it works; restart each time.
-    for _ in 0..kills {
+    let started = Instant::now();
+    for kill in 0..kills {
         let wait = rand::rng().random_range(50..400);
         tokio::time::sleep(Duration::from_millis(wait)).await;
+        let b: Value = client
+            .get(format!("{}/api/batches/{id}", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            b["state"], "running",
+            "kill {kill} of {kills} would not land mid-batch: {b}"
+        );
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
         server = start(data.path(), &sim);
     }
+    eprintln!(
+        "{kills} SIGKILLs mid-batch over {:?}, {n_cards} cards, simulator latency {latency:?}",
+        started.elapsed()
+    );
 
     // Let the last run finish the batch.
     let deadline = Instant::now() + Duration::from_secs(120);
