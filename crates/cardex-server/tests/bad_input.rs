@@ -25,16 +25,7 @@ impl Fixture {
             ..Default::default()
         })
         .await;
-        let id = srv.create_batch("target").await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let (s, up) = srv.upload(&id, &[("good.png", png(1))]).await;
-        assert_eq!(s, 200, "{up}");
-        let (s, _) = srv
-            .put(&format!("/api/batches/{id}/fields"), fields_json())
-            .await;
-        assert_eq!(s, 200);
+        let id = srv.open_batch().await;
         Self { srv, id }
     }
 

@@ -131,22 +131,6 @@ async fn odd_formats_reach_the_engine_as_a_person_sees_them() {
     srv.stop().await;
 }
 
-/// A batch with one card and fields, and every file under its data dir.
-async fn open_batch(srv: &TestServer) -> (String, Vec<String>) {
-    let id = srv.create_batch("target").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (s, up) = srv.upload(&id, &[("good.png", png(1))]).await;
-    assert_eq!(s, 200, "{up}");
-    let (s, _) = srv
-        .put(&format!("/api/batches/{id}/fields"), fields_json())
-        .await;
-    assert_eq!(s, 200);
-    let files = srv.files();
-    (id, files)
-}
-
 async fn card_count(srv: &TestServer, id: &str) -> Value {
     srv.get(&format!("/api/batches/{id}")).await.1["counts"]["total"].clone()
 }
@@ -161,7 +145,8 @@ async fn thousands_of_parts_are_answered_within_bounds() {
         ..Default::default()
     })
     .await;
-    let (id, files) = open_batch(&srv).await;
+    let id = srv.open_batch().await;
+    let files = srv.files();
 
     // 4,000 parts that are not files: each reported, nothing kept.
     let junk: Vec<Part> = (0..4_000)
@@ -247,7 +232,8 @@ async fn clients_that_trickle_bytes_are_cut_off() {
         ..Default::default()
     })
     .await;
-    let (id, files) = open_batch(&srv).await;
+    let id = srv.open_batch().await;
+    let files = srv.files();
     let gap = Duration::from_millis(50); // 20 bytes a second
     let filler = vec![b'a'; 400]; // 20 s at that pace
 

@@ -30,6 +30,11 @@ impl Drop for Server {
     }
 }
 
+/// GETs `url` and reads its JSON.
+async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: String) -> T {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn start(data: &Path, sim: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cardex"))
         .args([
@@ -150,14 +155,7 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     for kill in 0..kills {
         let wait = rand::rng().random_range(50..400);
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let b: Value = client
-            .get(format!("{}/api/batches/{id}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let b: Value = get_json(&client, format!("{}/api/batches/{id}", server.base)).await;
         assert_eq!(
             b["state"], "running",
             "kill {kill} of {kills} would not land mid-batch: {b}"
@@ -174,36 +172,17 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     // Let the last run finish the batch.
     let deadline = Instant::now() + Duration::from_secs(300);
     let batch = loop {
-        let b: Value = client
-            .get(format!("{}/api/batches/{id}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let b: Value = get_json(&client, format!("{}/api/batches/{id}", server.base)).await;
         if b["state"] == "completed" || b["state"] == "completed_with_errors" {
             break b;
         }
         assert!(Instant::now() < deadline, "the batch did not finish: {b}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let rows: Vec<Value> = client
-        .get(format!("{}/api/batches/{id}/results", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let cards: Vec<Value> = client
-        .get(format!("{}/api/batches/{id}/images", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows: Vec<Value> =
+        get_json(&client, format!("{}/api/batches/{id}/results", server.base)).await;
+    let cards: Vec<Value> =
+        get_json(&client, format!("{}/api/batches/{id}/images", server.base)).await;
     drop(server);
 
     // Every card done or failed, once; results are the simulator's answers.

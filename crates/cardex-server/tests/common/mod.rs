@@ -84,6 +84,22 @@ impl TestServer {
         batch
     }
 
+    /// An open batch named `target` with one card (`good.png`) and
+    /// [`fields_json`]; returns its id.
+    pub async fn open_batch(&self) -> String {
+        let id = self.create_batch("target").await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (s, up) = self.upload(&id, &[("good.png", png(1))]).await;
+        assert_eq!(s, 200, "{up}");
+        let (s, _) = self
+            .put(&format!("/api/batches/{id}/fields"), fields_json())
+            .await;
+        assert_eq!(s, 200);
+        id
+    }
+
     /// Uploads files as parts named `files`.
     pub async fn upload(&self, batch_id: &str, files: &[(&str, Vec<u8>)]) -> (u16, Value) {
         let parts: Vec<Part> = files
