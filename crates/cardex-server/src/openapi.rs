@@ -82,32 +82,54 @@ pub(crate) fn with_common_errors(mut api: utoipa::openapi::OpenApi) -> utoipa::o
     api
 }
 
+/// A POST that creates something, and how operations on it are linked.
+struct Creator {
+    path: &'static str,
+    /// Its success status.
+    status: &'static str,
+    /// The path of what it creates; operations under it get links.
+    created: &'static str,
+    /// Where a linked operation's path parameters come from.
+    parameters: &'static [(&'static str, &'static str)],
+}
+
 /// Adds OpenAPI links from the operations that create something to those
 /// that take its id, so clients (and schemathesis's stateful tests) can
 /// follow a new batch through upload, start, pause and export.
 pub(crate) fn with_links(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    // (creating path, its success status, the id it returns, and the
-    // parameters a linked operation under `{creating path}/{id}` gets).
     let creators = [
-        ("/api/batches", "201", &[("id", "$response.body#/id")][..]),
-        ("/api/templates", "201", &[("id", "$response.body#/id")][..]),
-        (
-            "/api/batches/{id}/images",
-            "200",
-            &[
+        Creator {
+            path: "/api/batches",
+            status: "201",
+            created: "/api/batches/{id}",
+            parameters: &[("id", "$response.body#/id")],
+        },
+        Creator {
+            path: "/api/templates",
+            status: "201",
+            created: "/api/templates/{id}",
+            parameters: &[("id", "$response.body#/id")],
+        },
+        Creator {
+            path: "/api/batches/{id}/images",
+            status: "200",
+            created: "/api/batches/{id}/images/{card_id}",
+            parameters: &[
                 ("id", "$request.path.id"),
                 ("card_id", "$response.body#/accepted/0/id"),
-            ][..],
-        ),
+            ],
+        },
     ];
-    for (creator, status, parameters) in creators {
-        let prefix = match creator.ends_with("/images") {
-            true => format!("{creator}/{{card_id}}"),
-            false => format!("{creator}/{{id}}"),
-        };
+    for Creator {
+        path: creator,
+        status,
+        created,
+        parameters,
+    } in creators
+    {
         let mut links = Vec::new();
         for (path, item) in &api.paths.paths {
-            if !path.starts_with(&prefix) {
+            if !path.starts_with(created) {
                 continue;
             }
             let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
