@@ -63,14 +63,7 @@ async fn since_replays_exactly_the_missed_events() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_reconnects_misses_nothing_and_sees_nothing_twice() {
-    let sim = start_sim(SimConfig {
-        slots: 4,
-        latency: Duration::from_millis(40),
-        ..SimConfig::default()
-    })
-    .await;
-    let mut config = sim_config(&sim);
-    config.vlm.as_mut().unwrap().concurrency = Some(4);
+    let config = paced_sim(4, Duration::from_millis(40)).await;
     let srv = TestServer::with_config(config).await;
     let id = srv.started_batch(&all_types(), &cards(60)).await;
 
@@ -128,14 +121,7 @@ async fn a_client_that_reconnects_misses_nothing_and_sees_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seq_keeps_growing_across_a_restart() {
-    let sim = start_sim(SimConfig {
-        slots: 1,
-        latency: Duration::from_millis(100),
-        ..SimConfig::default()
-    })
-    .await;
-    let mut config = sim_config(&sim);
-    config.vlm.as_mut().unwrap().concurrency = Some(1);
+    let config = paced_sim(1, Duration::from_millis(100)).await;
     let srv = TestServer::with_config(config.clone()).await;
     let id = srv.started_batch(&all_types(), &cards(20)).await;
     srv.wait_for(&id, "a few cards", |b| {

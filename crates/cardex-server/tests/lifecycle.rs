@@ -10,14 +10,7 @@ use serde_json::json;
 async fn a_batch_goes_from_empty_to_started() {
     // A slow model server keeps the batch running while the refusals below
     // are checked.
-    let sim = start_sim(vlm_sim::SimConfig {
-        slots: 1,
-        latency: std::time::Duration::from_secs(3),
-        ..Default::default()
-    })
-    .await;
-    let mut config = sim_config(&sim);
-    config.vlm.as_mut().unwrap().concurrency = Some(1);
+    let config = paced_sim(1, std::time::Duration::from_secs(3)).await;
     let srv = TestServer::with_config(config).await;
 
     // Create: the name is made filesystem-safe and stamped.

@@ -273,14 +273,7 @@ async fn a_refused_api_key_pauses_the_batch_instead_of_failing_cards() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_resume_and_cancel() {
-    let sim = start_sim(SimConfig {
-        slots: 2,
-        latency: Duration::from_millis(100),
-        ..SimConfig::default()
-    })
-    .await;
-    let mut config = sim_config(&sim);
-    config.vlm.as_mut().unwrap().concurrency = Some(2);
+    let config = paced_sim(2, Duration::from_millis(100)).await;
     let srv = TestServer::with_config(config).await;
     let files = cards(30);
     let id = srv.started_batch(&all_types(), &files).await;

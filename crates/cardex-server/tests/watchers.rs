@@ -12,16 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use vlm_sim::SimConfig;
 
 const CARDS: u32 = 300;
 const WATCHERS: usize = 100;
-
-fn files() -> Vec<(String, Vec<u8>)> {
-    (0..CARDS)
-        .map(|i| (format!("card-{i}.png"), png(i)))
-        .collect()
-}
 
 /// Starts `id` and returns how long it took to finish.
 async fn run(srv: &TestServer, id: &str) -> Duration {
@@ -61,14 +54,7 @@ async fn never_reads(srv: &TestServer, id: &str) -> impl Sized {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hundred_watchers_cost_the_runner_nothing() {
-    let sim = start_sim(SimConfig {
-        slots: 4,
-        latency: Duration::from_millis(50),
-        ..SimConfig::default()
-    })
-    .await;
-    let mut config = sim_config(&sim);
-    config.vlm.as_mut().unwrap().concurrency = Some(4);
+    let config = paced_sim(4, Duration::from_millis(50)).await;
     let srv = TestServer::with_config(config).await;
     let fields = fields_json();
 
@@ -76,10 +62,10 @@ async fn a_hundred_watchers_cost_the_runner_nothing() {
     // three rounds on each side is compared.
     let (mut unwatched, mut watched) = (Duration::MAX, Duration::MAX);
     for round in 0..3 {
-        let alone = srv.loaded_batch(&fields, &files()).await;
+        let alone = srv.loaded_batch(&fields, &cards(CARDS)).await;
         unwatched = unwatched.min(run(&srv, &alone).await);
 
-        let id = srv.loaded_batch(&fields, &files()).await;
+        let id = srv.loaded_batch(&fields, &cards(CARDS)).await;
         let mut readers = Vec::new();
         for _ in 0..WATCHERS - 1 {
             readers.push(tokio::spawn(watch(connect(&srv, &id, None).await)));

@@ -228,6 +228,21 @@ pub fn sim_config(url: &str) -> ServerConfig {
     }
 }
 
+/// Server settings for a fresh simulator with `slots` slots of `latency`
+/// each and a request concurrency fixed at `slots`, so the simulator sets
+/// the pace (for tests that time a run or stop it midway).
+pub async fn paced_sim(slots: usize, latency: Duration) -> ServerConfig {
+    let sim = start_sim(vlm_sim::SimConfig {
+        slots,
+        latency,
+        ..Default::default()
+    })
+    .await;
+    let mut config = sim_config(&sim);
+    config.vlm.as_mut().unwrap().concurrency = Some(slots);
+    config
+}
+
 impl TestServer {
     /// Stops the server and starts a new one over the same data dir.
     pub async fn restart(self, config: ServerConfig) -> Self {
