@@ -7,24 +7,29 @@
 //! per-batch `seq`; one already sent is never sent again. A watcher that
 //! falls too far behind gets `reset` and should reconnect with `since`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use utoipa::IntoParams;
 
 use super::batch_id;
 use crate::error::ErrorBody;
 use crate::extract::{PathParams, QueryParams};
-use crate::runner::hub::progress_body;
+use crate::runner::hub::{Published, progress_body};
 use crate::{ApiError, AppState};
 
 /// Events replayed from the database per query.
 const REPLAY_PAGE: i64 = 500;
+/// Most queued events sent in one write.
+const MAX_BURST: usize = 256;
 /// A watcher that takes longer than this to accept one message (it stopped
 /// reading) is disconnected, so it holds no task or buffer for long.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,10 +74,41 @@ async fn stream(state: AppState, id: String, since: Option<i64>, mut socket: Web
 }
 
 async fn send(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), String> {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await {
+    send_all(socket, [text]).await
+}
+
+/// Sends `texts` with one flush, so a burst of events costs one write, not
+/// one per event.
+async fn send_all(
+    socket: &mut WebSocket,
+    texts: impl IntoIterator<Item = Utf8Bytes>,
+) -> Result<(), String> {
+    let written = async {
+        for text in texts {
+            socket.feed(Message::Text(text)).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, written).await {
         Ok(sent) => sent.map_err(|e| e.to_string()),
         Err(_) => Err("the watcher stopped reading".into()),
     }
+}
+
+/// The next live events: one waited for, then whatever else is already
+/// queued (up to [`MAX_BURST`]). Cancel-safe: its only wait is `recv`.
+async fn next_burst(
+    live: &mut broadcast::Receiver<Arc<Published>>,
+) -> Result<Vec<Arc<Published>>, RecvError> {
+    let mut burst = vec![live.recv().await?];
+    while burst.len() < MAX_BURST {
+        match live.try_recv() {
+            Ok(published) => burst.push(published),
+            Err(TryRecvError::Lagged(missed)) => return Err(RecvError::Lagged(missed)),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
+    }
+    Ok(burst)
 }
 
 fn text(event: &Value) -> Utf8Bytes {
@@ -111,9 +147,12 @@ async fn run_stream(
                 .map_err(|e| e.to_string())?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for e in page.iter().filter(|e| e.seq <= batch.last_seq) {
-                send(socket, text(&e.payload)).await?;
-            }
+            let missed: Vec<Utf8Bytes> = page
+                .iter()
+                .filter(|e| e.seq <= batch.last_seq)
+                .map(|e| text(&e.payload))
+                .collect();
+            send_all(socket, missed).await?;
         }
     }
 
@@ -124,12 +163,14 @@ async fn run_stream(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(_)) => {}
             },
-            event = live.recv() => match event {
-                Ok(published) => {
-                    if !forward(&published.event, &mut sent) {
-                        continue;
-                    }
-                    send(socket, published.text.clone()).await?;
+            burst = next_burst(&mut live) => match burst {
+                Ok(events) => {
+                    let new: Vec<Utf8Bytes> = events
+                        .iter()
+                        .filter(|p| forward(&p.event, &mut sent))
+                        .map(|p| p.text.clone())
+                        .collect();
+                    send_all(socket, new).await?;
                 }
                 Err(RecvError::Lagged(missed)) => {
                     let reset = json!({"type": "reset", "seq": sent, "batch_id": id, "missed": missed,
