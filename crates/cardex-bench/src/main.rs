@@ -9,6 +9,7 @@ mod ocr;
 mod runner;
 mod server;
 mod upload;
+mod watchers;
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -42,6 +43,12 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("orchestration") {
         rows.extend(runtime.block_on(runner::orchestration())?);
+    }
+    if wanted("watchers") {
+        // A paced server (128 cards/s, like a real one), then an instant
+        // one, where every card is an event to send 100 times.
+        rows.push(runtime.block_on(watchers::cost(32, 250, 2_000))?);
+        rows.push(runtime.block_on(watchers::cost(256, 0, 5_000))?);
     }
     if wanted("upload") {
         rows.extend(runtime.block_on(upload::ingest_rate())?);

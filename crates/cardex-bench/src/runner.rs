@@ -16,13 +16,13 @@ use crate::server::{Server, release_bin, spawn_with_url};
 use crate::upload::scan_jpeg;
 
 /// The release `vlm-sim` as a child process; killed on drop.
-struct Sim {
+pub(crate) struct Sim {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Sim {
-    fn start(slots: usize, latency_ms: u64) -> anyhow::Result<Self> {
+    pub fn start(slots: usize, latency_ms: u64) -> anyhow::Result<Self> {
         let mut command = Command::new(release_bin("vlm-sim"));
         command
             .args(["--bind", "127.0.0.1:0"])
@@ -55,8 +55,8 @@ impl Drop for Sim {
     }
 }
 
-/// A batch of `cards` small distinct cards with two fields, started.
-async fn started_batch(
+/// A batch of `cards` small distinct cards with two fields, not started.
+pub(crate) async fn loaded_batch(
     server: &Server,
     client: &reqwest::Client,
     cards: usize,
@@ -90,12 +90,39 @@ async fn started_batch(
         .send()
         .await?
         .error_for_status()?;
+    Ok(id)
+}
+
+async fn start(server: &Server, client: &reqwest::Client, id: &str) -> anyhow::Result<()> {
     client
-        .post(format!("{api}/start"))
+        .post(format!("{}/api/batches/{id}/start", server.base))
         .send()
         .await?
         .error_for_status()?;
-    Ok(id)
+    Ok(())
+}
+
+/// Starts batch `id` and waits until it has completed; returns the seconds
+/// from the start call to the last commit.
+pub(crate) async fn run_batch(
+    server: &Server,
+    client: &reqwest::Client,
+    id: &str,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    start(server, client, id).await?;
+    loop {
+        let b = batch(server, client, id).await?;
+        match b["state"].as_str() {
+            Some("completed") => return Ok(started.elapsed().as_secs_f64()),
+            Some("running") => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => anyhow::bail!("the batch ended {other:?}: {b}"),
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "the batch took over 5 minutes"
+        );
+    }
 }
 
 async fn batch(server: &Server, client: &reqwest::Client, id: &str) -> anyhow::Result<Value> {
@@ -118,7 +145,8 @@ pub async fn capacity_share(slots: usize, latency_ms: u64) -> anyhow::Result<Row
     let sim = Sim::start(slots, latency_ms)?;
     let server = sim.server()?;
     let client = reqwest::Client::new();
-    let id = started_batch(&server, &client, cards).await?;
+    let id = loaded_batch(&server, &client, cards).await?;
+    start(&server, &client, &id).await?;
     tokio::time::sleep(WARM_UP).await;
     let busy = |v: &Value| v["busy_micros_now"].as_f64().unwrap_or(0.0) / 1e6;
     let (t0, s0) = (Instant::now(), sim.stats(&client).await?);
@@ -171,23 +199,9 @@ pub async fn orchestration() -> anyhow::Result<Vec<Row>> {
     let sim = Sim::start(256, 0)?;
     let server = sim.server()?;
     let client = reqwest::Client::new();
-    let id = started_batch(&server, &client, CARDS).await?;
-    // Time from the start call to the last commit.
-    let started = Instant::now();
+    let id = loaded_batch(&server, &client, CARDS).await?;
     let cpu_started = server.cpu_seconds()?;
-    loop {
-        let b = batch(&server, &client, &id).await?;
-        match b["state"].as_str() {
-            Some("completed") => break,
-            Some("running") => tokio::time::sleep(Duration::from_millis(20)).await,
-            other => anyhow::bail!("the batch ended {other:?}: {b}"),
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(300),
-            "the batch took over 5 minutes"
-        );
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = run_batch(&server, &client, &id).await?;
     let cpu = server.cpu_seconds()? - cpu_started;
     let rate = CARDS as f64 / secs;
     let peak = server.peak_rss_mib()?;
