@@ -31,7 +31,11 @@ fn mean_luma(img: &RgbImage, rows: std::ops::Range<u32>) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn odd_formats_reach_the_engine_as_a_person_sees_them() {
-    let (sim, stats) = start_sim_with_stats(vlm_sim::SimConfig::default()).await;
+    let (sim, stats) = start_sim_with_stats(vlm_sim::SimConfig {
+        keep_images: 16,
+        ..Default::default()
+    })
+    .await;
     let srv = TestServer::with_config(sim_config(&sim)).await;
     let id = srv.create_batch("odd formats").await["id"]
         .as_str()

@@ -53,6 +53,10 @@ pub struct SimConfig {
     pub reject_json_schema: bool,
     /// Require this bearer key; others get 401.
     pub api_key: Option<String>,
+    /// How many of the last images received to keep in
+    /// [`Stats::recent_images`], for tests that check what reached the
+    /// model; 0 (the default) keeps none and copies nothing.
+    pub keep_images: usize,
 }
 
 impl Default for SimConfig {
@@ -69,6 +73,7 @@ impl Default for SimConfig {
             hang: Duration::from_secs(3600),
             reject_json_schema: false,
             api_key: None,
+            keep_images: 0,
         }
     }
 }
@@ -100,22 +105,23 @@ pub struct Stats {
     /// requests being served now; with `busy` it gives the busy time so
     /// far of requests not yet finished.
     pub busy_started_sum: AtomicU64,
-    /// The last [`KEPT_IMAGES`] images of valid requests, oldest first, so
-    /// a test can check what reached the model (upright, first page).
+    /// The last [`SimConfig::keep_images`] images of valid requests, oldest
+    /// first, so a test can check what reached the model (upright, first
+    /// page).
     #[serde(skip)]
     pub recent_images: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
 
-/// How many images [`Stats::recent_images`] keeps.
-pub const KEPT_IMAGES: usize = 32;
-
 impl Stats {
-    fn keep_image(&self, image: &[u8]) {
+    fn keep_image(&self, image: &[u8], keep: usize) {
+        if keep == 0 {
+            return;
+        }
         let mut recent = self
             .recent_images
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if recent.len() == KEPT_IMAGES {
+        while recent.len() >= keep {
             recent.pop_front();
         }
         recent.push_back(image.to_vec());
@@ -216,7 +222,7 @@ async fn chat(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
             return openai_error(StatusCode::BAD_REQUEST, &m);
         }
     };
-    stats.keep_image(&request.image);
+    stats.keep_image(&request.image, sim.config.keep_images);
 
     // Wait in line for a slot, as a real server queues sequences.
     let Ok(_slot) = sim.slots.acquire().await else {
