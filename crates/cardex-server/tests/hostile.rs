@@ -103,17 +103,18 @@ async fn odd_formats_reach_the_engine_as_a_person_sees_them() {
     // The TIFF's first page, not its second.
     assert!(sizes.contains(&(30, 90)), "{sizes:?}");
     assert!(!sizes.contains(&(90, 30)), "{sizes:?}");
-    // The GIF's first frame (dark), not its last (white).
+    // The GIF's first frame (dark), not its last (white): the one card of
+    // a single colour.
+    let plain = |i: &RgbImage| {
+        let first = i.get_pixel(0, 0).0;
+        i.pixels()
+            .all(|p| p.0.iter().zip(first).all(|(a, b)| a.abs_diff(b) < 8))
+    };
     let gif = seen
         .iter()
-        .filter(|i| i.dimensions() == (40, 30))
-        .map(|i| (mean_luma(i, 0..30), i))
-        .find(|(_, i)| {
-            let first = i.get_pixel(0, 0);
-            i.pixels()
-                .all(|p| p.0.iter().zip(first.0).all(|(a, b)| a.abs_diff(b) < 8))
-        });
-    let (luma, _) = gif.expect("the GIF's frame arrives as one plain colour");
+        .find(|i| i.dimensions() == (40, 30) && plain(i))
+        .expect("the GIF's frame arrives as one plain colour");
+    let luma = mean_luma(gif, 0..30);
     assert!(
         luma < 20.0,
         "the GIF's first frame is dark, got mean {luma}"
