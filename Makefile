@@ -58,7 +58,10 @@ test-web:
 	$(CARGO) build --locked -p cardex -p vlm-sim
 	$(MAKE) web CARDEX_BIN=./target/debug/cardex
 	cd web && npx vitest run
-	cd web && npx playwright test
+	@# On failure, print each failed test's page snapshot: CI keeps only the log.
+	cd web && npx playwright test || { \
+		for f in test-results/*/error-context.md; do [ -f "$$f" ] && echo "== $$f" && cat "$$f"; done; \
+		exit 1; }
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -55,7 +55,10 @@ test('from an empty list to an exported CSV, with a reload mid-run and retry-fai
     await expect(testResult.or(page.getByRole('alert').filter({ hasText: /model server/ }))).toBeVisible({ timeout: 30_000 });
   }
   await expect(testResult).toContainText('"title"');
-  await expect(page.getByRole('img', { name: /Card / })).toBeVisible();
+  // Beside it, the card as the model receives it, decoded by the browser.
+  const preview = page.getByRole('img', { name: /Card / });
+  await expect(preview).toBeVisible();
+  await expect.poll(() => preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
 
   // Start, and reload while it runs.
   await expect(start).toBeEnabled();

@@ -318,3 +318,103 @@ async fn every_supported_format_is_accepted_by_content() {
     }
     srv.stop().await;
 }
+
+/// Fetches a card's preview; on 200, the decoded image's size.
+async fn preview(srv: &TestServer, id: &str, card: i64) -> Result<(u32, u32), (u16, String)> {
+    let res = srv
+        .client
+        .get(srv.url(&format!("/api/batches/{id}/images/{card}/preview")))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let kind = res.headers()[reqwest::header::CONTENT_TYPE].clone();
+    let bytes = res.bytes().await.unwrap();
+    if status != 200 {
+        return Err((status, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    assert_eq!(kind, "image/jpeg");
+    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+    Ok((img.width(), img.height()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_preview_is_an_upright_jpeg_wherever_its_image_is() {
+    // Phase 1: a model server that fails every request, so the cards end
+    // in `_errors/`.
+    let failing = start_sim(vlm_sim::SimConfig {
+        error_500_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let mut config = sim_config(&failing);
+    config.runner.retry.max_attempts = 1;
+    let srv = TestServer::with_config(config).await;
+    let id = srv.create_batch("previews").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, up) = srv
+        .upload(
+            &id,
+            &[
+                ("sideways.jpg", sideways_jpeg(80, 40)),
+                ("pages.tif", multipage_tiff(&[(30, 90), (90, 30)])),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{up}");
+    let cards: Vec<i64> = up["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    // Upright, and the TIFF's first page, whatever the stored format.
+    let want = [(40, 80), (30, 90)];
+    let previews = async |srv: &TestServer| {
+        let mut got = Vec::new();
+        for &card in &cards {
+            got.push(preview(srv, &id, card).await.unwrap());
+        }
+        got
+    };
+    let before = srv.files();
+    assert_eq!(previews(&srv).await, want, "open: staging dir");
+    assert_eq!(srv.files(), before, "a preview writes nothing");
+
+    // Nothing else is a card of this batch.
+    let other = srv.open_batch().await;
+    for (batch, card) in [
+        (&other, cards[0]),
+        (&id, 999_999),
+        (&"nope".to_owned(), cards[0]),
+    ] {
+        let (status, body) = preview(&srv, batch, card).await.unwrap_err();
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("not_found"), "{body}");
+    }
+
+    let (s, b) = srv
+        .put(&format!("/api/batches/{id}/fields"), fields_json())
+        .await;
+    assert_eq!(s, 200, "{b}");
+    srv.start_batch(&id).await;
+    let b = srv.wait_finished(&id).await;
+    assert_eq!(b["counts"]["failed"], 2, "{b}");
+    assert_eq!(previews(&srv).await, want, "failed: _errors/");
+
+    // Phase 2: a working model server; retry the failed cards.
+    let working = start_sim(vlm_sim::SimConfig::default()).await;
+    let srv = srv.restart(sim_config(&working)).await;
+    let (s, b) = srv
+        .post(&format!("/api/batches/{id}/retry-failed"), json!(null))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let b = srv
+        .wait_for(&id, "the retry to complete", |b| b["state"] == "completed")
+        .await;
+    assert_eq!(b["counts"]["done"], 2, "{b}");
+    assert_eq!(previews(&srv).await, want, "done: the batch dir");
+    srv.stop().await;
+}

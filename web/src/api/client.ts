@@ -86,7 +86,8 @@ export async function errorFrom(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message);
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** Sends a request with the token; resolves with a 2xx response, else rejects with an ApiError. */
+async function send(method: string, path: string, body?: unknown): Promise<Response> {
   const headers = authHeaders();
   const init: RequestInit = { method, headers };
   if (body !== undefined) {
@@ -101,6 +102,11 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   }
   if (!res.ok) throw await errorFrom(res);
   unauthorized = false;
+  return res;
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await send(method, path, body);
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
@@ -117,6 +123,8 @@ export const api = {
   deleteBatch: (id: string) => request<void>('DELETE', b(id)),
   cards: (id: string) => request<Card[]>('GET', `${b(id)}/images`),
   deleteCard: (id: string, cardId: number) => request<void>('DELETE', `${b(id)}/images/${cardId}`),
+  /** The card as the model receives it (upright JPEG), fetched with the token, which an <img> cannot send. */
+  cardPreview: async (id: string, cardId: number) => (await send('GET', `${b(id)}/images/${cardId}/preview`)).blob(),
   putFields: (id: string, fields: Field[]) => request<Field[]>('PUT', `${b(id)}/fields`, fields),
   prompt: (id: string) => request<Prompt>('GET', `${b(id)}/prompt`),
   previewPrompt: (fields: Field[]) => request<Prompt>('POST', '/api/prompt-preview', { fields }),
@@ -165,9 +173,7 @@ export function uploadFile(
 
 /** Downloads the results in `format` (with the token, which a plain link cannot send). */
 export async function downloadResults(batch: Batch, format: 'csv' | 'json' | 'jsonl') {
-  const res = await fetch(`${b(batch.id)}/results?format=${format}`, { headers: authHeaders() });
-  if (!res.ok) throw await errorFrom(res);
-  const blob = await res.blob();
+  const blob = await (await send('GET', `${b(batch.id)}/results?format=${format}`)).blob();
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;

@@ -148,6 +148,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/batches/{id}/images/{card_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One card as the engine receives it: upright (EXIF orientation applied),
+         *     its first page or frame, scaled to the model's longest side, as JPEG —
+         *     so any stored format, TIFF included, can be shown in a browser.
+         */
+        get: operations["preview_card"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/batches/{id}/pause": {
         parameters: {
             query?: never;
@@ -572,6 +593,11 @@ export interface components {
             /** @description The cardex version. */
             version: string;
         };
+        /**
+         * Format: binary
+         * @description JPEG bytes, for the OpenAPI document.
+         */
+        Jpeg: string;
         /** @description Body of `POST /api/prompt-preview`. */
         PreviewRequest: {
             /** @description The fields to build a prompt for. */
@@ -1424,6 +1450,66 @@ export interface operations {
             };
             /** @description The batch is locked */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview_card: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Batch id */
+                id: string;
+                /** @description Card id */
+                card_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The prepared image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": components["schemas"]["Jpeg"];
+                };
+            };
+            /** @description Malformed path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The API token is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The stored image cannot be read */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

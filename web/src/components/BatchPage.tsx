@@ -9,9 +9,6 @@ import { FieldsEditor } from './FieldsEditor';
 import { isValid } from './fields';
 import { RunView } from './RunView';
 
-/** Images picked in this window, by card id, for the one-card test's preview. */
-const localImages = new Map<number, string>();
-
 export function BatchPage({ id }: { id: string }) {
   const batch = useQuery({ queryKey: ['batch', id], queryFn: () => api.batch(id) });
   const client = useQueryClient();
@@ -116,7 +113,6 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
         try {
           const report = await uploadFile(batchId, files[i], (p) => update(key, { progress: p }));
           if (report.accepted.length) {
-            localImages.set(report.accepted[0].id, URL.createObjectURL(files[i]));
             update(key, { status: 'added', progress: 1 });
           } else {
             update(key, { status: 'refused', message: report.rejected[0]?.error.message ?? 'refused' });
@@ -283,7 +279,8 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
     enabled: valid && fields.length > 0,
   });
   const [cardId, setCardId] = useState<number | undefined>();
-  const chosen = cardId ?? cards[0]?.id;
+  // The picked card, or the first while none is picked (or it was removed).
+  const chosen = cards.some((c) => c.id === cardId) ? cardId : cards[0]?.id;
   const test = useMutation({
     mutationFn: async () => {
       await save();
@@ -309,7 +306,14 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
         : !valid
           ? 'Fix the fields marked above.'
           : null;
-  const image = chosen !== undefined ? localImages.get(chosen) : undefined;
+  const card = cards.find((c) => c.id === chosen);
+  const preview = useQuery({
+    queryKey: ['card-preview', batch.id, chosen],
+    queryFn: () => api.cardPreview(batch.id, chosen!),
+    enabled: chosen !== undefined,
+    staleTime: Infinity,
+  });
+  const image = useObjectUrl(preview.data);
   return (
     <>
       <details open>
@@ -345,20 +349,29 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
           </button>
         </div>
         <ErrorNote error={test.error} />
-        {test.data && (
+        {card && (
           <div className="side-by-side">
-            {image ? (
-              <img src={image} alt={`Card ${test.data.original_name}`} />
-            ) : (
-              <p className="muted">The image preview shows files added from this window.</p>
-            )}
             <div>
-              <h3>Extracted from {test.data.original_name}</h3>
-              <pre data-testid="test-result">{JSON.stringify(test.data.result, null, 2)}</pre>
-              <p className="muted small">
-                {test.data.total_ms} ms, {test.data.attempts} attempt{test.data.attempts === 1 ? '' : 's'}
-              </p>
+              {image ? (
+                <img src={image} alt={`Card ${card.original_name}`} />
+              ) : preview.error ? (
+                <ErrorNote error={preview.error} />
+              ) : (
+                <p className="muted">Loading the image…</p>
+              )}
+              <p className="muted small">As the model receives it: upright, first page, scaled.</p>
             </div>
+            {test.data ? (
+              <div>
+                <h3>Extracted from {test.data.original_name}</h3>
+                <pre data-testid="test-result">{JSON.stringify(test.data.result, null, 2)}</pre>
+                <p className="muted small">
+                  {test.data.total_ms} ms, {test.data.attempts} attempt{test.data.attempts === 1 ? '' : 's'}
+                </p>
+              </div>
+            ) : (
+              <p className="muted">Test this card to see what the model extracts from it, before starting the batch.</p>
+            )}
           </div>
         )}
       </div>
@@ -372,4 +385,16 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
       <ErrorNote error={start.error} />
     </>
   );
+}
+
+/** An object URL for `blob` while it is shown; revoked when it changes or unmounts. */
+function useObjectUrl(blob: Blob | undefined): string | undefined {
+  const [url, setUrl] = useState<string>();
+  useEffect(() => {
+    if (!blob) return setUrl(undefined);
+    const made = URL.createObjectURL(blob);
+    setUrl(made);
+    return () => URL.revokeObjectURL(made);
+  }, [blob]);
+  return url;
 }

@@ -1,9 +1,11 @@
-//! A batch's images: multipart upload (appending while open), list, remove.
+//! A batch's images: multipart upload (appending while open), list, a
+//! preview of one card as the model sees it, remove.
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cardex_engine::PreparedImage;
 use cardex_store::Card;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -227,6 +229,58 @@ pub(crate) async fn list(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<Card>>, ApiError> {
     Ok(Json(state.store.list_cards(&batch_id(id)?).await?))
+}
+
+/// JPEG bytes, for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct Jpeg(Vec<u8>);
+
+/// One card as the engine receives it: upright (EXIF orientation applied),
+/// its first page or frame, scaled to the model's longest side, as JPEG —
+/// so any stored format, TIFF included, can be shown in a browser.
+#[utoipa::path(get, path = "/api/batches/{id}/images/{card_id}/preview",
+    operation_id = "preview_card", tag = "images",
+    params(("id" = String, Path, description = "Batch id"), ("card_id" = i64, Path, description = "Card id")),
+    responses(
+        (status = 200, description = "The prepared image", content_type = "image/jpeg", body = Jpeg),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The stored image cannot be read"),
+    ))]
+pub(crate) async fn preview(
+    State(state): State<AppState>,
+    PathParams((id, card_id)): PathParams<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let image = prepared_card(&state, &batch_id(id)?, card_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(image.mime)),
+            // A card's image never changes (ids are never reused), but
+            // the preview's size follows the server's settings.
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
+        ],
+        image.bytes,
+    )
+        .into_response())
+}
+
+/// Reads and prepares a card's image the way the runner does, off the
+/// async threads.
+pub(crate) async fn prepared_card(
+    state: &AppState,
+    batch_id: &str,
+    card_id: i64,
+) -> Result<PreparedImage, ApiError> {
+    let path = state.store.card_path(batch_id, card_id).await?;
+    let options = state.config.runner.prepare;
+    tokio::task::spawn_blocking(move || cardex_engine::prepare::prepare_file(&path, &options))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::invalid(e.code(), e.to_string()))
 }
 
 /// Removes one uploaded card while the batch is open.

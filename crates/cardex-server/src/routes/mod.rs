@@ -39,6 +39,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::events))
         .routes(routes!(images::upload, images::list).layer(images::no_body_limit()))
         .routes(routes!(images::delete))
+        .routes(routes!(images::preview))
         .routes(routes!(fields::get, fields::put))
         .routes(routes!(prompt::for_batch))
         .routes(routes!(prompt::preview))

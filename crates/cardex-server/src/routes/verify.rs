@@ -100,13 +100,7 @@ pub(crate) async fn test_card(
         )
     })?;
     let prompt = CompiledPrompt::new(&batch.fields).map_err(ApiError::internal)?;
-    let path = state.store.card_path(&id, card.id).await?;
-    let options = state.config.runner.prepare;
-    let image =
-        tokio::task::spawn_blocking(move || cardex_engine::prepare::prepare_file(&path, &options))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let image = super::images::prepared_card(&state, &id, card.id).await?;
     let attempted =
         extract_with_retries(engine.as_ref(), &image, &prompt, &state.config.runner.retry).await;
     match attempted.result {
