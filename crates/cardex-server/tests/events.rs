@@ -176,3 +176,81 @@ async fn events_of_unknown_batches_and_plain_http_are_refused() {
     assert_eq!(body["error"]["code"], "websocket_required");
     srv.stop().await;
 }
+
+/// Reads a batch's stream until it ends (and briefly after, for stragglers),
+/// asserting that no `progress` event is older than a durable event before
+/// it. Returns the last `progress` event and the durable events.
+async fn follow_round(ws: &mut Ws, newest: &mut i64, what: &str) -> (Value, Vec<Value>) {
+    let mut last_progress = None;
+    let mut durable = Vec::new();
+    let mut ended = false;
+    loop {
+        let wait = Duration::from_millis(if ended { 200 } else { 10_000 });
+        let Ok(Some(e)) = tokio::time::timeout(wait, next(ws)).await else {
+            break;
+        };
+        let seq = e["seq"].as_i64().unwrap();
+        if e["type"] == "progress" {
+            assert!(seq >= *newest, "{what}: {e} came after seq {newest}");
+            last_progress = Some(e);
+            continue;
+        }
+        *newest = seq;
+        ended |=
+            e["type"] == "state" && (e["to"] == "completed" || e["to"] == "completed_with_errors");
+        durable.push(e);
+    }
+    assert!(ended, "{what}: the batch did not end");
+    (last_progress.expect("a progress event"), durable)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_never_move_backwards() {
+    // Half the requests fail at once and cards get one attempt: done cards
+    // (committed in groups) and failed ones (committed one by one) finish
+    // side by side, and retry-failed adds its own `progress` event. Each
+    // path reads the counts before it publishes them; none may overtake a
+    // newer event.
+    let sim = start_sim(SimConfig {
+        error_500_rate: 0.5,
+        latency: Duration::from_millis(5),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = sim_config(&sim);
+    config.runner.retry.max_attempts = 1;
+    let srv = TestServer::with_config(config).await;
+    for trial in 0..6 {
+        let id = srv.loaded_batch(&all_types(), &cards(40)).await;
+        let mut ws = connect(&srv, &id, None).await;
+        let mut newest = next(&mut ws).await.unwrap()["seq"].as_i64().unwrap();
+        srv.start_batch(&id).await;
+        for round in 0.. {
+            let what = format!("trial {trial}, round {round}");
+            let (progress, durable) = follow_round(&mut ws, &mut newest, &what).await;
+            let (_, batch) = srv.get(&format!("/api/batches/{id}")).await;
+            for key in ["done", "failed", "total"] {
+                assert_eq!(
+                    progress[key], batch["counts"][key],
+                    "{what}: {progress} {batch}"
+                );
+            }
+            if round > 0 {
+                let failed_before = durable[0]["retried"].as_i64();
+                assert!(
+                    failed_before.is_some_and(|n| n > 0),
+                    "{what}: {}",
+                    durable[0]
+                );
+            }
+            if batch["counts"]["failed"] == 0 {
+                break;
+            }
+            let (s, b) = srv
+                .post(&format!("/api/batches/{id}/retry-failed"), json!(null))
+                .await;
+            assert_eq!(s, 200, "{what}: {b}");
+        }
+    }
+    srv.stop().await;
+}

@@ -114,13 +114,16 @@ pub(crate) async fn append_event(
     Ok(StoredEvent { seq, payload: body })
 }
 
-/// Moves a batch to `to` and records a `state` event, in the caller's transaction.
+/// Moves a batch to `to` and records a `state` event, in the caller's
+/// transaction. `retried` is set when retry-failed queued that many failed
+/// cards again: watchers then know those cards no longer count as failed.
 async fn change_state(
     conn: &mut SqliteConnection,
     batch_id: &str,
     from: BatchState,
     to: BatchState,
     reason: Option<&str>,
+    retried: Option<u64>,
 ) -> Result<StoredEvent> {
     let finished = matches!(
         to,
@@ -137,13 +140,11 @@ async fn change_state(
     .bind(batch_id)
     .execute(&mut *conn)
     .await?;
-    append_event(
-        conn,
-        batch_id,
-        "state",
-        json!({"from": from.as_str(), "to": to.as_str(), "reason": reason}),
-    )
-    .await
+    let mut body = json!({"from": from.as_str(), "to": to.as_str(), "reason": reason});
+    if let Some(n) = retried {
+        body["retried"] = json!(n);
+    }
+    append_event(conn, batch_id, "state", body).await
 }
 
 /// Ends a running batch whose cards are all done or failed.
@@ -171,7 +172,9 @@ async fn finish_if_done(
     } else {
         BatchState::Completed
     };
-    Ok(Some(change_state(conn, batch_id, state, to, None).await?))
+    Ok(Some(
+        change_state(conn, batch_id, state, to, None, None).await?,
+    ))
 }
 
 impl Store {
@@ -377,7 +380,7 @@ impl Store {
                 format!("the batch is {state}; it cannot become {to} from there"),
             ));
         }
-        let event = change_state(&mut tx, batch_id, state, to, reason).await?;
+        let event = change_state(&mut tx, batch_id, state, to, reason, None).await?;
         tx.commit().await?;
         Ok(event)
     }
@@ -430,14 +433,23 @@ impl Store {
             let mut tx = self.write.begin().await?;
             let state = batch_state(&mut tx, batch_id).await?;
             check(state)?;
-            sqlx::query(
+            let retried = sqlx::query(
                 "UPDATE cards SET state = 'pending', error = NULL, updated_at = ? WHERE batch_id = ? AND state = 'failed'",
             )
             .bind(now())
             .bind(batch_id)
             .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let event = change_state(
+                &mut tx,
+                batch_id,
+                state,
+                BatchState::Running,
+                None,
+                Some(retried),
+            )
             .await?;
-            let event = change_state(&mut tx, batch_id, state, BatchState::Running, None).await?;
             tx.commit().await?;
             Ok::<_, StoreError>(event)
         }

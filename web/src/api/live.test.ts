@@ -35,13 +35,32 @@ describe('the progress reducer', () => {
     expect(s.progress?.percent).toBe(60);
   });
 
-  it('moves a retried card from failed to done', () => {
-    let s = applyEvent(emptyLive(0), snapshot(0, 0));
-    s = applyEvent(s, failed(1, 9));
-    expect(s.progress?.failed).toBe(1);
-    s = applyEvent(s, done(2, 9));
+  it('moves retried cards from failed to pending, then counts their new outcome', () => {
+    let s = applyEvent(emptyLive(0), snapshot(0, 0, 0, 3));
+    s = applyEvent(s, failed(1, 8));
+    s = applyEvent(s, failed(2, 9));
+    s = applyEvent(s, done(3, 7));
+    expect(s.progress).toMatchObject({ done: 1, failed: 2, percent: 100 });
+    s = applyEvent(s, { type: 'state', seq: 4, from: 'completed_with_errors', to: 'running', retried: 2 });
+    expect(s.rows.get(8)).toMatchObject({ state: 'pending', error: null });
+    expect(s.progress).toMatchObject({ state: 'running', done: 1, failed: 0 });
+    expect(Math.round(s.progress!.percent)).toBe(33);
+    // The retry's own progress event says the same; then one fails again.
+    s = applyEvent(s, { ...snapshot(4, 1, 0, 3), type: 'progress' });
+    s = applyEvent(s, failed(5, 8));
+    s = applyEvent(s, done(6, 9));
     expect(s.rows.get(9)?.state).toBe('done');
-    expect(s.progress).toMatchObject({ failed: 0, done: 1 });
+    expect(s.progress).toMatchObject({ done: 2, failed: 1 });
+  });
+
+  it('ignores a progress event older than an event it already applied', () => {
+    let s = applyEvent(emptyLive(0), snapshot(0, 0));
+    s = applyEvent(s, done(1, 7));
+    s = applyEvent(s, failed(2, 8));
+    // Counts read at seq 1, delivered after seq 2.
+    const stale = applyEvent(s, { ...snapshot(1, 1), type: 'progress' });
+    expect(stale).toBe(s);
+    expect(s.progress).toMatchObject({ done: 1, failed: 1 });
   });
 
   it('follows state changes and ignores unknown events', () => {

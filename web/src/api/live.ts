@@ -46,12 +46,18 @@ type Event = Record<string, any>;
 /**
  * Applies one event. Durable events (card_done, card_failed, state) at or
  * below the last seq are ones already applied and are ignored, so a replay
- * after a reconnect never shows a row twice.
+ * after a reconnect never shows a row twice. Counts come whole from
+ * `snapshot` and `progress`, and move by one for each card event after
+ * them; a `state` event with `retried` (retry-failed) moves the failed
+ * cards back to pending.
  */
 export function applyEvent(state: LiveState, ev: Event): LiveState {
   switch (ev.type) {
     case 'snapshot':
     case 'progress': {
+      // Counts older than an event already applied would move backwards
+      // (the server drops these too; this keeps the reducer safe alone).
+      if (ev.seq < state.seq) return state;
       const progress: Progress = {
         state: ev.state,
         done: ev.done,
@@ -84,8 +90,17 @@ export function applyEvent(state: LiveState, ev: Event): LiveState {
     }
     case 'state': {
       if (ev.seq <= state.seq) return state;
-      const progress = state.progress && { ...state.progress, state: ev.to };
-      return { ...state, seq: ev.seq, progress, version: state.version + 1 };
+      let progress = state.progress && { ...state.progress, state: ev.to };
+      let rows = state.rows;
+      if (ev.retried) {
+        // retry-failed queued every failed card again: they are pending now.
+        rows = new Map(rows);
+        for (const [id, row] of rows) if (row.state === 'failed') rows.set(id, { ...row, state: 'pending', error: null });
+        if (progress && ev.seq > state.countedTo) {
+          progress = { ...progress, failed: 0, percent: progress.total ? (100 * progress.done) / progress.total : 0 };
+        }
+      }
+      return { ...state, seq: ev.seq, rows, progress, version: state.version + 1 };
     }
     default:
       return state;

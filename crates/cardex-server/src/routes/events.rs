@@ -185,12 +185,15 @@ async fn run_stream(
 }
 
 /// Whether a live event goes out: durable events only once and in order
-/// (they may also have come from the replay); `progress` always.
+/// (they may also have come from the replay); `progress` unless it is
+/// older than an event already sent. A `progress` event's counts are read
+/// before it is published, so one read before a card's commit can arrive
+/// after that card's event: its counts would move the watcher backwards.
 fn forward(event: &Value, sent: &mut i64) -> bool {
-    if event["type"] == "progress" {
-        return true;
-    }
     let seq = event["seq"].as_i64().unwrap_or(0);
+    if event["type"] == "progress" {
+        return seq >= *sent;
+    }
     if seq <= *sent {
         return false;
     }
