@@ -48,11 +48,15 @@ test('from an empty list to an exported CSV, with a reload mid-run and retry-fai
   // Verification: the prompt and schema, and a one-card test.
   await expect(page.locator('.prompt pre').nth(2)).toContainText('"title"');
   // The simulator fails about one request in three and cards get one
-  // attempt: a failed test shows the server's message; try again.
+  // attempt: a failed test shows the server's message; try again. Each
+  // click waits for its own answer, so no click can land after a success
+  // and clear it.
   const testResult = page.getByTestId('test-result');
-  for (let attempt = 0; attempt < 8 && !(await testResult.isVisible()); attempt++) {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const answer = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/test'));
     await page.getByRole('button', { name: 'Test one card' }).click();
-    await expect(testResult.or(page.getByRole('alert').filter({ hasText: /model server/ }))).toBeVisible({ timeout: 30_000 });
+    if ((await answer).ok()) break;
+    await expect(page.getByRole('alert').filter({ hasText: /model server/ })).toBeVisible();
   }
   await expect(testResult).toContainText('"title"');
   // Beside it, the card as the model receives it, decoded by the browser.
