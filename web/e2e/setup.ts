@@ -40,9 +40,9 @@ function start(name: string, args: string[]): Promise<{ child: ChildProcess; url
 
 export default async function setup() {
   const data = mkdtempSync(join(tmpdir(), 'cardex-e2e-'));
-  // Slow enough to reload mid-run; about one request in three fails with a 500,
+  // Slow enough to reload mid-run; half the requests fail with a 500,
   // and cards get one attempt, so some fail and retry-failed has work.
-  const sim = await start('vlm-sim', ['--bind', '127.0.0.1:0', '--slots', '2', '--latency-ms', '250', '--error-500-rate', '0.35']);
+  const sim = await start('vlm-sim', ['--bind', '127.0.0.1:0', '--slots', '2', '--latency-ms', '250', '--error-500-rate', '0.5']);
   const server = await start('cardex', [
     'serve',
     '--data-dir', data,
