@@ -268,18 +268,18 @@ pub(crate) async fn preview(
         .into_response())
 }
 
-/// Reads and prepares a card's image the way the runner does, off the
-/// async threads.
+/// Reads and prepares a card's image as the runner does, taking its turn
+/// with the runner's cards.
 pub(crate) async fn prepared_card(
     state: &AppState,
     batch_id: &str,
     card_id: i64,
 ) -> Result<PreparedImage, ApiError> {
     let path = state.store.card_path(batch_id, card_id).await?;
-    let options = state.config.runner.prepare;
-    tokio::task::spawn_blocking(move || cardex_engine::prepare::prepare_file(&path, &options))
+    state
+        .runner
+        .prepare_file(path)
         .await
-        .map_err(ApiError::internal)?
         .map_err(|e| ApiError::invalid(e.code(), e.to_string()))
 }
 

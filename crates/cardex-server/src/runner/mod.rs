@@ -470,18 +470,29 @@ impl Runner {
         &self,
         card: &ClaimedCard,
     ) -> Result<cardex_engine::PreparedImage, cardex_engine::image::ImageError> {
-        let _slot = self
-            .inner
-            .prepare_slots
-            .acquire()
-            .await
-            .expect("never closed");
         let path = self
             .inner
             .store
             .dir()
             .batch_dir(&card.batch_name)
             .join(&card.stored_name);
+        self.prepare_file(path).await
+    }
+
+    /// Prepares the image at `path` for the engines, on a blocking thread,
+    /// at most one per core at a time: the runner's cards, the one-card
+    /// test and previews all take turns, so decoding stays bounded in
+    /// memory and CPU however many requests come in.
+    pub async fn prepare_file(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<cardex_engine::PreparedImage, cardex_engine::image::ImageError> {
+        let _slot = self
+            .inner
+            .prepare_slots
+            .acquire()
+            .await
+            .expect("never closed");
         let options = self.inner.config.prepare;
         tokio::task::spawn_blocking(move || cardex_engine::prepare::prepare_file(&path, &options))
             .await
