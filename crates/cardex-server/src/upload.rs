@@ -93,17 +93,21 @@ impl RequestBudget {
     fn take(&mut self, bytes: u64) -> Result<(), ApiError> {
         self.received += bytes;
         if self.received > self.limits.max_request_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the upload is larger than the limit of {} bytes per request; send fewer files at a time",
-                    self.limits.max_request_bytes
-                ),
-            ));
+            return Err(upload_too_large(self.limits.max_request_bytes));
         }
         Ok(())
     }
+}
+
+/// The error for an upload request over `max` bytes.
+pub(crate) fn upload_too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the upload is larger than the limit of {max} bytes per request; send fewer files at a time"
+        ),
+    )
 }
 
 /// Removes a partly received or refused file unless it was kept.

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::batch_id;
 use crate::error::ErrorBody;
 use crate::extract::PathParams;
-use crate::upload::{FileOutcome, RejectedFile, RequestBudget, receive_file};
+use crate::upload::{FileOutcome, RejectedFile, RequestBudget, receive_file, upload_too_large};
 use crate::{ApiError, AppState};
 
 /// The answer to an upload: what was added and what was refused, per file.
@@ -94,13 +94,7 @@ async fn receive_upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the upload is larger than the limit of {max} bytes per request; send fewer files at a time"
-            ),
-        ));
+        return Err(upload_too_large(max));
     }
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
