@@ -211,14 +211,12 @@ async fn counts_never_move_backwards() {
     // side by side, and retry-failed adds its own `progress` event. Each
     // path reads the counts before it publishes them; none may overtake a
     // newer event.
-    let sim = start_sim(SimConfig {
+    let config = one_attempt_sim(SimConfig {
         error_500_rate: 0.5,
         latency: Duration::from_millis(5),
         ..SimConfig::default()
     })
     .await;
-    let mut config = sim_config(&sim);
-    config.runner.retry.max_attempts = 1;
     let srv = TestServer::with_config(config).await;
     for trial in 0..6 {
         let id = srv.loaded_batch(&all_types(), &cards(40)).await;

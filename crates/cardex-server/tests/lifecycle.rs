@@ -342,13 +342,11 @@ async fn preview(srv: &TestServer, id: &str, card: i64) -> Result<(u32, u32), (u
 async fn a_card_preview_is_an_upright_jpeg_wherever_its_image_is() {
     // Phase 1: a model server that fails every request, so the cards end
     // in `_errors/`.
-    let failing = start_sim(vlm_sim::SimConfig {
+    let config = one_attempt_sim(vlm_sim::SimConfig {
         error_500_rate: 1.0,
         ..Default::default()
     })
     .await;
-    let mut config = sim_config(&failing);
-    config.runner.retry.max_attempts = 1;
     let srv = TestServer::with_config(config).await;
     let id = srv.create_batch("previews").await["id"]
         .as_str()

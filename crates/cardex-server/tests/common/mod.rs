@@ -228,6 +228,14 @@ pub fn sim_config(url: &str) -> ServerConfig {
     }
 }
 
+/// Server settings for a fresh simulator with `faults`, where each card gets
+/// one attempt: a fault fails the card at once.
+pub async fn one_attempt_sim(faults: vlm_sim::SimConfig) -> ServerConfig {
+    let mut config = sim_config(&start_sim(faults).await);
+    config.runner.retry.max_attempts = 1;
+    config
+}
+
 /// Server settings for a fresh simulator with `slots` slots of `latency`
 /// each and a request concurrency fixed at `slots`, so the simulator sets
 /// the pace (for tests that time a run or stop it midway).
