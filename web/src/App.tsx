@@ -1,25 +1,11 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { needsToken, onTokenChange, setToken } from './api/client';
-import { BatchPage } from './components/BatchPage';
-import { BatchesPage } from './components/BatchesPage';
-import { SettingsPage, TemplatesPage } from './components/OtherPages';
-import { match, navigate, usePath } from './router';
-
-export function Link({ to, children, className }: { to: string; children: React.ReactNode; className?: string }) {
-  return (
-    <a
-      href={to}
-      className={className}
-      onClick={(e) => {
-        if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
-        e.preventDefault();
-        navigate(to);
-      }}
-    >
-      {children}
-    </a>
-  );
-}
+import { BatchPage } from './pages/BatchPage';
+import { BatchesPage } from './pages/BatchesPage';
+import { SettingsPage } from './pages/SettingsPage';
+import { TemplatesPage } from './pages/TemplatesPage';
+import { Link } from './components/common';
+import { match, usePath } from './router';
 
 export function App() {
   const route = match(usePath());
@@ -95,16 +81,5 @@ function TokenPrompt() {
         </button>
       </form>
     </section>
-  );
-}
-
-/** Shows an error from the server's envelope (or nothing). */
-export function ErrorNote({ error }: { error: unknown }) {
-  if (!error) return null;
-  const message = error instanceof Error ? error.message : String(error);
-  return (
-    <p className="error" role="alert">
-      {message}
-    </p>
   );
 }

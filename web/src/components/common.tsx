@@ -1,3 +1,4 @@
+import { navigate } from '../router';
 import type { BatchState } from '../api/client';
 
 const STATE_LABEL: Record<BatchState, string> = {
@@ -34,4 +35,32 @@ export function formatEta(seconds: number | null | undefined): string {
 export function formatDate(iso: string): string {
   const d = new Date(iso);
   return isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+/** An in-app link: navigates without reloading the page. */
+export function Link({ to, children, className }: { to: string; children: React.ReactNode; className?: string }) {
+  return (
+    <a
+      href={to}
+      className={className}
+      onClick={(e) => {
+        if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+        e.preventDefault();
+        navigate(to);
+      }}
+    >
+      {children}
+    </a>
+  );
+}
+
+/** Shows an error from the server's envelope (or nothing). */
+export function ErrorNote({ error }: { error: unknown }) {
+  if (!error) return null;
+  const message = error instanceof Error ? error.message : String(error);
+  return (
+    <p className="error" role="alert">
+      {message}
+    </p>
+  );
 }

@@ -1,9 +1,8 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, shortName } from '../api/client';
-import { ErrorNote, Link } from '../App';
 import { navigate } from '../router';
-import { formatDate, ProgressBar, StateBadge } from './common';
+import { ErrorNote, formatDate, Link, ProgressBar, StateBadge } from '../components/common';
 
 /** The batches list, newest first, and the form that starts a new one. */
 export function BatchesPage() {

@@ -5,8 +5,7 @@ import type { Batch, ResultRow } from '../api/client';
 import { api, downloadResults } from '../api/client';
 import type { LiveState, SocketStatus } from '../api/live';
 import { applyEvent, emptyLive, watch, withRows } from '../api/live';
-import { ErrorNote } from '../App';
-import { formatEta, ProgressBar } from './common';
+import { ErrorNote, formatEta, ProgressBar } from '../components/common';
 
 /**
  * Follows a started batch: the rows so far from the results export, then

@@ -2,11 +2,10 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import type { Batch, Card, Field } from '../api/client';
 import { api, shortName, uploadFile } from '../api/client';
-import { ErrorNote } from '../App';
 import { navigate } from '../router';
-import { StateBadge } from './common';
-import { FieldsEditor } from './FieldsEditor';
-import { isValid } from './fields';
+import { ErrorNote, StateBadge } from '../components/common';
+import { FieldsEditor } from '../components/FieldsEditor';
+import { isValid } from '../components/fields';
 import { RunView } from './RunView';
 
 export function BatchPage({ id }: { id: string }) {
