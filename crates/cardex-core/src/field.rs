@@ -2,7 +2,6 @@
 //! field list must follow before the server accepts it.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Most fields one batch or template may have.
 pub const MAX_FIELDS: usize = 100;
@@ -12,7 +11,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 
 /// The value type of a field; decides its JSON Schema and how answers are coerced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     /// Free text.
@@ -44,15 +43,13 @@ impl FieldType {
 }
 
 /// One field to extract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
     /// An identifier: a letter, then letters, digits or `_` (at most 64).
-    #[schema(example = "call_number", pattern = "^[A-Za-z][A-Za-z0-9_]{0,63}$")]
     pub name: String,
     /// What the field means, in the user's words; sent to the model.
     #[serde(default)]
-    #[schema(example = "The library call number, usually in the top left corner")]
     pub description: String,
     /// The value type.
     #[serde(rename = "type")]

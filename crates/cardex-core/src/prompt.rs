@@ -8,7 +8,6 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
 
 use crate::field::{Field, FieldType};
 
@@ -16,14 +15,13 @@ use crate::field::{Field, FieldType};
 pub const SCHEMA_NAME: &str = "card_fields";
 
 /// Everything a client may inspect before a batch starts.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prompt {
     /// The system message.
     pub system: String,
     /// The text part of the user message (the image is sent beside it).
     pub user: String,
     /// The JSON Schema the answer must match.
-    #[schema(value_type = Object)]
     pub json_schema: Value,
 }
 

@@ -1,10 +1,9 @@
 //! Batch and card lifecycles (DESIGN §2) and the transitions between them.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Where a batch is in its life. Leaving `open` locks it for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchState {
     /// Uploads may be appended and fields edited.
@@ -78,7 +77,7 @@ impl std::fmt::Display for BatchState {
 }
 
 /// Where a card is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CardState {
     /// Uploaded into an open batch, not queued yet.

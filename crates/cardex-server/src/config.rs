@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use cardex_runner::intake::FileLimits;
+pub use cardex_runner::{EngineConfig, OcrConfig};
+
 /// Upload limits (DESIGN §6).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -23,6 +26,16 @@ pub struct Limits {
     pub request_timeout: std::time::Duration,
 }
 
+impl Limits {
+    /// The limits that apply to each file, whichever way it arrives.
+    pub fn files(&self) -> FileLimits {
+        FileLimits {
+            max_file_bytes: self.max_file_bytes,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -34,54 +47,6 @@ impl Default for Limits {
             min_upload_rate: 1024,
             request_timeout: std::time::Duration::from_secs(30),
         }
-    }
-}
-
-/// The OpenAI-compatible model server, when one is configured.
-#[derive(Clone)]
-pub struct EngineConfig {
-    /// Base URL, e.g. `http://localhost:8000/v1`.
-    pub base_url: String,
-    /// Model name as the server knows it.
-    pub model: String,
-    /// Bearer key, if the server wants one. Never logged or returned.
-    pub api_key: Option<String>,
-    /// Fixed number of requests in flight; found adaptively when unset.
-    pub concurrency: Option<usize>,
-    /// Most requests in flight the adaptive limit may reach.
-    pub max_concurrency: usize,
-    /// Longest wait for a connection.
-    pub connect_timeout: std::time::Duration,
-    /// Longest wait for one answer.
-    pub request_timeout: std::time::Duration,
-}
-
-impl EngineConfig {
-    /// A config with default timeouts (connect 10 s, request 120 s).
-    pub fn new(base_url: &str, model: &str) -> Self {
-        Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            model: model.to_owned(),
-            api_key: None,
-            concurrency: None,
-            max_concurrency: crate::runner::limit::DEFAULT_MAX_LIMIT,
-            connect_timeout: std::time::Duration::from_secs(10),
-            request_timeout: std::time::Duration::from_secs(120),
-        }
-    }
-}
-
-impl fmt::Debug for EngineConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EngineConfig")
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("concurrency", &self.concurrency)
-            .field("max_concurrency", &self.max_concurrency)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .finish()
     }
 }
 
@@ -97,27 +62,9 @@ pub struct ServerConfig {
     /// Folder with the built web UI (`index.html` and assets), if any.
     pub web_dir: Option<std::path::PathBuf>,
     /// Image preparation and retries of the batch runner.
-    pub runner: crate::runner::RunnerConfig,
+    pub runner: cardex_runner::RunnerConfig,
     /// The embedded OCR engine's settings.
     pub ocr: OcrConfig,
-}
-
-/// The embedded OCR engine's settings.
-#[derive(Debug, Clone)]
-pub struct OcrConfig {
-    /// Tesseract language(s), e.g. `eng` or `deu+eng`.
-    pub lang: String,
-    /// Worker threads, each with its own Tesseract; default: the cores.
-    pub workers: usize,
-}
-
-impl Default for OcrConfig {
-    fn default() -> Self {
-        Self {
-            lang: "eng".into(),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        }
-    }
 }
 
 impl fmt::Debug for ServerConfig {

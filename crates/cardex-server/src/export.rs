@@ -93,7 +93,7 @@ impl Exporter {
     }
 
     /// The bytes for a page of rows.
-    pub fn rows(&mut self, rows: &[ResultRow]) -> Vec<u8> {
+    pub fn rows(&mut self, rows: Vec<ResultRow>) -> Vec<u8> {
         let mut out = Vec::new();
         for row in rows {
             match self.format {
@@ -101,13 +101,13 @@ impl Exporter {
                     if !self.first {
                         out.push(b',');
                     }
-                    out.extend(serde_json::to_vec(row).unwrap_or_default());
+                    out.extend(json_row(row));
                 }
                 Format::Jsonl => {
-                    out.extend(serde_json::to_vec(row).unwrap_or_default());
+                    out.extend(json_row(row));
                     out.push(b'\n');
                 }
-                Format::Csv => out.extend(csv_line(&csv_row(row, &self.columns))),
+                Format::Csv => out.extend(csv_line(&csv_row(&row, &self.columns))),
             }
             self.first = false;
         }
@@ -125,7 +125,7 @@ impl Exporter {
 
 /// Writes a whole batch's results to `out`, page by page.
 pub async fn write_results(
-    store: &Store,
+    store: &dyn Store,
     batch_id: &str,
     format: Format,
     out: &mut impl std::io::Write,
@@ -136,15 +136,21 @@ pub async fn write_results(
     let (mut after, mut written) = (0, 0u64);
     loop {
         let rows = store.results_page(batch_id, after, PAGE).await?;
-        out.write_all(&exporter.rows(&rows))?;
-        written += rows.len() as u64;
-        match rows.last() {
-            Some(last) if rows.len() as i64 == PAGE => after = last.card_id,
+        let (n, last) = (rows.len(), rows.last().map(|r| r.card_id));
+        out.write_all(&exporter.rows(rows))?;
+        written += n as u64;
+        match last {
+            Some(last) if n as i64 == PAGE => after = last,
             _ => break,
         }
     }
     out.write_all(&exporter.finish())?;
     Ok(written)
+}
+
+/// A row as the API shows it, as JSON.
+fn json_row(row: ResultRow) -> Vec<u8> {
+    serde_json::to_vec(&crate::api::ResultRow::from(row)).unwrap_or_default()
 }
 
 fn csv_row(row: &ResultRow, columns: &[String]) -> Vec<String> {

@@ -4,6 +4,7 @@
 //! [`serve`] takes an already bound listener and a shutdown future, so tests
 //! run the real server on `127.0.0.1:0`.
 
+pub mod api;
 mod auth;
 mod body;
 mod config;
@@ -12,7 +13,6 @@ pub mod export;
 mod extract;
 mod openapi;
 mod routes;
-pub mod runner;
 mod spa;
 mod state;
 mod upload;
@@ -32,7 +32,7 @@ use tower_http::trace::TraceLayer;
 pub use config::{EngineConfig, Limits, OcrConfig, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use state::AppState;
-pub use upload::{FileOutcome, RejectedFile, add_file};
+pub use upload::RejectedFile;
 
 /// The OpenAPI document served at `/api/openapi.json`, for clients that
 /// generate their types from it (the web UI does, at build time).

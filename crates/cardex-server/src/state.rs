@@ -2,24 +2,23 @@
 
 use std::sync::Arc;
 
-use cardex_engine::vlm::{VlmConfig, VlmEngine};
-use cardex_store::Store;
-use tokio::sync::Semaphore;
+use cardex_engine::vlm::VlmEngine;
+use cardex_runner::intake::Intake;
+use cardex_runner::{Hub, Runner};
+use cardex_store::SharedStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::ServerConfig;
-use crate::runner::{Engines, Hub, Limiter, Runner};
 
 /// Cheap to clone: everything inside is shared.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database and data dir.
-    pub store: Store,
+    pub store: SharedStore,
     /// How the server was started.
     pub config: Arc<ServerConfig>,
-    /// Bounds how many uploaded images are decoded at once, so a burst of
-    /// uploads cannot take all cores or memory.
-    pub decode_slots: Arc<Semaphore>,
+    /// How uploaded images become cards.
+    pub intake: Intake,
     /// The batch runner and its progress hub.
     pub runner: Runner,
     /// The VLM engine, when one is configured (for reachability checks).
@@ -28,49 +27,10 @@ pub struct AppState {
     pub stop: CancellationToken,
 }
 
-/// Adds the embedded OCR engine when it is built in and its language data
-/// loads; otherwise batches that use it are paused with the reason.
-#[cfg(feature = "ocr")]
-fn add_ocr(engines: Engines, config: &ServerConfig) -> Engines {
-    match cardex_engine::ocr::OcrEngine::new(&config.ocr.lang, config.ocr.workers) {
-        Ok(engine) => {
-            // One card waiting prepared per worker keeps every worker busy.
-            let in_flight = engine.workers() * 2;
-            engines.with(Arc::new(engine), Limiter::fixed("ocr", in_flight))
-        }
-        Err(e) => {
-            tracing::warn!("the OCR engine is not available: {e}");
-            engines
-        }
-    }
-}
-
-#[cfg(not(feature = "ocr"))]
-fn add_ocr(engines: Engines, _config: &ServerConfig) -> Engines {
-    engines
-}
-
 impl AppState {
     /// State over an opened store; fails on an unusable engine configuration.
-    pub fn new(store: Store, config: ServerConfig) -> Result<Self, String> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut engines = Engines::default();
-        let vlm = match &config.vlm {
-            None => None,
-            Some(c) => {
-                let mut vc = VlmConfig::new(&c.base_url, &c.model, c.api_key.clone());
-                vc.connect_timeout = c.connect_timeout;
-                vc.request_timeout = c.request_timeout;
-                let engine = Arc::new(VlmEngine::new(vc)?);
-                let limiter = match c.concurrency {
-                    Some(n) => Limiter::fixed("vlm", n),
-                    None => Limiter::adaptive("vlm", c.max_concurrency),
-                };
-                engines = engines.with(engine.clone(), limiter);
-                Some(engine)
-            }
-        };
-        engines = add_ocr(engines, &config);
+    pub fn new(store: SharedStore, config: ServerConfig) -> Result<Self, String> {
+        let (engines, vlm) = cardex_runner::configured(config.vlm.as_ref(), &config.ocr)?;
         let stop = CancellationToken::new();
         let runner = Runner::new(
             store.clone(),
@@ -80,9 +40,9 @@ impl AppState {
             stop.clone(),
         );
         Ok(Self {
+            intake: Intake::new(store.clone(), config.limits.files()),
             store,
             config: Arc::new(config),
-            decode_slots: Arc::new(Semaphore::new(cores)),
             runner,
             vlm,
             stop,

@@ -1,20 +1,20 @@
 //! Receiving uploaded images: each multipart part is streamed to a file in
-//! the batch's staging dir (never held in memory), hashed on the way,
-//! checked by content, renamed to a server-generated name and recorded.
+//! the batch's staging dir (never held in memory) and hashed on the way;
+//! the runner's intake then checks it by content, names and records it.
 //!
 //! A bad file is reported and skipped; the others go on. A broken request
 //! (malformed multipart, body over the limit, stalled client) fails as a
 //! whole and takes back the cards it had already added, so a request either
 //! adds what it reported or nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use cardex_core::naming::check_file_name;
-use cardex_store::layout::new_stored_name;
-use cardex_store::{Card, NewCard, StoreError};
+use cardex_runner::intake::{Admission, IntakeError};
+use cardex_store::Card;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -35,7 +35,7 @@ pub struct RejectedFile {
 /// The outcome of one file: added, refused (the request goes on), or a
 /// failure of the whole request.
 #[derive(Debug)]
-pub enum FileOutcome {
+pub(crate) enum FileOutcome {
     /// Recorded as a card.
     Accepted(Card),
     /// Refused, with the reason.
@@ -110,20 +110,6 @@ pub(crate) fn upload_too_large(max: u64) -> ApiError {
     )
 }
 
-/// Removes a partly received or refused file unless it was kept.
-struct Incoming {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 fn reject(original_name: &str, code: &str, message: impl Into<String>) -> FileOutcome {
     FileOutcome::Rejected(RejectedFile {
         original_name: original_name.to_owned(),
@@ -163,139 +149,33 @@ pub(crate) async fn receive_file(
             };
         }
     };
-    let limits = state.config.limits;
-    let path = match state.store.dir().incoming_path(batch_id) {
-        Ok(p) => p,
+    let incoming = match state.intake.incoming(batch_id) {
+        Ok(i) => i,
         Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
     };
-    let incoming = Incoming { path, keep: false };
-    let received = match write_part(&mut field, &incoming.path, state, budget).await {
+    let max_file_bytes = state.intake.limits().max_file_bytes;
+    let received = match write_part(&mut field, incoming.path(), max_file_bytes, budget).await {
         Ok(r) => r,
         Err(fatal) => return FileOutcome::Fatal(fatal),
     };
-    let Some((size, sha256)) = received else {
-        return reject(
-            &original_name,
-            "file_too_large",
-            format!(
-                "the file is larger than the limit of {} bytes",
-                limits.max_file_bytes
-            ),
-        );
+    let admitted = match received {
+        Some((size, sha256)) => {
+            state
+                .intake
+                .admit(batch_id, incoming, &original_name, size, sha256)
+                .await
+        }
+        None => Ok(Admission::too_large(max_file_bytes)),
     };
-
-    admit(state, batch_id, incoming, &original_name, size, sha256).await
+    outcome(&original_name, admitted)
 }
 
-/// Checks a completely received file, gives it its stored name and records
-/// it as a card; the file is removed unless it is kept.
-async fn admit(
-    state: &AppState,
-    batch_id: &str,
-    mut incoming: Incoming,
-    original_name: &str,
-    size: u64,
-    sha256: String,
-) -> FileOutcome {
-    let limits = state.config.limits;
-    let dir = state.store.dir();
-    let info = {
-        let Ok(_slot) = state.decode_slots.acquire().await else {
-            return FileOutcome::Fatal(ApiError::internal("decode slots closed"));
-        };
-        let path = incoming.path.clone();
-        match tokio::task::spawn_blocking(move || {
-            cardex_engine::image::inspect(&path, limits.max_pixels)
-        })
-        .await
-        {
-            Ok(Ok(info)) => info,
-            Ok(Err(e)) => return reject(original_name, e.code(), e.to_string()),
-            Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
-        }
-    };
-
-    let stored_name = new_stored_name(info.format.extension());
-    let final_path = dir.staging_dir(batch_id).join(&stored_name);
-    if let Err(e) = std::fs::rename(&incoming.path, &final_path) {
-        return FileOutcome::Fatal(ApiError::internal(e));
-    }
-    incoming.path = final_path;
-    let card = NewCard {
-        original_name: original_name.to_owned(),
-        stored_name,
-        size_bytes: size as i64,
-        sha256,
-        format: info.format.name().to_owned(),
-        width: i64::from(info.width),
-        height: i64::from(info.height),
-    };
-    match state.store.add_card(batch_id, &card).await {
-        Ok(card) => {
-            incoming.keep = true;
-            FileOutcome::Accepted(card)
-        }
-        Err(StoreError::Conflict {
-            code: "duplicate_image",
-            message,
-        }) => reject(original_name, "duplicate_image", message),
-        Err(e) => FileOutcome::Fatal(e.into()),
-    }
-}
-
-/// Adds the image file at `path` (outside the data dir) to an open batch,
-/// with the same checks as an upload; the original is copied, not moved.
-pub async fn add_file(state: &AppState, batch_id: &str, path: &Path) -> FileOutcome {
-    let shown = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let original_name = match check_file_name(Some(&shown)) {
-        Ok(n) => n,
-        Err(message) => return reject(&shown, "invalid_file_name", message),
-    };
-    let target = match state.store.dir().incoming_path(batch_id) {
-        Ok(p) => p,
-        Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
-    };
-    let incoming = Incoming {
-        path: target.clone(),
-        keep: false,
-    };
-    let max = state.config.limits.max_file_bytes;
-    let source = path.to_owned();
-    let copied = tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, String)>> {
-        let mut from = std::fs::File::open(&source)?;
-        if from.metadata()?.len() > max {
-            return Ok(None);
-        }
-        let mut to = std::fs::File::create(&target)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut size = 0u64;
-        loop {
-            let n = std::io::Read::read(&mut from, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            std::io::Write::write_all(&mut to, &buf[..n])?;
-            size += n as u64;
-        }
-        to.sync_data()?;
-        Ok(Some((size, hex::encode(hasher.finalize()))))
-    })
-    .await;
-    match copied {
-        Ok(Ok(Some((size, sha256)))) => {
-            admit(state, batch_id, incoming, &original_name, size, sha256).await
-        }
-        Ok(Ok(None)) => reject(
-            &original_name,
-            "file_too_large",
-            format!("the file is larger than the limit of {max} bytes"),
-        ),
-        Ok(Err(e)) => reject(&original_name, "unreadable_file", e.to_string()),
+/// What an admission means for the upload request.
+fn outcome(original_name: &str, admitted: Result<Admission, IntakeError>) -> FileOutcome {
+    match admitted {
+        Ok(Admission::Accepted(card)) => FileOutcome::Accepted(card),
+        Ok(Admission::Rejected { code, message }) => reject(original_name, &code, message),
+        Err(IntakeError::Store(e)) => FileOutcome::Fatal(e.into()),
         Err(e) => FileOutcome::Fatal(ApiError::internal(e)),
     }
 }
@@ -305,10 +185,9 @@ pub async fn add_file(state: &AppState, batch_id: &str, path: &Path) -> FileOutc
 async fn write_part(
     field: &mut Field<'_>,
     path: &Path,
-    state: &AppState,
+    max_file_bytes: u64,
     budget: &mut RequestBudget,
 ) -> Result<Option<(u64, String)>, ApiError> {
-    let limits = state.config.limits;
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(ApiError::internal)?;
@@ -316,13 +195,13 @@ async fn write_part(
     let mut size: u64 = 0;
     while let Some(chunk) = next_chunk(field, budget).await? {
         size += chunk.len() as u64;
-        if size > limits.max_file_bytes {
+        if size > max_file_bytes {
             continue;
         }
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
-    if size > limits.max_file_bytes {
+    if size > max_file_bytes {
         return Ok(None);
     }
     // An accepted upload must survive a crash: the card row will point at it.

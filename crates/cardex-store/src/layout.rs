@@ -1,11 +1,14 @@
-//! The data-dir layout (DESIGN §3). Every path the server writes is built
-//! here, from names the server generated itself, so nothing user-supplied
-//! ever reaches the filesystem.
+//! The data-dir layout (DESIGN §3) and the one way to its files. Every
+//! path is built here, from names the server generated itself, so nothing
+//! user-supplied ever reaches the filesystem; every move, write and
+//! removal of card images is done here too, the slow ones on blocking
+//! threads (`async` methods), never on the async workers.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use cardex_core::naming;
+use serde_json::Value;
 
 /// Prefix of files being streamed in; they are complete only once renamed.
 pub const INCOMING_PREFIX: &str = ".incoming-";
@@ -59,6 +62,147 @@ impl DataDir {
         Ok(dir.join(format!("{INCOMING_PREFIX}{}", naming::new_id())))
     }
 
+    /// An open batch's staged image.
+    pub fn staged_image(&self, batch_id: &str, stored_name: &str) -> PathBuf {
+        self.staging_dir(batch_id).join(stored_name)
+    }
+
+    /// A started batch's image of a card that is not failed.
+    pub fn batch_image(&self, batch_name: &str, stored_name: &str) -> PathBuf {
+        self.batch_dir(batch_name).join(stored_name)
+    }
+
+    /// A failed card's image, in `_errors/`.
+    pub fn quarantined_image(&self, batch_name: &str, stored_name: &str) -> PathBuf {
+        self.errors_dir(batch_name).join(stored_name)
+    }
+
+    /// The `<image>.error.json` beside a failed card's image.
+    fn sidecar(&self, batch_name: &str, stored_name: &str) -> PathBuf {
+        self.errors_dir(batch_name)
+            .join(format!("{stored_name}.error.json"))
+    }
+
+    /// Gives a completely received upload (at an [`DataDir::incoming_path`])
+    /// its stored name in the staging dir; returns the name and new path.
+    pub async fn keep_incoming(
+        &self,
+        batch_id: &str,
+        incoming: &Path,
+        extension: &str,
+    ) -> io::Result<(String, PathBuf)> {
+        let stored_name = new_stored_name(extension);
+        let target = self.staged_image(batch_id, &stored_name);
+        let (from, to) = (incoming.to_owned(), target.clone());
+        blocking(move || std::fs::rename(from, to)).await?;
+        Ok((stored_name, target))
+    }
+
+    /// Removes one file of the data dir; a missing file is fine.
+    pub async fn remove_file(&self, path: PathBuf) -> io::Result<()> {
+        debug_assert!(path.starts_with(&self.root));
+        blocking(move || match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    /// Moves a started batch's images from the staging dir into the batch
+    /// dir, then removes the staging dir if it is empty. Safe to repeat.
+    pub async fn move_staged(
+        &self,
+        batch_id: &str,
+        batch_name: &str,
+        stored_names: Vec<String>,
+    ) -> io::Result<()> {
+        let (dir, batch_id, batch_name) =
+            (self.clone(), batch_id.to_owned(), batch_name.to_owned());
+        blocking(move || {
+            std::fs::create_dir_all(dir.batch_dir(&batch_name))?;
+            for stored in &stored_names {
+                move_file(
+                    &dir.staged_image(&batch_id, stored),
+                    &dir.batch_image(&batch_name, stored),
+                )?;
+            }
+            // Only empty: anything unexpected left there stays for a person to see.
+            let _ = std::fs::remove_dir(dir.staging_dir(&batch_id));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves a failed card's image into `_errors/`, after writing its
+    /// sidecar (what went wrong, when) there. Safe to repeat.
+    pub async fn quarantine(
+        &self,
+        batch_name: &str,
+        stored_name: &str,
+        sidecar: Value,
+    ) -> io::Result<()> {
+        let (dir, name, stored) = (self.clone(), batch_name.to_owned(), stored_name.to_owned());
+        blocking(move || {
+            let errors = dir.errors_dir(&name);
+            std::fs::create_dir_all(&errors)?;
+            let tmp = errors.join(format!(".{stored}.error.json.tmp"));
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&sidecar)?)?;
+            std::fs::rename(&tmp, dir.sidecar(&name, &stored))?;
+            move_file(
+                &dir.batch_image(&name, &stored),
+                &dir.quarantined_image(&name, &stored),
+            )
+        })
+        .await
+    }
+
+    /// Which of a batch's failed cards' images are not (fully) in
+    /// `_errors/`: still in the batch dir, or without a sidecar.
+    pub async fn misplaced_failures(
+        &self,
+        batch_name: &str,
+        stored_names: Vec<String>,
+    ) -> io::Result<Vec<String>> {
+        let (dir, name) = (self.clone(), batch_name.to_owned());
+        blocking(move || {
+            Ok(stored_names
+                .into_iter()
+                .filter(|s| dir.batch_image(&name, s).exists() || !dir.sidecar(&name, s).exists())
+                .collect())
+        })
+        .await
+    }
+
+    /// Moves failed cards' images back out of `_errors/` into the batch
+    /// dir (retry-failed); their sidecars stay as history.
+    pub async fn unquarantine(
+        &self,
+        batch_name: &str,
+        stored_names: Vec<String>,
+    ) -> io::Result<()> {
+        let (dir, name) = (self.clone(), batch_name.to_owned());
+        blocking(move || {
+            for stored in &stored_names {
+                move_file(
+                    &dir.quarantined_image(&name, stored),
+                    &dir.batch_image(&name, stored),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a batch's staging dir and batch dir with everything in them.
+    pub async fn remove_batch_files(&self, batch_id: &str, batch_name: &str) -> io::Result<()> {
+        let (staging, batch) = (self.staging_dir(batch_id), self.batch_dir(batch_name));
+        blocking(move || {
+            remove_dir_all_if_exists(&staging)?;
+            remove_dir_all_if_exists(&batch)
+        })
+        .await
+    }
+
     /// Removes files left half-written by an interrupted upload.
     pub(crate) fn remove_incomplete_uploads(&self) -> io::Result<()> {
         for batch in std::fs::read_dir(self.root.join("uploads"))? {
@@ -88,7 +232,7 @@ pub fn new_stored_name(extension: &str) -> String {
 
 /// Moves `from` to `to` by rename, creating `to`'s folder. Succeeds if the
 /// move already happened (so repairs can run it again after a crash).
-pub(crate) fn move_file(from: &Path, to: &Path) -> io::Result<()> {
+fn move_file(from: &Path, to: &Path) -> io::Result<()> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -99,8 +243,17 @@ pub(crate) fn move_file(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Runs blocking file work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?
+}
+
 /// Removes a folder and everything in it; a missing folder is fine.
-pub(crate) fn remove_dir_all_if_exists(dir: &Path) -> io::Result<()> {
+fn remove_dir_all_if_exists(dir: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,

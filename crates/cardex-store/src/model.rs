@@ -1,17 +1,17 @@
-//! The records the store hands out; their JSON form is the API's (DESIGN §4).
+//! The records the store takes and hands out. They are plain data: the
+//! API's shapes (and their OpenAPI schemas) live in the server, which
+//! builds them from these.
 
 use cardex_core::{BatchState, CardState, Field};
 use serde::Serialize;
-use utoipa::ToSchema;
+use serde_json::Value;
 
 /// A batch with its fields and card counts.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     /// 8 characters of lowercase base32; also the last part of `name`.
-    #[schema(example = "k3v9q2xa")]
     pub id: String,
     /// `<custom>_<YYYY-MM-DD_HH-MM-SS>_<id>`.
-    #[schema(example = "Hemingway-Letters_2026-11-24_14-03-22_k3v9q2xa")]
     pub name: String,
     /// The lifecycle state.
     pub state: BatchState,
@@ -36,7 +36,7 @@ pub struct Batch {
 }
 
 /// How many cards of a batch are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     /// All cards.
     pub total: u64,
@@ -75,7 +75,7 @@ impl Counts {
 }
 
 /// One card image of a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Card {
     /// Unique across the server.
     pub id: i64,
@@ -119,7 +119,7 @@ pub struct NewCard {
 }
 
 /// A saved field list.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     /// 8 characters of lowercase base32.
     pub id: String,
@@ -131,4 +131,104 @@ pub struct Template {
     pub created_at: String,
     /// Last change, RFC 3339 UTC.
     pub updated_at: String,
+}
+
+/// A card handed to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedCard {
+    /// Card id.
+    pub id: i64,
+    /// Its batch.
+    pub batch_id: String,
+    /// The batch's folder name.
+    pub batch_name: String,
+    /// File name in the batch dir.
+    pub stored_name: String,
+    /// The client's file name.
+    pub original_name: String,
+    /// Failed attempts so far (across retries of the batch).
+    pub attempts: i64,
+}
+
+/// Why a card failed, as stored, shown and written to its sidecar.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardFailure {
+    /// Stable code.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+    /// Attempts made this time.
+    pub attempts: u32,
+    /// The start of the last answer, if the answer was the problem.
+    pub last_answer: Option<String>,
+}
+
+/// A durable event, as sent over the progress stream.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Per-batch sequence number.
+    pub seq: i64,
+    /// The event as JSON (with `type` and `seq`).
+    pub payload: Value,
+}
+
+/// What committing a card's outcome changed.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The card's event.
+    pub event: StoredEvent,
+    /// The batch's state change, when this was its last card.
+    pub finished: Option<StoredEvent>,
+}
+
+/// One card's result, for [`Store::complete_cards`].
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    /// The card, as claimed.
+    pub card: &'a ClaimedCard,
+    /// Its validated fields.
+    pub result: &'a Value,
+    /// The engine's answer as it came.
+    pub raw: &'a str,
+}
+
+/// What a group commit changed.
+#[derive(Debug, Clone, Default)]
+pub struct GroupCommitted {
+    /// Each committed card's `card_done` event, by batch id, in seq order.
+    pub events: Vec<(String, StoredEvent)>,
+    /// Batches that ended, with their `state` events.
+    pub finished: Vec<(String, StoredEvent)>,
+}
+
+/// One row of a batch's results: every card, with its result or error.
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    /// Card id.
+    pub card_id: i64,
+    /// The client's file name.
+    pub original_name: String,
+    /// The card's state.
+    pub state: String,
+    /// Field → value, for done cards.
+    pub result: Option<Value>,
+    /// What went wrong, for failed cards.
+    pub error: Option<Value>,
+}
+
+/// A failed card with its error history.
+#[derive(Debug, Clone)]
+pub struct FailedCard {
+    /// Card id.
+    pub card_id: i64,
+    /// The client's file name.
+    pub original_name: String,
+    /// File name in `_errors/`.
+    pub stored_name: String,
+    /// Attempts across all runs.
+    pub attempts: i64,
+    /// The last error.
+    pub error: Value,
+    /// Earlier errors, oldest first (from before a retry).
+    pub history: Vec<Value>,
 }

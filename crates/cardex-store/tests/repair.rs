@@ -3,16 +3,16 @@
 //! and group commits, which recovery relies on being all-or-nothing.
 
 use cardex_core::{BatchName, Field, FieldType};
-use cardex_store::{NewCard, Store};
+use cardex_store::{BatchStore, CardStore, NewCard, RunStore, SqliteStore, Store};
 
-async fn staged_batch(store: &Store, n: usize) -> (String, String, Vec<String>) {
+async fn staged_batch(store: &SqliteStore, n: usize) -> (String, String, Vec<String>) {
     let name = BatchName::new("crash test", time::OffsetDateTime::now_utc(), "abcdefgh").unwrap();
     store.create_batch(&name, "ocr", None).await.unwrap();
     store
         .set_fields(&name.id, &[Field::new("title", FieldType::Text)])
         .await
         .unwrap();
-    let staging = store.dir().staging_dir(&name.id);
+    let staging = store.layout().staging_dir(&name.id);
     std::fs::create_dir_all(&staging).unwrap();
     let mut stored = Vec::new();
     for i in 0..n {
@@ -51,7 +51,7 @@ async fn with_db(dir: &std::path::Path, statements: &[&str], id: &str) {
 #[tokio::test]
 async fn moves_interrupted_by_a_crash_are_finished_at_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, full, stored) = staged_batch(&store, 5).await;
 
     // Simulate a crash right after `start` committed, with two of five
@@ -82,7 +82,7 @@ async fn moves_interrupted_by_a_crash_are_finished_at_open() {
     )
     .unwrap();
 
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     for (i, s) in stored.iter().enumerate() {
         let moved = batch_dir.join(s);
         assert_eq!(
@@ -103,7 +103,7 @@ async fn moves_interrupted_by_a_crash_are_finished_at_open() {
 #[tokio::test]
 async fn deleting_a_started_batch_removes_its_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, full, _) = staged_batch(&store, 2).await;
     store.start_batch(&id).await.unwrap();
     let batch_dir = tmp.path().join("batches").join(&full);
@@ -116,7 +116,7 @@ async fn deleting_a_started_batch_removes_its_folder() {
         &id,
     )
     .await;
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     store.delete_batch(&id).await.unwrap();
     assert!(!batch_dir.exists());
     assert!(store.list_batches().await.unwrap().is_empty());
@@ -126,7 +126,7 @@ async fn deleting_a_started_batch_removes_its_folder() {
 #[tokio::test]
 async fn concurrent_writers_never_see_busy() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..32 {
         let store = store.clone();
@@ -155,7 +155,7 @@ async fn concurrent_writers_never_see_busy() {
 #[tokio::test]
 async fn a_failure_committed_before_its_image_moved_is_quarantined_at_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, full, stored) = staged_batch(&store, 3).await;
     store.start_batch(&id).await.unwrap();
     store.close().await;
@@ -172,7 +172,7 @@ async fn a_failure_committed_before_its_image_moved_is_quarantined_at_open() {
     let batch_dir = tmp.path().join("batches").join(&full);
     assert!(batch_dir.join(&stored[0]).is_file());
 
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     let errors = batch_dir.join("_errors");
     assert!(errors.join(&stored[0]).is_file());
     assert!(!batch_dir.join(&stored[0]).exists());
@@ -189,7 +189,7 @@ async fn a_failure_committed_before_its_image_moved_is_quarantined_at_open() {
 #[tokio::test]
 async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, _, _) = staged_batch(&store, 5).await;
     let (_, start_event) = store.start_batch(&id).await.unwrap();
     let cards = store.claim_cards("ocr", 10).await.unwrap();

@@ -180,7 +180,7 @@ impl ServeArgs {
             .web_dir
             .clone()
             .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.join("index.html").is_file()));
-        let mut runner = cardex_server::runner::RunnerConfig::default();
+        let mut runner = cardex_runner::RunnerConfig::default();
         runner.prepare.max_pixels = limits.max_pixels;
         if let Some(side) = self.max_side {
             anyhow::ensure!(side >= 64, "--max-side must be at least 64 pixels");

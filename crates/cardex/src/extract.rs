@@ -1,17 +1,24 @@
 //! `cardex extract DIR`: a one-shot batch with no server process. The same
-//! store, upload checks and runner as `cardex serve`, in-process, over the
+//! store, intake checks and runner as `cardex serve`, in-process, over the
 //! given data dir or a temporary one; a progress bar on a terminal, plain
-//! lines otherwise; results written by the output file's extension.
+//! lines otherwise, both following the runner's progress hub; results
+//! written by the output file's extension.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cardex_core::{BatchName, BatchState, Field, FieldType, validate_fields};
+use cardex_runner::hub::Published;
+use cardex_runner::intake::{Admission, Intake};
+use cardex_runner::{Hub, Runner};
 use cardex_server::export::{Format, write_results};
-use cardex_server::{AppState, FileOutcome};
+use cardex_store::{SharedStore, SqliteStore, Store};
 use clap::Args;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Secret, ServeArgs};
 
@@ -116,7 +123,11 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         ..ServeArgs::default()
     };
     let config = serve.server_config()?;
-    let store = cardex_store::Store::open(&data_dir).await?;
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(&data_dir)
+            .await
+            .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?,
+    );
     let fields = match &args.template {
         Some(name) => {
             store
@@ -135,8 +146,18 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     };
     validate_fields(&fields)?;
     let engine = config.default_engine();
-    let state = AppState::new(store.clone(), config).map_err(anyhow::Error::msg)?;
-    let runner = tokio::spawn(state.runner.clone().run());
+    let (engines, _) =
+        cardex_runner::configured(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;
+    let (hub, stop) = (Hub::default(), CancellationToken::new());
+    let runner = Runner::new(
+        store.clone(),
+        engines,
+        hub.clone(),
+        config.runner,
+        stop.clone(),
+    );
+    let running = tokio::spawn(runner.clone().run());
+    let intake = Intake::new(store.clone(), config.limits.files());
 
     let folder = args
         .dir
@@ -158,22 +179,24 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     store.set_fields(&batch.id, &fields).await?;
     let mut refused = 0;
     for path in &files {
-        match cardex_server::add_file(&state, &batch.id, path).await {
-            FileOutcome::Accepted(_) => {}
-            FileOutcome::Rejected(r) => {
+        match intake.add_file(&batch.id, path).await {
+            Ok(Admission::Accepted(_)) => {}
+            Ok(Admission::Rejected { message, .. }) => {
                 refused += 1;
-                eprintln!("skipped {}: {}", path.display(), r.error.message);
+                eprintln!("skipped {}: {message}", path.display());
             }
-            FileOutcome::Fatal(e) => bail!("cannot add {}: {e}", path.display()),
+            Err(e) => bail!("cannot add {}: {e}", path.display()),
         }
     }
     if refused == files.len() {
         bail!("no readable image in {}", args.dir.display());
     }
     let started = Instant::now();
+    // Subscribed before the start, so no event of the batch is missed.
+    let events = hub.subscribe(&batch.id);
     store.start_batch(&batch.id).await?;
-    state.runner.wake();
-    let done = watch(&store, &batch.id).await?;
+    runner.wake();
+    let done = watch(events, store.as_ref(), &batch.id).await?;
 
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -182,13 +205,13 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    write_results(&store, &batch.id, format, &mut out).await?;
+    write_results(store.as_ref(), &batch.id, format, &mut out).await?;
     out.flush()?;
     drop(out);
-    state.stop.cancel();
-    let _ = runner.await;
+    stop.cancel();
+    let _ = running.await;
     // Shuts the OCR workers down before the process exits.
-    drop(state);
+    drop(runner);
 
     let secs = started.elapsed().as_secs_f64();
     let c = done.counts;
@@ -243,52 +266,139 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Shows progress until the batch finishes or is paused.
-async fn watch(store: &cardex_store::Store, id: &str) -> anyhow::Result<cardex_store::Batch> {
-    let terminal = std::io::stderr().is_terminal();
-    let bar = terminal.then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} cards  {per_sec}  ETA {eta}  {msg}",
-            )
-            .expect("a fixed template parses"),
-        );
-        bar
-    });
-    let mut last_line = Instant::now();
+/// Shows progress from the hub's events until the batch finishes or is
+/// paused; returns the batch as it then is.
+async fn watch(
+    mut events: broadcast::Receiver<Arc<Published>>,
+    store: &dyn Store,
+    id: &str,
+) -> anyhow::Result<cardex_store::Batch> {
+    let batch = store.get_batch(id).await?;
+    let mut progress = Progress::new(batch.counts.total, batch.counts.done, batch.counts.failed);
     loop {
-        let b = store.get_batch(id).await?;
-        let finished = b.counts.done + b.counts.failed;
-        match &bar {
-            Some(bar) => {
-                bar.set_length(b.counts.total);
-                bar.set_position(finished);
-                bar.set_message(if b.counts.failed > 0 {
-                    format!("{} failed", b.counts.failed)
-                } else {
-                    String::new()
-                });
+        match events.recv().await {
+            Ok(published) => {
+                let event = &published.event;
+                match event["type"].as_str() {
+                    Some("card_done") => progress.finished(false),
+                    Some("card_failed") => progress.finished(true),
+                    Some("progress") => progress.counts(
+                        event["done"].as_u64().unwrap_or(0),
+                        event["failed"].as_u64().unwrap_or(0),
+                    ),
+                    Some("state") if ended(event["to"].as_str()) => break,
+                    _ => {}
+                }
             }
-            None if last_line.elapsed() >= Duration::from_secs(2) => {
+            // Fell behind the hub (it never waits for us): the counts are
+            // in the store, and the events from here on are live again.
+            Err(RecvError::Lagged(_)) => {
+                let b = store.get_batch(id).await?;
+                progress.counts(b.counts.done, b.counts.failed);
+                if ended(Some(b.state.as_str())) {
+                    break;
+                }
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+    let batch = store.get_batch(id).await?;
+    progress.finish(batch.counts.done, batch.counts.failed);
+    Ok(batch)
+}
+
+/// Whether a batch in state `to` will make no more progress by itself.
+fn ended(to: Option<&str>) -> bool {
+    matches!(
+        to.and_then(BatchState::parse),
+        Some(
+            BatchState::Completed
+                | BatchState::CompletedWithErrors
+                | BatchState::Paused
+                | BatchState::Cancelled
+        )
+    )
+}
+
+/// The progress display: a bar on a terminal, a line every few seconds
+/// otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: u64,
+    failed: u64,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(total: u64, done: u64, failed: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} cards  {per_sec}  ETA {eta}  {msg}",
+                )
+                .expect("a fixed template parses"),
+            );
+            bar
+        });
+        let mut p = Self {
+            bar,
+            total,
+            done,
+            failed,
+            last_line: Instant::now(),
+        };
+        p.show();
+        p
+    }
+
+    /// One more card finished.
+    fn finished(&mut self, failed: bool) {
+        if failed {
+            self.failed += 1;
+        } else {
+            self.done += 1;
+        }
+        self.show();
+    }
+
+    /// The counts as a `progress` event or the store has them; never
+    /// backwards (an event may be older than cards already counted).
+    fn counts(&mut self, done: u64, failed: u64) {
+        self.done = self.done.max(done);
+        self.failed = self.failed.max(failed);
+        self.show();
+    }
+
+    fn show(&mut self) {
+        let finished = self.done + self.failed;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(finished);
+                if self.failed > 0 {
+                    bar.set_message(format!("{} failed", self.failed));
+                }
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(2) => {
                 eprintln!(
                     "{finished}/{} cards ({:.0}%), {} failed",
-                    b.counts.total, b.percent, b.counts.failed
+                    self.total,
+                    finished as f64 * 100.0 / self.total.max(1) as f64,
+                    self.failed
                 );
-                last_line = Instant::now();
+                self.last_line = Instant::now();
             }
             None => {}
         }
-        if matches!(
-            b.state,
-            BatchState::Completed | BatchState::CompletedWithErrors | BatchState::Paused
-        ) {
-            if let Some(bar) = bar {
-                bar.finish();
-            }
-            return Ok(b);
+    }
+
+    fn finish(&mut self, done: u64, failed: u64) {
+        (self.done, self.failed) = (done, failed);
+        self.show();
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -4,8 +4,10 @@ mod config;
 mod extract;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
+use cardex_store::{SharedStore, SqliteStore};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +36,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     #[cfg(feature = "ocr")]
-    cardex_server::runner::ensure_openmp_thread_limit()?;
+    cardex_runner::ensure_openmp_thread_limit()?;
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -63,9 +65,11 @@ fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.server_config()?;
     let data_dir = args.data_dir();
-    let store = cardex_store::Store::open(&data_dir)
-        .await
-        .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(&data_dir)
+            .await
+            .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?,
+    );
     let bind = args.bind();
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -76,7 +80,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "listening on {addr} without --api-token: anyone who can reach it can use it"
         );
     }
-    tracing::info!(data_dir = %store.dir().root().display(), engine = config.default_engine(), "cardex starting");
+    tracing::info!(data_dir = %store.layout().root().display(), engine = config.default_engine(), "cardex starting");
     let state = cardex_server::AppState::new(store.clone(), config).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use cardex_core::BatchName;
-use cardex_store::Batch;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
+use crate::api::Batch;
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -32,7 +32,8 @@ pub struct CreateBatch {
     operation_id = "list_batches", tag = "batches",
     responses((status = 200, body = Vec<Batch>)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Batch>>, ApiError> {
-    Ok(Json(state.store.list_batches().await?))
+    let batches = state.store.list_batches().await?;
+    Ok(Json(batches.into_iter().map(Batch::from).collect()))
 }
 
 /// Creates an open batch, blank or with a copy of a template's fields.
@@ -75,7 +76,7 @@ pub(crate) async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(batch),
+        Json(Batch::from(batch)),
     ))
 }
 
@@ -92,7 +93,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.store.get_batch(&batch_id(id)?).await?))
+    Ok(Json(state.store.get_batch(&batch_id(id)?).await?.into()))
 }
 
 /// Deletes a batch with its images and results. Refused while running.
@@ -131,5 +132,5 @@ pub(crate) async fn start(
     let (batch, event) = state.store.start_batch(&id).await?;
     state.runner.publish(&id, &event);
     state.runner.wake();
-    Ok(Json(batch))
+    Ok(Json(batch.into()))
 }

@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use cardex_core::BatchState;
-use cardex_store::Batch;
 
 use super::batch_id;
+use crate::api::Batch;
 use crate::error::ErrorBody;
 use crate::extract::PathParams;
 use crate::{ApiError, AppState};
@@ -21,7 +21,7 @@ async fn move_to(
     state.runner.publish(&id, &event);
     state.runner.wake();
     state.runner.send_progress(&id).await;
-    Ok(Json(state.store.get_batch(&id).await?))
+    Ok(Json(state.store.get_batch(&id).await?.into()))
 }
 
 /// Stops taking new cards; cards in flight finish.
@@ -80,5 +80,5 @@ pub(crate) async fn retry_failed(
     state.runner.publish(&id, &event);
     state.runner.wake();
     state.runner.send_progress(&id).await;
-    Ok(Json(state.store.get_batch(&id).await?))
+    Ok(Json(state.store.get_batch(&id).await?.into()))
 }

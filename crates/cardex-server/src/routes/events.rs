@@ -23,7 +23,8 @@ use utoipa::IntoParams;
 use super::batch_id;
 use crate::error::ErrorBody;
 use crate::extract::{PathParams, QueryParams};
-use crate::runner::hub::{Published, progress_body};
+use cardex_runner::hub::{Published, progress_body};
+
 use crate::{ApiError, AppState};
 
 /// Events replayed from the database per query.
@@ -168,7 +169,8 @@ async fn run_stream(
                     let new: Vec<Utf8Bytes> = events
                         .iter()
                         .filter(|p| forward(&p.event, &mut sent))
-                        .map(|p| p.text.clone())
+                        // The hub's text is JSON it made from a String: always UTF-8.
+                        .filter_map(|p| Utf8Bytes::try_from(p.text.clone()).ok())
                         .collect();
                     send_all(socket, new).await?;
                 }

@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use cardex_core::{Field, validate_fields};
+use cardex_core::validate_fields;
 
 use super::batch_id;
+use crate::api::{Field, fields_in, fields_out};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -18,7 +19,8 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<Field>>, ApiError> {
-    Ok(Json(state.store.get_batch(&batch_id(id)?).await?.fields))
+    let batch = state.store.get_batch(&batch_id(id)?).await?;
+    Ok(Json(fields_out(batch.fields)))
 }
 
 /// Replaces the field list while the batch is open.
@@ -38,11 +40,14 @@ pub(crate) async fn put(
     JsonBody(fields): JsonBody<Vec<Field>>,
 ) -> Result<Json<Vec<Field>>, ApiError> {
     let id = batch_id(id)?;
-    check_fields(&fields)?;
-    Ok(Json(state.store.set_fields(&id, &fields).await?.fields))
+    let fields = check_fields(fields)?;
+    let batch = state.store.set_fields(&id, &fields).await?;
+    Ok(Json(fields_out(batch.fields)))
 }
 
 /// Validates a field list, as a 422 naming the offending field.
-pub(crate) fn check_fields(fields: &[Field]) -> Result<(), ApiError> {
-    validate_fields(fields).map_err(|e| ApiError::invalid("invalid_fields", e.to_string()))
+pub(crate) fn check_fields(fields: Vec<Field>) -> Result<Vec<cardex_core::Field>, ApiError> {
+    let fields = fields_in(fields);
+    validate_fields(&fields).map_err(|e| ApiError::invalid("invalid_fields", e.to_string()))?;
+    Ok(fields)
 }

@@ -6,11 +6,11 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cardex_engine::PreparedImage;
-use cardex_store::Card;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
+use crate::api::Card;
 use crate::error::ErrorBody;
 use crate::extract::PathParams;
 use crate::upload::{FileOutcome, RejectedFile, RequestBudget, receive_file, upload_too_large};
@@ -172,6 +172,7 @@ async fn receive_upload(
     if accepted.is_empty() {
         return Err(all_rejected(rejected));
     }
+    let accepted = accepted.into_iter().map(Card::from).collect();
     Ok(UploadResponse { accepted, rejected })
 }
 
@@ -222,7 +223,8 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<Card>>, ApiError> {
-    Ok(Json(state.store.list_cards(&batch_id(id)?).await?))
+    let cards = state.store.list_cards(&batch_id(id)?).await?;
+    Ok(Json(cards.into_iter().map(Card::from).collect()))
 }
 
 /// JPEG bytes, for the OpenAPI document.

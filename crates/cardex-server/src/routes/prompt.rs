@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use cardex_core::{Field, Prompt, build_prompt};
+use cardex_core::build_prompt;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
 use super::fields::check_fields;
+use crate::api::{Field, Prompt};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -21,7 +22,7 @@ pub(crate) async fn for_batch(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Prompt>, ApiError> {
     let batch = state.store.get_batch(&batch_id(id)?).await?;
-    Ok(Json(build_prompt(&batch.fields)))
+    Ok(Json(build_prompt(&batch.fields).into()))
 }
 
 /// Body of `POST /api/prompt-preview`.
@@ -39,6 +40,6 @@ pub struct PreviewRequest {
 pub(crate) async fn preview(
     JsonBody(body): JsonBody<PreviewRequest>,
 ) -> Result<Json<Prompt>, ApiError> {
-    check_fields(&body.fields)?;
-    Ok(Json(build_prompt(&body.fields)))
+    let fields = check_fields(body.fields)?;
+    Ok(Json(build_prompt(&fields).into()))
 }

@@ -6,11 +6,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use cardex_store::{FailedCard, ResultRow, Store};
+use cardex_store::SharedStore;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::batch_id;
+use crate::api::{FailedCard, ResultRow};
 use crate::error::ErrorBody;
 use crate::export::{Exporter, Format, PAGE};
 use crate::extract::{PathParams, QueryParams};
@@ -72,7 +73,7 @@ pub(crate) async fn results(
 }
 
 /// Pages through the rows, rendering each page into one chunk.
-fn export_stream(store: Store, id: String, exporter: Exporter, head: Vec<u8>) -> Body {
+fn export_stream(store: SharedStore, id: String, exporter: Exporter, head: Vec<u8>) -> Body {
     struct Cursor {
         after: i64,
         done: bool,
@@ -99,11 +100,12 @@ fn export_stream(store: Store, id: String, exporter: Exporter, head: Vec<u8>) ->
                     return Some((Err(std::io::Error::other(e.to_string())), cur));
                 }
             };
+            let n = rows.len();
             if let Some(last) = rows.last() {
                 cur.after = last.card_id;
             }
-            chunk.extend(cur.exporter.rows(&rows));
-            if (rows.len() as i64) < PAGE {
+            chunk.extend(cur.exporter.rows(rows));
+            if (n as i64) < PAGE {
                 cur.done = true;
                 chunk.extend(cur.exporter.finish());
             }
@@ -121,5 +123,6 @@ pub(crate) async fn errors(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<FailedCard>>, ApiError> {
-    Ok(Json(state.store.failed_cards(&batch_id(id)?).await?))
+    let failed = state.store.failed_cards(&batch_id(id)?).await?;
+    Ok(Json(failed.into_iter().map(FailedCard::from).collect()))
 }

@@ -4,12 +4,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use cardex_core::Field;
-use cardex_store::Template;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::fields::check_fields;
+use crate::api::{Field, Template};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -29,7 +28,7 @@ pub struct TemplateBody {
 }
 
 impl TemplateBody {
-    fn checked(self) -> Result<(String, Vec<Field>), ApiError> {
+    fn checked(self) -> Result<(String, Vec<cardex_core::Field>), ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty()
             || name.chars().count() > MAX_TEMPLATE_NAME
@@ -42,8 +41,7 @@ impl TemplateBody {
                 ),
             ));
         }
-        check_fields(&self.fields)?;
-        Ok((name, self.fields))
+        Ok((name, check_fields(self.fields)?))
     }
 }
 
@@ -52,7 +50,8 @@ impl TemplateBody {
     operation_id = "list_templates", tag = "templates",
     responses((status = 200, body = Vec<Template>)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Template>>, ApiError> {
-    Ok(Json(state.store.list_templates().await?))
+    let templates = state.store.list_templates().await?;
+    Ok(Json(templates.into_iter().map(Template::from).collect()))
 }
 
 /// Saves a new template.
@@ -68,7 +67,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<TemplateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (name, fields) = body.checked()?;
-    let t = state.store.create_template(&name, &fields).await?;
+    let t = Template::from(state.store.create_template(&name, &fields).await?);
     let location = format!("/api/templates/{}", t.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(t)))
 }
@@ -82,7 +81,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Template>, ApiError> {
-    Ok(Json(state.store.get_template(&id).await?))
+    Ok(Json(state.store.get_template(&id).await?.into()))
 }
 
 /// Renames a template or replaces its fields. Batches made from it keep theirs.
@@ -103,7 +102,11 @@ pub(crate) async fn update(
 ) -> Result<Json<Template>, ApiError> {
     let (name, fields) = body.checked()?;
     Ok(Json(
-        state.store.update_template(&id, &name, &fields).await?,
+        state
+            .store
+            .update_template(&id, &name, &fields)
+            .await?
+            .into(),
     ))
 }
 

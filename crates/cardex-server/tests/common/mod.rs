@@ -32,7 +32,8 @@ impl TestServer {
 
     /// The real server over the data dir `data`.
     async fn launch(data: tempfile::TempDir, config: ServerConfig) -> Self {
-        let store = cardex_store::Store::open(data.path()).await.unwrap();
+        let store: cardex_store::SharedStore =
+            std::sync::Arc::new(cardex_store::SqliteStore::open(data.path()).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
@@ -126,7 +127,8 @@ impl TestServer {
     pub fn files(&self) -> Vec<String> {
         let mut out = Vec::new();
         walk(self.data.path(), self.data.path(), &mut out);
-        out.retain(|p| !p.starts_with("cardex.db"));
+        // The database and the data dir's lock are not card files.
+        out.retain(|p| !p.starts_with("cardex.db") && p != "cardex.lock");
         out.sort();
         out
     }
@@ -218,7 +220,7 @@ pub async fn start_sim_with_stats(
 pub fn sim_config(url: &str) -> ServerConfig {
     let mut engine = cardex_server::EngineConfig::new(url, "sim-vlm");
     engine.request_timeout = std::time::Duration::from_secs(5);
-    let mut runner = cardex_server::runner::RunnerConfig::default();
+    let mut runner = cardex_runner::RunnerConfig::default();
     runner.retry.first_delay = std::time::Duration::from_millis(5);
     runner.retry.max_delay = std::time::Duration::from_millis(50);
     ServerConfig {

@@ -1,9 +1,11 @@
 //! Templates: named, saved field lists. A batch created from one gets a copy.
 
+use async_trait::async_trait;
 use cardex_core::{Field, naming};
 use sqlx::FromRow;
 
-use crate::{Result, Store, StoreError, Template, now};
+use super::{SqliteStore, now};
+use crate::{Result, StoreError, Template, TemplateStore};
 
 #[derive(FromRow)]
 struct TemplateRow {
@@ -38,9 +40,10 @@ fn name_taken(e: sqlx::Error, name: &str) -> StoreError {
     }
 }
 
-impl Store {
+#[async_trait]
+impl TemplateStore for SqliteStore {
     /// Saves a new template. The name must be unique, ignoring case.
-    pub async fn create_template(&self, name: &str, fields: &[Field]) -> Result<Template> {
+    async fn create_template(&self, name: &str, fields: &[Field]) -> Result<Template> {
         let now = now();
         let row: TemplateRow = sqlx::query_as(&format!(
             "INSERT INTO templates (id, name, fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
@@ -58,7 +61,7 @@ impl Store {
     }
 
     /// Every template, by name.
-    pub async fn list_templates(&self) -> Result<Vec<Template>> {
+    async fn list_templates(&self) -> Result<Vec<Template>> {
         let rows: Vec<TemplateRow> = sqlx::query_as(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name COLLATE NOCASE"
         ))
@@ -68,7 +71,7 @@ impl Store {
     }
 
     /// One template.
-    pub async fn get_template(&self, id: &str) -> Result<Template> {
+    async fn get_template(&self, id: &str) -> Result<Template> {
         let row: TemplateRow = sqlx::query_as(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
         ))
@@ -81,12 +84,7 @@ impl Store {
 
     /// Renames and/or replaces the fields of a template. Batches made from it
     /// keep their own copy.
-    pub async fn update_template(
-        &self,
-        id: &str,
-        name: &str,
-        fields: &[Field],
-    ) -> Result<Template> {
+    async fn update_template(&self, id: &str, name: &str, fields: &[Field]) -> Result<Template> {
         let row: TemplateRow = sqlx::query_as(&format!(
             "UPDATE templates SET name = ?, fields = ?, updated_at = ? WHERE id = ? \
              RETURNING {TEMPLATE_COLUMNS}"
@@ -103,7 +101,7 @@ impl Store {
     }
 
     /// Deletes a template; batches made from it are not affected.
-    pub async fn delete_template(&self, id: &str) -> Result<()> {
+    async fn delete_template(&self, id: &str) -> Result<()> {
         let deleted = sqlx::query("DELETE FROM templates WHERE id = ?")
             .bind(id)
             .execute(&self.write)

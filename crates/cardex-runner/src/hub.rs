@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -32,8 +32,10 @@ pub struct Hub {
 /// serialised once for all of them.
 #[derive(Debug)]
 pub struct Published {
+    /// The event.
     pub event: Value,
-    pub text: Utf8Bytes,
+    /// The event as JSON text (always valid UTF-8).
+    pub text: Bytes,
 }
 
 #[derive(Debug)]
@@ -81,7 +83,7 @@ impl Hub {
                 _ => return,
             }
         };
-        let text = Utf8Bytes::from(event.to_string());
+        let text = Bytes::from(event.to_string());
         let _ = tx.send(Arc::new(Published { event, text }));
     }
 

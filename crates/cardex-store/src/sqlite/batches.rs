@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 
-use cardex_core::{BatchName, BatchState, CardState, Field};
-use sqlx::{FromRow, SqliteConnection};
+use async_trait::async_trait;
+use cardex_core::{BatchName, BatchState, Field};
+use sqlx::FromRow;
 
-use crate::StoredEvent;
-use crate::layout::{move_file, remove_dir_all_if_exists};
-use crate::runs::append_event;
-use crate::{Batch, Counts, Result, Store, StoreError, now};
+use super::events::append_event;
+use super::states::{batch_state, change_state, locked, parse_batch_state, parse_card_state};
+use super::{SqliteStore, now};
+use crate::{Batch, BatchStore, Counts, Result, StoreError, StoredEvent};
 
 #[derive(FromRow)]
 struct BatchRow {
@@ -47,44 +48,10 @@ impl BatchRow {
     }
 }
 
-pub(crate) fn parse_batch_state(s: &str) -> Result<BatchState> {
-    BatchState::parse(s).ok_or_else(|| {
-        StoreError::Db(sqlx::Error::Decode(
-            format!("unknown batch state {s:?}").into(),
-        ))
-    })
-}
-
-pub(crate) fn parse_card_state(s: &str) -> Result<CardState> {
-    CardState::parse(s).ok_or_else(|| {
-        StoreError::Db(sqlx::Error::Decode(
-            format!("unknown card state {s:?}").into(),
-        ))
-    })
-}
-
-/// The batch's state inside a transaction, or `NotFound`.
-pub(crate) async fn batch_state(conn: &mut SqliteConnection, id: &str) -> Result<BatchState> {
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM batches WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    parse_batch_state(&state.ok_or(StoreError::NotFound { what: "batch" })?)
-}
-
-/// A 409 for changes that need an open batch.
-pub(crate) fn locked(state: BatchState) -> StoreError {
-    StoreError::conflict(
-        "batch_locked",
-        format!(
-            "the batch is {state}: uploads and field changes are only possible while it is open"
-        ),
-    )
-}
-
-impl Store {
+#[async_trait]
+impl BatchStore for SqliteStore {
     /// Creates an open batch; with a template, the batch gets a copy of its fields.
-    pub async fn create_batch(
+    async fn create_batch(
         &self,
         name: &BatchName,
         engine: &str,
@@ -117,7 +84,7 @@ impl Store {
 
     /// One batch with its counts, read from one snapshot of the database
     /// (so `last_seq` and the counts always agree).
-    pub async fn get_batch(&self, id: &str) -> Result<Batch> {
+    async fn get_batch(&self, id: &str) -> Result<Batch> {
         let mut tx = self.read.begin().await?;
         let row: BatchRow =
             sqlx::query_as(&format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?"))
@@ -139,7 +106,7 @@ impl Store {
     }
 
     /// Every batch, newest first, with counts, from one snapshot.
-    pub async fn list_batches(&self) -> Result<Vec<Batch>> {
+    async fn list_batches(&self) -> Result<Vec<Batch>> {
         let mut tx = self.read.begin().await?;
         let rows: Vec<BatchRow> = sqlx::query_as(&format!(
             "SELECT {BATCH_COLUMNS} FROM batches ORDER BY rowid DESC"
@@ -166,7 +133,7 @@ impl Store {
     }
 
     /// Deletes a batch, its rows and its files. Refused while running.
-    pub async fn delete_batch(&self, id: &str) -> Result<()> {
+    async fn delete_batch(&self, id: &str) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, id).await?;
         if state == BatchState::Running {
@@ -186,13 +153,12 @@ impl Store {
         tx.commit().await?;
         // Rows first: a crash now leaves unreferenced files, never rows
         // pointing at missing files.
-        remove_dir_all_if_exists(&self.dir.staging_dir(id))?;
-        remove_dir_all_if_exists(&self.dir.batch_dir(&name))?;
+        self.dir.remove_batch_files(id, &name).await?;
         Ok(())
     }
 
     /// Replaces the field list of an open batch. The caller validates it.
-    pub async fn set_fields(&self, id: &str, fields: &[Field]) -> Result<Batch> {
+    async fn set_fields(&self, id: &str, fields: &[Field]) -> Result<Batch> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, id).await?;
         if state.is_locked() {
@@ -211,7 +177,7 @@ impl Store {
     /// `batches/<name>/`. The state change commits first with
     /// `files_ready = 0`; the moves follow and then set it to 1, so a crash
     /// in between is finished by [`Store::open`].
-    pub async fn start_batch(&self, id: &str) -> Result<(Batch, StoredEvent)> {
+    async fn start_batch(&self, id: &str) -> Result<(Batch, StoredEvent)> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, id).await?;
         if state != BatchState::Open {
@@ -265,6 +231,39 @@ impl Store {
         Ok((self.get_batch(id).await?, event))
     }
 
+    /// Moves a batch between states if it is in one of `from`; returns the
+    /// `state` event, or a 409 naming the current state.
+    async fn transition(
+        &self,
+        batch_id: &str,
+        from: &[BatchState],
+        to: BatchState,
+        reason: Option<&str>,
+    ) -> Result<StoredEvent> {
+        let mut tx = self.write.begin().await?;
+        let state = batch_state(&mut tx, batch_id).await?;
+        if !from.contains(&state) {
+            return Err(StoreError::conflict(
+                "invalid_state",
+                format!("the batch is {state}; it cannot become {to} from there"),
+            ));
+        }
+        let event = change_state(&mut tx, batch_id, state, to, reason, None).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// Running batches as (id, engine), oldest first.
+    async fn running_batches(&self) -> Result<Vec<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT id, engine FROM batches WHERE state = 'running' ORDER BY rowid")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+}
+
+impl SqliteStore {
     /// Moves every card image of a started batch from the staging dir into
     /// the batch dir, then marks the batch's files ready. Safe to repeat.
     async fn move_staged_files(&self, id: &str) -> Result<()> {
@@ -277,19 +276,7 @@ impl Store {
                 .bind(id)
                 .fetch_all(&self.read)
                 .await?;
-        let staging = self.dir.staging_dir(id);
-        let target = self.dir.batch_dir(&name);
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&target)?;
-            for file in &stored {
-                move_file(&staging.join(file), &target.join(file))?;
-            }
-            // Only empty: anything unexpected left there stays for a person to see.
-            let _ = std::fs::remove_dir(&staging);
-            Ok(())
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.dir.move_staged(id, &name, stored).await?;
         sqlx::query("UPDATE batches SET files_ready = 1 WHERE id = ?")
             .bind(id)
             .execute(&self.write)
@@ -298,7 +285,7 @@ impl Store {
     }
 
     /// Finishes the moves of batches started just before a crash.
-    pub(crate) async fn finish_pending_moves(&self) -> Result<()> {
+    pub(super) async fn finish_pending_moves(&self) -> Result<()> {
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM batches WHERE state <> 'open' AND files_ready = 0")
                 .fetch_all(&self.read)

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
+use async_trait::async_trait;
 use cardex_core::CardState;
 use sqlx::FromRow;
 
-use crate::batches::{batch_state, locked, parse_card_state};
-use crate::{Card, NewCard, Result, Store, StoreError, now};
+use super::states::{batch_state, locked, parse_card_state};
+use super::{SqliteStore, now};
+use crate::{Card, CardStore, NewCard, Result, StoreError};
 
 #[derive(FromRow)]
 struct CardRow {
@@ -42,11 +44,12 @@ impl CardRow {
     }
 }
 
-impl Store {
+#[async_trait]
+impl CardStore for SqliteStore {
     /// Records an image already sitting in the batch's staging dir under
     /// `card.stored_name`. Refused when the batch is locked or already holds
     /// the same content; the caller then removes the file.
-    pub async fn add_card(&self, batch_id: &str, card: &NewCard) -> Result<Card> {
+    async fn add_card(&self, batch_id: &str, card: &NewCard) -> Result<Card> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, batch_id).await?;
         if state.is_locked() {
@@ -89,7 +92,7 @@ impl Store {
     }
 
     /// The cards of a batch in upload order.
-    pub async fn list_cards(&self, batch_id: &str) -> Result<Vec<Card>> {
+    async fn list_cards(&self, batch_id: &str) -> Result<Vec<Card>> {
         let mut conn = self.read.acquire().await?;
         batch_state(&mut conn, batch_id).await?;
         let rows: Vec<CardRow> = sqlx::query_as(&format!(
@@ -102,7 +105,7 @@ impl Store {
     }
 
     /// One card of a batch.
-    pub async fn get_card(&self, batch_id: &str, card_id: i64) -> Result<Card> {
+    async fn get_card(&self, batch_id: &str, card_id: i64) -> Result<Card> {
         let row: CardRow = sqlx::query_as(&format!(
             "SELECT {CARD_COLUMNS} FROM cards WHERE batch_id = ? AND id = ?"
         ))
@@ -116,7 +119,7 @@ impl Store {
 
     /// Where a card's image is now: the staging dir while the batch is open,
     /// `_errors/` while the card is failed, the batch dir otherwise.
-    pub async fn card_path(&self, batch_id: &str, card_id: i64) -> Result<PathBuf> {
+    async fn card_path(&self, batch_id: &str, card_id: i64) -> Result<PathBuf> {
         let (name, batch_state, stored, card_state): (String, String, String, String) =
             sqlx::query_as(
                 "SELECT b.name, b.state, c.stored_name, c.state FROM cards c \
@@ -128,16 +131,16 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound { what: "card" })?;
         Ok(if batch_state == "open" {
-            self.dir.staging_dir(batch_id).join(stored)
+            self.dir.staged_image(batch_id, &stored)
         } else if card_state == "failed" {
-            self.dir.errors_dir(&name).join(stored)
+            self.dir.quarantined_image(&name, &stored)
         } else {
-            self.dir.batch_dir(&name).join(stored)
+            self.dir.batch_image(&name, &stored)
         })
     }
 
     /// Removes a card and its image from an open batch.
-    pub async fn delete_card(&self, batch_id: &str, card_id: i64) -> Result<()> {
+    async fn delete_card(&self, batch_id: &str, card_id: i64) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, batch_id).await?;
         if state.is_locked() {
@@ -152,10 +155,9 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound { what: "card" })?;
         tx.commit().await?;
-        let path = self.dir.staging_dir(batch_id).join(stored);
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        self.dir
+            .remove_file(self.dir.staged_image(batch_id, &stored))
+            .await?;
+        Ok(())
     }
 }

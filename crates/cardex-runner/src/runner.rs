@@ -19,91 +19,25 @@
 //! on; an engine that refuses our credentials pauses the batch instead of
 //! failing every card. On shutdown, cards in flight go back to `pending`.
 
-pub mod hub;
-pub mod limit;
-
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use cardex_core::BatchState;
 use cardex_engine::{
-    CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
+    CompiledPrompt, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
-use cardex_store::{CardFailure, ClaimedCard, Completion, GroupCommitted, Store, StoredEvent};
+use cardex_store::{
+    CardFailure, ClaimedCard, Completion, GroupCommitted, SharedStore, StoredEvent,
+};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-#[cfg(feature = "ocr")]
-pub use cardex_engine::ocr::ensure_openmp_thread_limit;
-pub use hub::Hub;
-pub use limit::Limiter;
-use limit::Signal;
-
-/// The engines this server can use, by name.
-#[derive(Debug, Clone, Default)]
-pub struct Engines {
-    engines: HashMap<String, EngineSlot>,
-}
-
-#[derive(Debug, Clone)]
-struct EngineSlot {
-    engine: Arc<dyn Engine>,
-    /// Requests in flight to the engine.
-    limiter: Arc<Limiter>,
-    /// Cards of this engine claimed and not yet committed.
-    claimed: Arc<AtomicUsize>,
-}
-
-impl EngineSlot {
-    /// Cards to hold claimed: the request limit plus prepared ones waiting,
-    /// enough to cover a round of completions, bounded in memory.
-    fn target(&self) -> usize {
-        let limit = self.limiter.limit();
-        limit + (limit / 4).clamp(PREPARED_AHEAD_MIN, PREPARED_AHEAD_MAX)
-    }
-}
-
-/// Prepared images waiting for a request slot, at least and at most
-/// (each is at most a few hundred KB).
-const PREPARED_AHEAD_MIN: usize = 4;
-const PREPARED_AHEAD_MAX: usize = 64;
-
-/// Gives an engine's slot back when a card task ends, however it ends.
-struct SlotGuard(Arc<AtomicUsize>);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Engines {
-    /// Adds an engine whose requests in flight `limiter` bounds.
-    pub fn with(mut self, engine: Arc<dyn Engine>, limiter: Arc<Limiter>) -> Self {
-        self.engines.insert(
-            engine.name().to_owned(),
-            EngineSlot {
-                engine,
-                limiter,
-                claimed: Arc::new(AtomicUsize::new(0)),
-            },
-        );
-        self
-    }
-
-    /// The engine called `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<dyn Engine>> {
-        self.engines.get(name).map(|s| s.engine.clone())
-    }
-
-    /// The present in-flight limit of engine `name`.
-    pub fn concurrency(&self, name: &str) -> Option<usize> {
-        self.engines.get(name).map(|s| s.limiter.limit())
-    }
-}
+use crate::engines::{EngineSlot, Engines, SlotGuard};
+use crate::hub::{self, Hub};
+use crate::limit::Signal;
 
 /// Settings of the runner.
 #[derive(Debug, Clone, Copy, Default)]
@@ -122,7 +56,7 @@ pub struct Runner {
 
 #[derive(Debug)]
 struct Inner {
-    store: Store,
+    store: SharedStore,
     engines: Engines,
     hub: Hub,
     config: RunnerConfig,
@@ -162,7 +96,7 @@ const MAX_GROUP: usize = 256;
 impl Runner {
     /// A runner over `store`; call [`Runner::run`] to start it.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         engines: Engines,
         hub: Hub,
         config: RunnerConfig,
@@ -473,9 +407,8 @@ impl Runner {
         let path = self
             .inner
             .store
-            .dir()
-            .batch_dir(&card.batch_name)
-            .join(&card.stored_name);
+            .layout()
+            .batch_image(&card.batch_name, &card.stored_name);
         self.prepare_file(path).await
     }
 

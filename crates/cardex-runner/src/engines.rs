@@ -1,0 +1,191 @@
+//! The engines a runner can use, by name, each with the limiter of its
+//! requests in flight and a count of the cards it holds; and how they are
+//! built from the configuration (the VLM when a model server is given, the
+//! embedded OCR when it is built in and its language data loads).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cardex_engine::Engine;
+use cardex_engine::vlm::{VlmConfig, VlmEngine};
+
+use crate::limit::{DEFAULT_MAX_LIMIT, Limiter};
+
+/// The OpenAI-compatible model server, when one is configured.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Base URL, e.g. `http://localhost:8000/v1`.
+    pub base_url: String,
+    /// Model name as the server knows it.
+    pub model: String,
+    /// Bearer key, if the server wants one. Never logged or returned.
+    pub api_key: Option<String>,
+    /// Fixed number of requests in flight; found adaptively when unset.
+    pub concurrency: Option<usize>,
+    /// Most requests in flight the adaptive limit may reach.
+    pub max_concurrency: usize,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for one answer.
+    pub request_timeout: Duration,
+}
+
+impl EngineConfig {
+    /// A config with default timeouts (connect 10 s, request 120 s).
+    pub fn new(base_url: &str, model: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            model: model.to_owned(),
+            api_key: None,
+            concurrency: None,
+            max_concurrency: DEFAULT_MAX_LIMIT,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("concurrency", &self.concurrency)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// The embedded OCR engine's settings.
+#[derive(Debug, Clone)]
+pub struct OcrConfig {
+    /// Tesseract language(s), e.g. `eng` or `deu+eng`.
+    pub lang: String,
+    /// Worker threads, each with its own Tesseract; default: the cores.
+    pub workers: usize,
+}
+
+impl Default for OcrConfig {
+    fn default() -> Self {
+        Self {
+            lang: "eng".into(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// The engines a runner can use, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Engines {
+    pub(crate) engines: HashMap<String, EngineSlot>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct EngineSlot {
+    pub(crate) engine: Arc<dyn Engine>,
+    /// Requests in flight to the engine.
+    pub(crate) limiter: Arc<Limiter>,
+    /// Cards of this engine claimed and not yet committed.
+    pub(crate) claimed: Arc<AtomicUsize>,
+}
+
+impl EngineSlot {
+    /// Cards to hold claimed: the request limit plus prepared ones waiting,
+    /// enough to cover a round of completions, bounded in memory.
+    pub(crate) fn target(&self) -> usize {
+        let limit = self.limiter.limit();
+        limit + (limit / 4).clamp(PREPARED_AHEAD_MIN, PREPARED_AHEAD_MAX)
+    }
+}
+
+/// Prepared images waiting for a request slot, at least and at most
+/// (each is at most a few hundred KB).
+const PREPARED_AHEAD_MIN: usize = 4;
+const PREPARED_AHEAD_MAX: usize = 64;
+
+/// Gives an engine's slot back when a card task ends, however it ends.
+pub(crate) struct SlotGuard(pub(crate) Arc<AtomicUsize>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Engines {
+    /// Adds an engine whose requests in flight `limiter` bounds.
+    pub fn with(mut self, engine: Arc<dyn Engine>, limiter: Arc<Limiter>) -> Self {
+        self.engines.insert(
+            engine.name().to_owned(),
+            EngineSlot {
+                engine,
+                limiter,
+                claimed: Arc::new(AtomicUsize::new(0)),
+            },
+        );
+        self
+    }
+
+    /// The engine called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Engine>> {
+        self.engines.get(name).map(|s| s.engine.clone())
+    }
+
+    /// The present in-flight limit of engine `name`.
+    pub fn concurrency(&self, name: &str) -> Option<usize> {
+        self.engines.get(name).map(|s| s.limiter.limit())
+    }
+}
+
+/// The configured engines, and the VLM engine itself when there is one
+/// (for reachability checks); fails on an unusable VLM configuration.
+pub fn configured(
+    vlm: Option<&EngineConfig>,
+    ocr: &OcrConfig,
+) -> Result<(Engines, Option<Arc<VlmEngine>>), String> {
+    let mut engines = Engines::default();
+    let vlm = match vlm {
+        None => None,
+        Some(c) => {
+            let mut vc = VlmConfig::new(&c.base_url, &c.model, c.api_key.clone());
+            vc.connect_timeout = c.connect_timeout;
+            vc.request_timeout = c.request_timeout;
+            let engine = Arc::new(VlmEngine::new(vc)?);
+            let limiter = match c.concurrency {
+                Some(n) => Limiter::fixed("vlm", n),
+                None => Limiter::adaptive("vlm", c.max_concurrency),
+            };
+            engines = engines.with(engine.clone(), limiter);
+            Some(engine)
+        }
+    };
+    Ok((add_ocr(engines, ocr), vlm))
+}
+
+/// Adds the embedded OCR engine when it is built in and its language data
+/// loads; otherwise batches that use it are paused with the reason.
+#[cfg(feature = "ocr")]
+fn add_ocr(engines: Engines, config: &OcrConfig) -> Engines {
+    match cardex_engine::ocr::OcrEngine::new(&config.lang, config.workers) {
+        Ok(engine) => {
+            // One card waiting prepared per worker keeps every worker busy.
+            let in_flight = engine.workers() * 2;
+            engines.with(Arc::new(engine), Limiter::fixed("ocr", in_flight))
+        }
+        Err(e) => {
+            tracing::warn!("the OCR engine is not available: {e}");
+            engines
+        }
+    }
+}
+
+#[cfg(not(feature = "ocr"))]
+fn add_ocr(engines: Engines, _config: &OcrConfig) -> Engines {
+    engines
+}

@@ -1,0 +1,395 @@
+//! The API's request and response shapes with their OpenAPI schemas
+//! (DESIGN §4). They are built from the store's records and the core's
+//! domain types, so storage and the wire can change apart; the JSON they
+//! give is the contract clients rely on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A batch with its fields and card counts.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Batch {
+    /// 8 characters of lowercase base32; also the last part of `name`.
+    #[schema(example = "k3v9q2xa")]
+    pub id: String,
+    /// `<custom>_<YYYY-MM-DD_HH-MM-SS>_<id>`.
+    #[schema(example = "Hemingway-Letters_2026-11-24_14-03-22_k3v9q2xa")]
+    pub name: String,
+    /// The lifecycle state.
+    pub state: BatchState,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+    /// When processing started, if it has.
+    pub started_at: Option<String>,
+    /// When processing last finished, if it has.
+    pub finished_at: Option<String>,
+    /// The engine that reads the cards (`ocr` or `vlm`).
+    pub engine: String,
+    /// The field schema, in order.
+    pub fields: Vec<Field>,
+    /// Cards per state.
+    pub counts: Counts,
+    /// Share of cards finished (done or failed), 0–100.
+    pub percent: f64,
+    /// Why the system paused the batch (bad API key, shutdown), if it did.
+    pub pause_reason: Option<String>,
+    /// The number of the batch's latest progress-stream event.
+    pub last_seq: i64,
+}
+
+/// How many cards of a batch are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Counts {
+    /// All cards.
+    pub total: u64,
+    /// Uploaded into an open batch.
+    pub uploaded: u64,
+    /// Waiting to be processed.
+    pub pending: u64,
+    /// Being processed now.
+    pub processing: u64,
+    /// Extracted.
+    pub done: u64,
+    /// Given up on; see the batch's errors.
+    pub failed: u64,
+}
+
+/// One card image of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Card {
+    /// Unique across the server.
+    pub id: i64,
+    /// The file name the client sent; kept for display and exports only.
+    pub original_name: String,
+    /// The server-generated file name in the data dir.
+    pub stored_name: String,
+    /// File size.
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Detected image format (`jpeg`, `png`, `tiff`, `webp`, `gif`).
+    pub format: String,
+    /// Pixel width as stored (before EXIF rotation).
+    pub width: i64,
+    /// Pixel height as stored (before EXIF rotation).
+    pub height: i64,
+    /// The lifecycle state.
+    pub state: CardState,
+    /// Upload time, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A saved field list.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Template {
+    /// 8 characters of lowercase base32.
+    pub id: String,
+    /// Unique, ignoring case.
+    pub name: String,
+    /// The fields, in order.
+    pub fields: Vec<Field>,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+    /// Last change, RFC 3339 UTC.
+    pub updated_at: String,
+}
+
+/// One row of a batch's results: every card, with its result or error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultRow {
+    /// Card id.
+    pub card_id: i64,
+    /// The client's file name.
+    pub original_name: String,
+    /// The card's state.
+    pub state: String,
+    /// Field → value, for done cards.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// What went wrong, for failed cards.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+}
+
+/// A failed card with its error history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailedCard {
+    /// Card id.
+    pub card_id: i64,
+    /// The client's file name.
+    pub original_name: String,
+    /// File name in `_errors/`.
+    pub stored_name: String,
+    /// Attempts across all runs.
+    pub attempts: i64,
+    /// The last error.
+    #[schema(value_type = Object)]
+    pub error: Value,
+    /// Earlier errors, oldest first (from before a retry).
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<Value>,
+}
+
+/// Where a batch is in its life. Leaving `open` locks it for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchState {
+    /// Uploads may be appended and fields edited.
+    Open,
+    /// Cards are being processed.
+    Running,
+    /// Stopped by the user or by a shutdown/crash; `resume` continues it.
+    Paused,
+    /// Every card is done.
+    Completed,
+    /// Every card is done or failed, at least one failed.
+    CompletedWithErrors,
+    /// Stopped for good by the user.
+    Cancelled,
+}
+
+/// Where a card is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CardState {
+    /// Uploaded into an open batch, not queued yet.
+    Uploaded,
+    /// Queued for extraction.
+    Pending,
+    /// Claimed by a worker; returns to `pending` if the process dies.
+    Processing,
+    /// Extracted; has exactly one result row.
+    Done,
+    /// Gave up after retries; its image is in `_errors/`.
+    Failed,
+}
+
+/// The value type of a field; decides its JSON Schema and how answers are coerced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Free text.
+    Text,
+    /// Any number.
+    Number,
+    /// A whole number.
+    Integer,
+    /// A date, ISO 8601 (`YYYY-MM-DD`, or `YYYY-MM` / `YYYY` when that is all the card says).
+    Date,
+    /// Yes or no.
+    Boolean,
+    /// A list of text values.
+    List,
+}
+
+/// One field to extract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// An identifier: a letter, then letters, digits or `_` (at most 64).
+    #[schema(example = "call_number", pattern = "^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+    pub name: String,
+    /// What the field means, in the user's words; sent to the model.
+    #[serde(default)]
+    #[schema(example = "The library call number, usually in the top left corner")]
+    pub description: String,
+    /// The value type.
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// Inactive fields are kept but not extracted.
+    #[serde(default = "default_active")]
+    pub active: bool,
+}
+
+/// Everything a client may inspect before a batch starts.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Prompt {
+    /// The system message.
+    pub system: String,
+    /// The text part of the user message (the image is sent beside it).
+    pub user: String,
+    /// The JSON Schema the answer must match.
+    #[schema(value_type = Object)]
+    pub json_schema: Value,
+}
+
+fn default_active() -> bool {
+    true
+}
+
+/// Enums that mirror a core enum variant for variant.
+macro_rules! mirror_enum {
+    ($api:ident, $core:path, $($variant:ident),+) => {
+        impl From<$core> for $api {
+            fn from(v: $core) -> Self {
+                use $core as C;
+                match v { $(C::$variant => Self::$variant),+ }
+            }
+        }
+        impl From<$api> for $core {
+            fn from(v: $api) -> Self {
+                use $core as C;
+                match v { $($api::$variant => C::$variant),+ }
+            }
+        }
+    };
+}
+
+mirror_enum!(
+    BatchState,
+    cardex_core::BatchState,
+    Open,
+    Running,
+    Paused,
+    Completed,
+    CompletedWithErrors,
+    Cancelled
+);
+mirror_enum!(
+    CardState,
+    cardex_core::CardState,
+    Uploaded,
+    Pending,
+    Processing,
+    Done,
+    Failed
+);
+mirror_enum!(
+    FieldType,
+    cardex_core::FieldType,
+    Text,
+    Number,
+    Integer,
+    Date,
+    Boolean,
+    List
+);
+
+impl From<cardex_core::Field> for Field {
+    fn from(f: cardex_core::Field) -> Self {
+        Self {
+            name: f.name,
+            description: f.description,
+            kind: f.kind.into(),
+            active: f.active,
+        }
+    }
+}
+
+impl From<Field> for cardex_core::Field {
+    fn from(f: Field) -> Self {
+        Self {
+            name: f.name,
+            description: f.description,
+            kind: f.kind.into(),
+            active: f.active,
+        }
+    }
+}
+
+/// Fields as the API shows them.
+pub fn fields_out(fields: Vec<cardex_core::Field>) -> Vec<Field> {
+    fields.into_iter().map(Field::from).collect()
+}
+
+/// Fields as the API received them, for the core's checks.
+pub fn fields_in(fields: Vec<Field>) -> Vec<cardex_core::Field> {
+    fields.into_iter().map(cardex_core::Field::from).collect()
+}
+
+impl From<cardex_store::Counts> for Counts {
+    fn from(c: cardex_store::Counts) -> Self {
+        Self {
+            total: c.total,
+            uploaded: c.uploaded,
+            pending: c.pending,
+            processing: c.processing,
+            done: c.done,
+            failed: c.failed,
+        }
+    }
+}
+
+impl From<cardex_store::Batch> for Batch {
+    fn from(b: cardex_store::Batch) -> Self {
+        Self {
+            id: b.id,
+            name: b.name,
+            state: b.state.into(),
+            created_at: b.created_at,
+            started_at: b.started_at,
+            finished_at: b.finished_at,
+            engine: b.engine,
+            fields: fields_out(b.fields),
+            counts: b.counts.into(),
+            percent: b.percent,
+            pause_reason: b.pause_reason,
+            last_seq: b.last_seq,
+        }
+    }
+}
+
+impl From<cardex_store::Card> for Card {
+    fn from(c: cardex_store::Card) -> Self {
+        Self {
+            id: c.id,
+            original_name: c.original_name,
+            stored_name: c.stored_name,
+            size_bytes: c.size_bytes,
+            sha256: c.sha256,
+            format: c.format,
+            width: c.width,
+            height: c.height,
+            state: c.state.into(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+impl From<cardex_store::Template> for Template {
+    fn from(t: cardex_store::Template) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            fields: fields_out(t.fields),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+impl From<cardex_store::ResultRow> for ResultRow {
+    fn from(r: cardex_store::ResultRow) -> Self {
+        Self {
+            card_id: r.card_id,
+            original_name: r.original_name,
+            state: r.state,
+            result: r.result,
+            error: r.error,
+        }
+    }
+}
+
+impl From<cardex_store::FailedCard> for FailedCard {
+    fn from(f: cardex_store::FailedCard) -> Self {
+        Self {
+            card_id: f.card_id,
+            original_name: f.original_name,
+            stored_name: f.stored_name,
+            attempts: f.attempts,
+            error: f.error,
+            history: f.history,
+        }
+    }
+}
+
+impl From<cardex_core::Prompt> for Prompt {
+    fn from(p: cardex_core::Prompt) -> Self {
+        Self {
+            system: p.system,
+            user: p.user,
+            json_schema: p.json_schema,
+        }
+    }
+}

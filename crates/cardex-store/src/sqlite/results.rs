@@ -1,0 +1,81 @@
+//! What came out of a batch: result rows for exports, failed cards with
+//! their error history.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::FromRow;
+
+use super::SqliteStore;
+use super::states::batch_state;
+use crate::{FailedCard, Result, ResultRow, ResultStore};
+
+#[async_trait]
+impl ResultStore for SqliteStore {
+    /// Up to `limit` result rows with `card_id > after`, in card order.
+    async fn results_page(&self, batch_id: &str, after: i64, limit: i64) -> Result<Vec<ResultRow>> {
+        #[derive(FromRow)]
+        struct Row {
+            id: i64,
+            original_name: String,
+            state: String,
+            result: Option<String>,
+            error: Option<String>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT c.id, c.original_name, c.state, r.result, c.error FROM cards c \
+             LEFT JOIN results r ON r.card_id = c.id \
+             WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
+        )
+        .bind(batch_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ResultRow {
+                    card_id: r.id,
+                    original_name: r.original_name,
+                    state: r.state,
+                    result: r.result.as_deref().map(serde_json::from_str).transpose()?,
+                    error: r.error.as_deref().map(serde_json::from_str).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The failed cards of a batch with their error history.
+    async fn failed_cards(&self, batch_id: &str) -> Result<Vec<FailedCard>> {
+        let mut conn = self.read.acquire().await?;
+        batch_state(&mut conn, batch_id).await?;
+        let rows: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
+            "SELECT id, original_name, stored_name, attempts, COALESCE(error, '{}') FROM cards \
+             WHERE batch_id = ? AND state = 'failed' ORDER BY id",
+        )
+        .bind(batch_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (card_id, original_name, stored_name, attempts, error) in rows {
+            let history: Vec<String> =
+                sqlx::query_scalar("SELECT error FROM card_errors WHERE card_id = ? ORDER BY id")
+                    .bind(card_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let mut history = history
+                .iter()
+                .map(|h| serde_json::from_str(h))
+                .collect::<Result<Vec<Value>, _>>()?;
+            history.pop(); // the last one is the current error
+            out.push(FailedCard {
+                card_id,
+                original_name,
+                stored_name,
+                attempts,
+                error: serde_json::from_str(&error)?,
+                history,
+            });
+        }
+        Ok(out)
+    }
+}
