@@ -1,7 +1,8 @@
-//! Optional bearer-token auth for every `/api` route (DESIGN §7).
+//! Optional bearer-token auth for every `/api` route but the liveness
+//! probe `GET /api/health` (DESIGN §7, §17).
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -19,7 +20,8 @@ pub(crate) async fn require_token(
     let Some(expected) = state.config.api_token.as_deref() else {
         return next.run(req).await;
     };
-    if !req.uri().path().starts_with("/api") {
+    let path = req.uri().path();
+    if !path.starts_with("/api") || (path == "/api/health" && req.method() == Method::GET) {
         return next.run(req).await;
     }
     let from_header = req
@@ -42,11 +44,28 @@ pub(crate) async fn require_token(
     }
 }
 
+/// The `access_token` of a query string, percent-decoded: browsers encode
+/// `+`, `/` and `=` (every base64 token has them) as `%2B`, `%2F`, `%3D`.
 fn query_token(query: &str) -> Option<String> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("access_token="))
-        .map(str::to_owned)
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "access_token")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `uri` as it may appear in logs: the value of `access_token` (and of any
+/// other secret-looking parameter) replaced by `<redacted>`.
+pub(crate) fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let secret = ["token", "key", "secret", "password"]
+            .iter()
+            .any(|s| key.to_ascii_lowercase().contains(s));
+        out.append_pair(&key, if secret { "<redacted>" } else { &value });
+    }
+    format!("{}?{}", uri.path(), out.finish())
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -3,6 +3,8 @@
 use std::fmt;
 
 use cardex_runner::intake::FileLimits;
+
+use crate::guard::WebAccess;
 pub use cardex_runner::{EngineConfig, OcrConfig};
 
 /// Upload limits (DESIGN §6).
@@ -65,6 +67,8 @@ pub struct ServerConfig {
     pub runner: cardex_runner::RunnerConfig,
     /// The embedded OCR engine's settings.
     pub ocr: OcrConfig,
+    /// Hosts and origins accepted besides this server's own (DESIGN §17).
+    pub web: WebAccess,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -76,6 +80,7 @@ impl fmt::Debug for ServerConfig {
             .field("web_dir", &self.web_dir)
             .field("runner", &self.runner)
             .field("ocr", &self.ocr)
+            .field("web", &self.web)
             .finish()
     }
 }

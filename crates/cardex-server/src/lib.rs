@@ -11,6 +11,7 @@ mod config;
 mod error;
 pub mod export;
 mod extract;
+mod guard;
 mod openapi;
 mod routes;
 mod spa;
@@ -31,6 +32,7 @@ use tower_http::trace::TraceLayer;
 
 pub use config::{EngineConfig, Limits, OcrConfig, ServerConfig};
 pub use error::{ApiError, ErrorBody};
+pub use guard::WebAccess;
 pub use state::AppState;
 pub use upload::RejectedFile;
 
@@ -66,9 +68,26 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        // Before the token: a page of another site learns nothing, not
+        // even whether a token is needed.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_host_and_origin,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of a request in traces: method and URI, with secrets in the
+/// query (`access_token`) replaced, so no log level ever shows them.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %auth::redacted_uri(req.uri()),
+        version = ?req.version(),
+    )
 }
 
 /// Serves `app(state)` on `listener` and runs the batch runner, until

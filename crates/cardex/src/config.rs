@@ -49,6 +49,26 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_token: Option<Secret>,
+    /// Host names the server answers to besides localhost and IP addresses
+    /// (its name behind a reverse proxy); `.example.org` allows every name
+    /// under it. Comma-separated or repeated.
+    #[arg(
+        long,
+        env = "CARDEX_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Web origins besides the server's own whose pages may use the API,
+    /// e.g. https://cards.example.org for a reverse proxy. Comma-separated
+    /// or repeated.
+    #[arg(
+        long,
+        env = "CARDEX_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
     /// OpenAI-compatible base URL, e.g. http://localhost:11434/v1 (Ollama).
     #[arg(long, env = "CARDEX_VLM_URL", value_name = "URL")]
     pub vlm_url: Option<String>,
@@ -110,6 +130,8 @@ impl ServeArgs {
             data_dir: self.data_dir.or(file.data_dir),
             bind: self.bind.or(file.bind),
             api_token: self.api_token.or(file.api_token),
+            allowed_hosts: self.allowed_hosts.or(file.allowed_hosts),
+            allowed_origins: self.allowed_origins.or(file.allowed_origins),
             vlm_url: self.vlm_url.or(file.vlm_url),
             vlm_model: self.vlm_model.or(file.vlm_model),
             vlm_api_key: self.vlm_api_key.or(file.vlm_api_key),
@@ -205,6 +227,10 @@ impl ServeArgs {
             web_dir,
             runner,
             ocr,
+            web: cardex_server::WebAccess::new(
+                self.allowed_hosts.as_deref().unwrap_or_default(),
+                self.allowed_origins.as_deref().unwrap_or_default(),
+            ),
         })
     }
 }
