@@ -39,8 +39,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(extraction) = read_completion(&text, &PROMPT, Duration::ZERO) {
         assert!(extraction.fields.keys().eq(NAMES.iter().copied()));
     }
-    if let Ok(fields) = PROMPT.read_answer(&text) {
+    if let Ok(answer) = PROMPT.read_answer(&text) {
+        let fields = answer.values;
         assert!(fields.keys().eq(NAMES.iter().copied()));
+        // Every flag names one of the fields.
+        assert!(answer.flags.iter().all(|f| f.field.as_deref().is_some_and(|n| NAMES.contains(&n))));
         // What was accepted serialises back to JSON.
         serde_json::to_string(&fields).expect("accepted values serialise");
     }

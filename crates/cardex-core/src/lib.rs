@@ -3,11 +3,14 @@
 //! prompt and JSON Schema sent to a model. Nothing here does I/O.
 
 pub mod field;
+pub mod flag;
 pub mod naming;
 pub mod prompt;
 pub mod state;
+pub mod values;
 
 pub use field::{Field, FieldError, FieldType, validate_fields};
+pub use flag::{Flag, FlagCode};
 pub use naming::{BatchName, NameError};
 pub use prompt::{Prompt, build_prompt};
 pub use state::{BatchState, CardState};

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use cardex_core::Flag;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -22,6 +23,9 @@ pub struct Extraction {
     pub usage: Option<Usage>,
     /// Time the engine took for the successful attempt.
     pub elapsed: Duration,
+    /// Likely mistakes the engine saw (values not of their type, a cut-off
+    /// answer).
+    pub flags: Vec<Flag>,
 }
 
 /// Token usage as OpenAI-compatible servers report it.

@@ -169,11 +169,73 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<ImageInfo, ImageError> {
     reader
         .decode()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    // A JPEG decoder fills a cut-off image with grey rather than failing;
+    // the missing end-of-image marker is what gives it away.
+    if format == Format::Jpeg && !jpeg_has_end(&mut file)? {
+        return Err(ImageError::Corrupt(
+            "the JPEG ends before its image data does (no end-of-image marker); the file is cut short".into(),
+        ));
+    }
     Ok(ImageInfo {
         format,
         width,
         height,
     })
+}
+
+/// Whether a JPEG has its end-of-image marker (`FF D9`) after the start of
+/// its first scan. Marker segments before the scan (EXIF with its own
+/// thumbnail, tables) are skipped by their lengths; inside entropy-coded
+/// data every `FF` is stuffed or a restart marker, so `FF D9` there can
+/// only be the real end.
+fn jpeg_has_end(file: &mut File) -> std::io::Result<bool> {
+    file.rewind()?;
+    let mut r = BufReader::new(file);
+    let mut byte = || -> std::io::Result<Option<u8>> {
+        let mut b = [0u8; 1];
+        match r.read_exact(&mut b) {
+            Ok(()) => Ok(Some(b[0])),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    if (byte()?, byte()?) != (Some(0xFF), Some(0xD8)) {
+        return Ok(false);
+    }
+    // Segments up to the first start-of-scan.
+    loop {
+        if byte()? != Some(0xFF) {
+            return Ok(false);
+        }
+        let mut marker = byte()?;
+        while marker == Some(0xFF) {
+            marker = byte()?; // fill bytes
+        }
+        match marker {
+            None | Some(0xD9) => return Ok(false),
+            Some(0xDA) => break,
+            Some(0x01 | 0xD0..=0xD8) => continue, // no length
+            Some(_) => {
+                let (Some(hi), Some(lo)) = (byte()?, byte()?) else {
+                    return Ok(false);
+                };
+                for _ in 2..u16::from_be_bytes([hi, lo]) {
+                    if byte()?.is_none() {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+    let mut after_ff = false;
+    while let Some(b) = byte()? {
+        if after_ff && b == 0xD9 {
+            return Ok(true);
+        }
+        // `FF FF …` is fill: still waiting for the marker byte.
+        after_ff = b == 0xFF;
+    }
+    Ok(false)
 }
 
 /// How much of a JPEG the header pass may read.
@@ -271,6 +333,29 @@ mod tests {
             inspect(&html, DEFAULT_MAX_PIXELS).unwrap_err().code(),
             "not_an_image"
         );
+    }
+
+    #[test]
+    fn refuses_jpegs_cut_short_that_a_decoder_would_fill_with_grey() {
+        let tmp = tempfile::tempdir().unwrap();
+        for progressive in [false, true] {
+            let whole = cardex_testkit::scan_jpeg(900, 700, progressive);
+            let path = tmp.path().join("scan.jpg");
+            std::fs::write(&path, &whole).unwrap();
+            inspect(&path, DEFAULT_MAX_PIXELS).expect("the whole scan is fine");
+            std::fs::write(&path, cardex_testkit::cut_to_a_third(&whole)).unwrap();
+            let err = inspect(&path, DEFAULT_MAX_PIXELS).unwrap_err();
+            assert_eq!(
+                err.code(),
+                "corrupt_image",
+                "progressive={progressive}: {err}"
+            );
+            // Trailing bytes after the end (some cameras add them) are fine.
+            let mut padded = whole.clone();
+            padded.extend_from_slice(b"trailing junk");
+            std::fs::write(&path, &padded).unwrap();
+            inspect(&path, DEFAULT_MAX_PIXELS).expect("junk after the end is harmless");
+        }
     }
 
     #[test]

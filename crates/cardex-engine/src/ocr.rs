@@ -242,6 +242,7 @@ impl Engine for OcrEngine {
                 raw: text,
                 usage: None,
                 elapsed: started.elapsed(),
+                flags: Vec::new(),
             })
         })
     }

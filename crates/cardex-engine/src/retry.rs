@@ -22,6 +22,8 @@ pub struct RetryPolicy {
     pub first_delay: Duration,
     /// Longest wait between attempts (a `Retry-After` may ask for more).
     pub max_delay: Duration,
+    /// Longest wait a server's `Retry-After` is granted.
+    pub max_server_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -30,6 +32,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             first_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
+            max_server_wait: crate::vlm::MAX_RETRY_AFTER,
         }
     }
 }
@@ -88,7 +91,7 @@ where
         EngineError::Transient {
             retry_after: Some(wait),
             ..
-        } => planned.map(|_| *wait),
+        } => planned.map(|_| (*wait).min(policy.max_server_wait)),
         EngineError::BadAnswer { .. } => planned.map(|_| policy.first_delay),
         _ => planned,
     })
@@ -131,6 +134,7 @@ mod tests {
                         raw: "{}".into(),
                         usage: None,
                         elapsed: Duration::ZERO,
+                        flags: Vec::new(),
                     }),
                 }
             })
@@ -168,6 +172,7 @@ mod tests {
         max_attempts: 4,
         first_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(40),
+        max_server_wait: Duration::from_millis(200),
     };
 
     #[tokio::test]

@@ -1,13 +1,21 @@
 //! The OpenAI-compatible engine: `POST {base}/chat/completions` with the
 //! card as a base64 data URL and the schema as `response_format`.
 //!
-//! Servers differ in what `response_format` they accept. The first request
-//! asks for `json_schema` (strict); a 400 that names `response_format` drops
-//! to `json_object`, then to a plain request for JSON, and the engine keeps
-//! using what worked.
+//! Servers differ in what they accept. The first request asks for
+//! `json_schema` (strict); a 400 that names `response_format` drops to
+//! `json_object`, then to a plain request for JSON. A 400 that refuses
+//! `max_tokens` or `temperature` (OpenAI's reasoning models) is asked again
+//! with `max_completion_tokens` and no temperature. Either way the engine
+//! keeps using what worked.
+//!
+//! An answer is read within [`MAX_ANSWER_BYTES`], so a runaway server
+//! cannot fill memory; one cut off at the token limit (`finish_reason:
+//! "length"`) and a refusal are clear, permanent failures of the card.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use cardex_core::{Flag, FlagCode};
 
 use base64::Engine as _;
 use futures_util::future::BoxFuture;
@@ -89,12 +97,20 @@ impl ResponseMode {
     }
 }
 
+/// The longest answer read from a model server; more fails the attempt.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest wait a server's `Retry-After` may impose.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 /// The OpenAI-compatible engine.
 #[derive(Debug)]
 pub struct VlmEngine {
     client: reqwest::Client,
     config: VlmConfig,
     mode: AtomicU8,
+    /// The server wants `max_completion_tokens` and no `temperature`.
+    completion_tokens: AtomicBool,
 }
 
 impl VlmEngine {
@@ -110,6 +126,7 @@ impl VlmEngine {
             client,
             config,
             mode: AtomicU8::new(ResponseMode::JsonSchema as u8),
+            completion_tokens: AtomicBool::new(false),
         })
     }
 
@@ -118,12 +135,15 @@ impl VlmEngine {
         ResponseMode::from_u8(self.mode.load(Ordering::Relaxed))
     }
 
-    /// The request body for one card.
+    /// The request body for one card: `response_format` as `mode` says,
+    /// and the token bound as `max_completion_tokens` (without a
+    /// temperature) when `completion_tokens`, else as `max_tokens`.
     pub fn request_body(
         &self,
         image: &PreparedImage,
         prompt: &CompiledPrompt,
         mode: ResponseMode,
+        completion_tokens: bool,
     ) -> Value {
         let data_url = format!(
             "data:{};base64,{}",
@@ -140,9 +160,13 @@ impl VlmEngine {
                     {"type": "image_url", "image_url": {"url": data_url}},
                 ]},
             ],
-            "temperature": 0,
-            "max_tokens": self.config.max_tokens,
         });
+        if completion_tokens {
+            body["max_completion_tokens"] = json!(self.config.max_tokens);
+        } else {
+            body["temperature"] = json!(0);
+            body["max_tokens"] = json!(self.config.max_tokens);
+        }
         match mode {
             ResponseMode::JsonSchema => {
                 body["response_format"] = json!({
@@ -182,12 +206,13 @@ impl VlmEngine {
         prompt: &CompiledPrompt,
     ) -> Result<Extraction, EngineError> {
         let mut mode = self.mode();
+        let mut completion_tokens = self.completion_tokens.load(Ordering::Relaxed);
         loop {
             let started = Instant::now();
             let mut req = self
                 .client
                 .post(format!("{}/chat/completions", self.config.base_url))
-                .json(&self.request_body(image, prompt, mode));
+                .json(&self.request_body(image, prompt, mode, completion_tokens));
             if let Some(key) = &self.config.api_key {
                 req = req.bearer_auth(key);
             }
@@ -197,14 +222,22 @@ impl VlmEngine {
                 overloaded: e.is_timeout(),
             })?;
             let status = res.status();
-            let retry_after = retry_after(res.headers());
-            let text = res.text().await.map_err(|e| EngineError::Transient {
-                message: format!("the answer was cut off: {}", describe_reqwest_error(&e)),
-                retry_after: None,
-                overloaded: e.is_timeout(),
-            })?;
+            let retry_after = retry_after(res.headers(), SystemTime::now());
+            let text = read_body(res).await?;
             if status.is_success() {
                 return read_completion(&text, prompt, started.elapsed());
+            }
+            if status == StatusCode::BAD_REQUEST
+                && !completion_tokens
+                && refuses_token_parameters(&text)
+            {
+                if !self.completion_tokens.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the model server refused max_tokens/temperature; asking with max_completion_tokens"
+                    );
+                }
+                completion_tokens = true;
+                continue;
             }
             if status == StatusCode::BAD_REQUEST
                 && mentions_response_format(&text)
@@ -269,6 +302,15 @@ pub fn read_completion(
     let body: Value =
         serde_json::from_str(text).map_err(|e| bad(format!("the response is not JSON: {e}")))?;
     let message = &body["choices"][0]["message"];
+    if let Some(refusal) = message["refusal"].as_str().filter(|r| !r.trim().is_empty()) {
+        return Err(EngineError::Permanent {
+            code: "model_refused",
+            message: format!(
+                "the model refused to read the card: {}",
+                excerpt(refusal, 300)
+            ),
+        });
+    }
     // `content` is a string, or (some servers) a list of text parts.
     let content = match &message["content"] {
         Value::String(s) => s.clone(),
@@ -279,13 +321,31 @@ pub fn read_completion(
             .join(""),
         _ => return Err(bad("the response has no message content".into())),
     };
+    let cut_off = body["choices"][0]["finish_reason"] == "length";
     let usage = serde_json::from_value::<Usage>(body["usage"].clone()).ok();
     match prompt.read_answer(&content) {
-        Ok(fields) => Ok(Extraction {
-            fields,
-            raw: content,
-            usage,
-            elapsed,
+        Ok(answer) => {
+            let mut flags = answer.flags;
+            if cut_off {
+                // Whole enough to read, but the model had more to say.
+                flags.push(Flag::row(
+                    FlagCode::TruncatedAnswer,
+                    "the model's answer was cut off at the token limit; some values may be missing",
+                ));
+            }
+            Ok(Extraction {
+                fields: answer.values,
+                raw: content,
+                usage,
+                elapsed,
+                flags,
+            })
+        }
+        Err(_) if cut_off => Err(EngineError::Permanent {
+            code: "answer_truncated",
+            message: "the model's answer was cut off at the token limit before it was complete; \
+                      raise --vlm-max-tokens"
+                .into(),
         }),
         Err(e @ (AnswerError::NoJson | AnswerError::Invalid(_))) => Err(EngineError::BadAnswer {
             message: e.to_string(),
@@ -307,14 +367,68 @@ fn mentions_response_format(body: &str) -> bool {
     .any(|w| b.contains(w))
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
+/// Whether a 400 says the server does not take `max_tokens` or a
+/// `temperature` other than its default (OpenAI's reasoning models).
+fn refuses_token_parameters(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    (b.contains("max_tokens") || b.contains("temperature"))
+        && (b.contains("unsupported")
+            || b.contains("not supported")
+            || b.contains("max_completion_tokens"))
+}
+
+/// Reads a response body of at most [`MAX_ANSWER_BYTES`], chunk by chunk.
+async fn read_body(mut res: reqwest::Response) -> Result<String, EngineError> {
+    let too_large = || EngineError::BadAnswer {
+        message: format!(
+            "the model server's answer is larger than {} MiB; it was not read",
+            MAX_ANSWER_BYTES / (1024 * 1024)
+        ),
+        raw: String::new(),
+    };
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = res.chunk().await.map_err(|e| EngineError::Transient {
+            message: format!("the answer was cut off: {}", describe_reqwest_error(&e)),
+            retry_after: None,
+            overloaded: e.is_timeout(),
+        })?;
+        let Some(chunk) = chunk else { break };
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// How long the server asks us to wait: `Retry-After` in seconds (any
+/// finite, non-negative number) or as an HTTP date, at most
+/// [`MAX_RETRY_AFTER`]. Nonsense (`-1`, `NaN`) is ignored; `inf` or `1e20`
+/// is taken as "as long as we wait at most".
+fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let wait = match value.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 => {
+            Duration::try_from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())).ok()?
+        }
+        Ok(_) => return None,
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
@@ -357,7 +471,7 @@ mod tests {
     #[test]
     fn request_follows_the_chat_completions_format() {
         let prompt = CompiledPrompt::new(&[Field::new("title", FieldType::Text)]).unwrap();
-        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema, false);
         assert_eq!(body["model"], "m");
         assert_eq!(body["temperature"], 0);
         assert_eq!(body["messages"][0]["role"], "system");
@@ -377,10 +491,68 @@ mod tests {
             body["response_format"]["json_schema"]["schema"],
             prompt.prompt.json_schema
         );
-        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonObject);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonObject, false);
         assert_eq!(body["response_format"], json!({"type": "json_object"}));
-        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, false);
         assert!(body.get("response_format").is_none());
+        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, true);
+        assert_eq!(body["max_completion_tokens"], 2048);
+        assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none());
+    }
+
+    #[test]
+    fn retry_after_is_read_safely_and_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let wait = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            retry_after(&h, now)
+        };
+        assert_eq!(wait("3"), Some(Duration::from_secs(3)));
+        assert_eq!(wait("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(wait("inf"), Some(MAX_RETRY_AFTER));
+        assert_eq!(wait("1e20"), Some(MAX_RETRY_AFTER));
+        assert_eq!(wait("-1"), None);
+        assert_eq!(wait("NaN"), None);
+        assert_eq!(wait("soon"), None);
+        let in_90s = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(wait(&in_90s), Some(Duration::from_secs(90)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(wait(&past), Some(Duration::ZERO));
+        let far = httpdate::fmt_http_date(now + Duration::from_secs(86_400));
+        assert_eq!(wait(&far), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn cut_off_and_refused_answers_are_clear_failures() {
+        let prompt = CompiledPrompt::new(&[Field::new("title", FieldType::Text)]).unwrap();
+        let completion = |content: Value, finish: &str, refusal: Value| {
+            json!({"choices": [{"finish_reason": finish,
+                "message": {"role": "assistant", "content": content, "refusal": refusal}}]})
+            .to_string()
+        };
+        let cut = completion(json!("{\"title\": \"Moby"), "length", Value::Null);
+        match read_completion(&cut, &prompt, Duration::ZERO) {
+            Err(EngineError::Permanent { code, .. }) => assert_eq!(code, "answer_truncated"),
+            other => panic!("{other:?}"),
+        }
+        let whole = completion(json!("{\"title\": \"Moby\"}"), "length", Value::Null);
+        let x = read_completion(&whole, &prompt, Duration::ZERO).unwrap();
+        assert_eq!(x.flags[0].code, FlagCode::TruncatedAnswer);
+        let refused = completion(Value::Null, "stop", json!("I can't help with that."));
+        match read_completion(&refused, &prompt, Duration::ZERO) {
+            Err(EngineError::Permanent { code, message }) => {
+                assert_eq!(code, "model_refused");
+                assert!(message.contains("can't help"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(refuses_token_parameters(
+            r#"{"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."}}"#
+        ));
+        assert!(!refuses_token_parameters(
+            r#"{"error": {"message": "bad image"}}"#
+        ));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub connect_timeout: Duration,
     /// Longest wait for one answer.
     pub request_timeout: Duration,
+    /// Most tokens the model may generate for one card.
+    pub max_tokens: u32,
 }
 
 impl EngineConfig {
@@ -44,6 +46,7 @@ impl EngineConfig {
             max_concurrency: DEFAULT_MAX_LIMIT,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
+            max_tokens: 2048,
         }
     }
 }
@@ -58,6 +61,7 @@ impl fmt::Debug for EngineConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("max_tokens", &self.max_tokens)
             .finish()
     }
 }
@@ -156,6 +160,7 @@ pub fn configured(
             let mut vc = VlmConfig::new(&c.base_url, &c.model, c.api_key.clone());
             vc.connect_timeout = c.connect_timeout;
             vc.request_timeout = c.request_timeout;
+            vc.max_tokens = c.max_tokens;
             let engine = Arc::new(VlmEngine::new(vc)?);
             let limiter = match c.concurrency {
                 Some(n) => Limiter::fixed("vlm", n),

@@ -20,16 +20,18 @@
 //! failing every card. On shutdown, cards in flight go back to `pending`.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use cardex_core::BatchState;
+use cardex_core::{BatchState, Flag};
 use cardex_engine::{
     CompiledPrompt, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
 use cardex_store::{
     CardFailure, ClaimedCard, Completion, GroupCommitted, SharedStore, StoredEvent,
 };
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -63,6 +65,8 @@ struct Inner {
     wake: Notify,
     /// Bounds image preparation to the cores, apart from async work.
     prepare_slots: Semaphore,
+    /// Panics so far of cards whose processing panicked, by card id.
+    panics: Mutex<HashMap<i64, u32>>,
     /// Compiled prompts by batch id; fields never change after start.
     prompts: Mutex<HashMap<String, Arc<CompiledPrompt>>>,
     /// Results on their way to the group committer.
@@ -77,6 +81,7 @@ struct PendingCommit {
     card: ClaimedCard,
     result: Value,
     raw: String,
+    flags: Vec<Flag>,
     /// Answered once the result is committed; dropped unanswered when
     /// it was not, and the card task then puts the card back.
     done: oneshot::Sender<()>,
@@ -88,6 +93,18 @@ impl std::fmt::Debug for PendingCommit {
             .field("card", &self.card.id)
             .finish_non_exhaustive()
     }
+}
+
+/// Panics a card may cause before it fails with `internal_error`.
+const MAX_PANICS: u32 = 3;
+
+/// The text of a panic, as far as it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Most cards in one group commit.
@@ -113,6 +130,7 @@ impl Runner {
                 wake: Notify::new(),
                 prepare_slots: Semaphore::new(cores),
                 prompts: Mutex::new(HashMap::new()),
+                panics: Mutex::new(HashMap::new()),
                 commits,
                 commit_queue: Mutex::new(Some(commit_queue)),
                 stop,
@@ -199,6 +217,7 @@ impl Runner {
                 card: &p.card,
                 result: &p.result,
                 raw: &p.raw,
+                flags: &p.flags,
             })
             .collect();
         let committed = match self.inner.store.complete_cards(&items).await {
@@ -237,7 +256,16 @@ impl Runner {
                 let slot = slot.clone();
                 in_flight.spawn(async move {
                     let _guard = guard;
-                    runner.process(card, &slot).await;
+                    let id = card.id;
+                    let card_ref = card.clone();
+                    let processed = AssertUnwindSafe(runner.process(card, &slot))
+                        .catch_unwind()
+                        .await;
+                    if let Err(panic) = processed {
+                        runner.after_panic(&card_ref, panic_message(&*panic)).await;
+                    } else {
+                        runner.forget_panics(id);
+                    }
                 });
             }
         }
@@ -271,6 +299,44 @@ impl Runner {
                 tracing::warn!(batch = %id, "{reason}");
                 self.publish(&id, &event);
             }
+        }
+    }
+
+    /// A card's processing panicked (a bug, whatever the card): the card is
+    /// not left held. It goes back in line, and after [`MAX_PANICS`]
+    /// panics it fails with `internal_error`, so one bad card cannot stop
+    /// the batch, nor be tried forever.
+    async fn after_panic(&self, card: &ClaimedCard, message: String) {
+        let panics = {
+            let mut counts = self.inner.panics.lock().expect("lock poisoned");
+            let n = counts.entry(card.id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        tracing::error!(card = card.id, file = %card.original_name, panics, "processing a card panicked: {message}");
+        if panics < MAX_PANICS {
+            if let Err(e) = self.inner.store.release_card(card.id).await {
+                tracing::error!(card = card.id, error = %e, "could not release a card after a panic");
+            }
+            self.wake();
+            return;
+        }
+        self.forget_panics(card.id);
+        let failure = CardFailure {
+            code: "internal_error".into(),
+            message: format!(
+                "processing this card failed unexpectedly {MAX_PANICS} times ({message}); this is a bug in cardex, please report it"
+            ),
+            attempts: 0,
+            last_answer: None,
+        };
+        self.fail(card, failure).await;
+    }
+
+    fn forget_panics(&self, card_id: i64) {
+        let mut counts = self.inner.panics.lock().expect("lock poisoned");
+        if !counts.is_empty() {
+            counts.remove(&card_id);
         }
     }
 
@@ -342,6 +408,7 @@ impl Runner {
             card: card.clone(),
             result: Value::Object(x.fields),
             raw: x.raw,
+            flags: x.flags,
             done,
         };
         let sent = self.inner.commits.send(pending).await.is_ok();

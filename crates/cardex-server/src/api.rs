@@ -110,6 +110,38 @@ pub struct ResultRow {
     /// What went wrong, for failed cards.
     #[schema(value_type = Option<Object>)]
     pub error: Option<Value>,
+    /// Likely mistakes in the result, for a person to look at (DESIGN §13).
+    pub flags: Vec<Flag>,
+}
+
+/// A likely mistake in a result row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Flag {
+    /// What kind of mistake.
+    pub code: FlagCode,
+    /// The field it concerns, when it concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// The kinds of likely mistake (DESIGN §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagCode {
+    /// No active field was found on the card.
+    Empty,
+    /// A field's confidence is under the threshold.
+    LowConfidence,
+    /// A text value is not in the card's own OCR text: a likely invention.
+    NotInText,
+    /// The value could not be read as its type; it is kept as written.
+    InvalidValue,
+    /// The model's answer was cut off.
+    TruncatedAnswer,
+    /// The model's answer repeated itself.
+    Repetition,
 }
 
 /// A failed card with its error history.
@@ -265,6 +297,26 @@ mirror_enum!(
     Boolean,
     List
 );
+mirror_enum!(
+    FlagCode,
+    cardex_core::FlagCode,
+    Empty,
+    LowConfidence,
+    NotInText,
+    InvalidValue,
+    TruncatedAnswer,
+    Repetition
+);
+
+impl From<cardex_core::Flag> for Flag {
+    fn from(f: cardex_core::Flag) -> Self {
+        Self {
+            code: f.code.into(),
+            field: f.field,
+            message: f.message,
+        }
+    }
+}
 
 impl From<cardex_core::Field> for Field {
     fn from(f: cardex_core::Field) -> Self {
@@ -367,6 +419,7 @@ impl From<cardex_store::ResultRow> for ResultRow {
             state: r.state,
             result: r.result,
             error: r.error,
+            flags: r.flags.into_iter().map(Flag::from).collect(),
         }
     }
 }

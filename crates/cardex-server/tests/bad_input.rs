@@ -82,6 +82,19 @@ async fn bad_files_are_refused_one_by_one() {
         ),
         ("half.jpg", truncated(&jpeg(7)), 422, "corrupt_image"),
         ("half.png", truncated(&png(7)), 422, "corrupt_image"),
+        // Scan-sized JPEGs cut to a third: the decoder alone would fill them with grey.
+        (
+            "third.jpg",
+            cut_to_a_third(&scan_jpeg(900, 700, false)),
+            422,
+            "corrupt_image",
+        ),
+        (
+            "third-progressive.jpg",
+            cut_to_a_third(&scan_jpeg(900, 700, true)),
+            422,
+            "corrupt_image",
+        ),
         ("empty.png", Vec::new(), 422, "empty_file"),
         (
             "bomb.png",

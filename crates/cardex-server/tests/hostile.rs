@@ -245,7 +245,7 @@ async fn clients_that_trickle_bytes_are_cut_off() {
     // Headers one byte at a time: the connection is closed.
     let (reply, took) = trickle(
         &srv,
-        b"GET /api/health HTTP/1.1\r\nHost: cardex\r\nX-Slow: ",
+        b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
         &filler,
         gap,
     )
@@ -263,7 +263,7 @@ async fn clients_that_trickle_bytes_are_cut_off() {
     .into_bytes();
     body.extend_from_slice(&png(9));
     let head = format!(
-        "POST /api/batches/{id}/images HTTP/1.1\r\nHost: cardex\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 100000\r\n\r\n"
+        "POST /api/batches/{id}/images HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 100000\r\n\r\n"
     );
     let (reply, took) = trickle(&srv, head.as_bytes(), &[body, filler.clone()].concat(), gap).await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
@@ -276,7 +276,7 @@ async fn clients_that_trickle_bytes_are_cut_off() {
 
     // A JSON body one byte at a time: 408.
     let head = format!(
-        "PUT /api/batches/{id}/fields HTTP/1.1\r\nHost: cardex\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+        "PUT /api/batches/{id}/fields HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
     );
     let (reply, took) = trickle(&srv, head.as_bytes(), &filler, gap).await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");

@@ -2,7 +2,7 @@
 //! API's shapes (and their OpenAPI schemas) live in the server, which
 //! builds them from these.
 
-use cardex_core::{BatchState, CardState, Field};
+use cardex_core::{BatchState, CardState, Field, Flag};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -190,6 +190,8 @@ pub struct Completion<'a> {
     pub result: &'a Value,
     /// The engine's answer as it came.
     pub raw: &'a str,
+    /// Likely mistakes in it.
+    pub flags: &'a [Flag],
 }
 
 /// What a group commit changed.
@@ -214,6 +216,8 @@ pub struct ResultRow {
     pub result: Option<Value>,
     /// What went wrong, for failed cards.
     pub error: Option<Value>,
+    /// Likely mistakes in the result (empty for cards without one).
+    pub flags: Vec<Flag>,
 }
 
 /// A failed card with its error history.

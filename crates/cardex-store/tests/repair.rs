@@ -206,6 +206,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             card,
             result,
             raw: "{}",
+            flags: &[],
         })
         .collect();
     let committed = store.complete_cards(&items).await.unwrap();
@@ -225,6 +226,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             card: &last[0],
             result: &results[4],
             raw: "{}",
+            flags: &[],
         }])
         .await
         .unwrap();

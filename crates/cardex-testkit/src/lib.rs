@@ -45,6 +45,30 @@ pub fn png16(seed: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A scan-sized JPEG (`w` × `h`, detailed enough to be several hundred
+/// KB), baseline or progressive, as scanners and cameras write them.
+pub fn scan_jpeg(w: u16, h: u16, progressive: bool) -> Vec<u8> {
+    let pixels: Vec<u8> = (0..u32::from(w) * u32::from(h))
+        .flat_map(|i| {
+            let (x, y) = (i % u32::from(w), i / u32::from(w));
+            let v = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 13;
+            [v as u8, (v >> 8) as u8 ^ x as u8, y as u8]
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+    encoder.set_progressive(progressive);
+    encoder
+        .encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+        .expect("encoding an RGB JPEG in memory cannot fail");
+    out
+}
+
+/// The first third of `bytes`: a file whose transfer broke off early.
+pub fn cut_to_a_third(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len() / 3].to_vec()
+}
+
 /// A CMYK JPEG, as print workflows and some scanners write.
 pub fn cmyk_jpeg(seed: u32) -> Vec<u8> {
     let (w, h) = (40u16, 30u16);

@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Seconds to wait for one answer from the model server [default: 120].
     #[arg(long, env = "CARDEX_VLM_REQUEST_TIMEOUT", value_name = "SECONDS")]
     pub vlm_request_timeout: Option<u64>,
+    /// Most tokens the model may generate for one card; an answer cut off
+    /// there fails as `answer_truncated` [default: 2048].
+    #[arg(long, env = "CARDEX_VLM_MAX_TOKENS", value_name = "N")]
+    pub vlm_max_tokens: Option<u32>,
     /// Attempts per card before it fails [default: 5].
     #[arg(long, env = "CARDEX_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
@@ -140,6 +144,7 @@ impl ServeArgs {
             vlm_connect_timeout: self.vlm_connect_timeout.or(file.vlm_connect_timeout),
             vlm_request_timeout: self.vlm_request_timeout.or(file.vlm_request_timeout),
             max_attempts: self.max_attempts.or(file.max_attempts),
+            vlm_max_tokens: self.vlm_max_tokens.or(file.vlm_max_tokens),
             max_side: self.max_side.or(file.max_side),
             ocr_lang: self.ocr_lang.or(file.ocr_lang),
             ocr_workers: self.ocr_workers.or(file.ocr_workers),
@@ -186,6 +191,10 @@ impl ServeArgs {
                 }
                 if let Some(s) = self.vlm_request_timeout {
                     engine.request_timeout = Duration::from_secs(s);
+                }
+                if let Some(n) = self.vlm_max_tokens {
+                    anyhow::ensure!(n >= 1, "--vlm-max-tokens must be at least 1");
+                    engine.max_tokens = n;
                 }
                 Some(engine)
             }

@@ -74,6 +74,9 @@ pub struct ExtractArgs {
     /// Attempts per card before it fails [default: 5].
     #[arg(long, env = "CARDEX_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// Most tokens the model may generate for one card [default: 2048].
+    #[arg(long, env = "CARDEX_VLM_MAX_TOKENS", value_name = "N")]
+    pub vlm_max_tokens: Option<u32>,
 }
 
 /// Parses `NAME[:TYPE][=DESCRIPTION]`.
@@ -120,6 +123,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         ocr_lang: args.ocr_lang.clone(),
         ocr_workers: args.ocr_workers,
         max_attempts: args.max_attempts,
+        vlm_max_tokens: args.vlm_max_tokens,
         ..ServeArgs::default()
     };
     let config = serve.server_config()?;

@@ -41,8 +41,8 @@ pub struct SimConfig {
     pub error_500_rate: f64,
     /// Share of requests answered 429 with `Retry-After`.
     pub error_429_rate: f64,
-    /// Seconds sent in `Retry-After`.
-    pub retry_after_secs: u64,
+    /// What `Retry-After` says: seconds (`1`, `inf`, `1e20`) or an HTTP date.
+    pub retry_after: String,
     /// Share of images (by content) that always get an unparsable answer.
     pub bad_answer_rate: f64,
     /// Share of requests that hang for `hang` before a 500.
@@ -53,10 +53,23 @@ pub struct SimConfig {
     pub reject_json_schema: bool,
     /// Require this bearer key; others get 401.
     pub api_key: Option<String>,
+    /// Share of images (by content) whose answer is cut off at the token
+    /// limit (`finish_reason: "length"`, unfinished JSON).
+    pub truncate_rate: f64,
+    /// Share of images (by content) the model refuses (`message.refusal`).
+    pub refuse_rate: f64,
+    /// Answer with more than 4 MiB of text (a runaway server).
+    pub oversized_answers: bool,
+    /// Behave like OpenAI's reasoning models: refuse `max_tokens` and a
+    /// `temperature` other than 1 with a 400 naming them.
+    pub reasoning_model: bool,
     /// How many of the last images received to keep in
     /// [`Stats::recent_images`], for tests that check what reached the
     /// model; 0 (the default) keeps none and copies nothing.
     pub keep_images: usize,
+    /// Answer every card with this object instead of [`answer_for`], for
+    /// tests of how answers are read (`"3,50"`, `"12 March 1931"`).
+    pub fixed_answer: Option<Map<String, Value>>,
 }
 
 impl Default for SimConfig {
@@ -67,13 +80,18 @@ impl Default for SimConfig {
             latency: Duration::from_millis(20),
             error_500_rate: 0.0,
             error_429_rate: 0.0,
-            retry_after_secs: 1,
+            retry_after: "1".into(),
             bad_answer_rate: 0.0,
             hang_rate: 0.0,
             hang: Duration::from_secs(3600),
             reject_json_schema: false,
             api_key: None,
             keep_images: 0,
+            truncate_rate: 0.0,
+            refuse_rate: 0.0,
+            oversized_answers: false,
+            reasoning_model: false,
+            fixed_answer: None,
         }
     }
 }
@@ -95,6 +113,10 @@ pub struct Stats {
     pub bad_answers: AtomicU64,
     /// Hangs started.
     pub hangs: AtomicU64,
+    /// Answers cut off at the token limit.
+    pub truncated: AtomicU64,
+    /// Refusals sent.
+    pub refused: AtomicU64,
     /// Requests being served now.
     pub busy: AtomicU64,
     /// Most requests served at once.
@@ -280,34 +302,56 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
     if roll < config.hang_rate + config.error_500_rate + config.error_429_rate {
         stats.errors_429.fetch_add(1, Ordering::Relaxed);
         let mut res = openai_error(StatusCode::TOO_MANY_REQUESTS, "simulated rate limit");
-        res.headers_mut().insert(
-            "retry-after",
-            config
-                .retry_after_secs
-                .to_string()
-                .parse()
-                .expect("digits are a valid header"),
-        );
+        if let Ok(value) = config.retry_after.parse() {
+            res.headers_mut().insert("retry-after", value);
+        }
         return res;
+    }
+    let finish_reason = if image_share(&request.image, 1) < config.truncate_rate {
+        "length"
+    } else {
+        "stop"
+    };
+    if image_share(&request.image, 2) < config.refuse_rate {
+        stats.refused.fetch_add(1, Ordering::Relaxed);
+        return Json(json!({
+            "id": "chatcmpl-sim", "object": "chat.completion", "model": config.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": null,
+                "refusal": "I'm sorry, I can't help with that request."}}],
+        }))
+        .into_response();
     }
     let content = if is_bad_image(&request.image, config.bad_answer_rate) {
         stats.bad_answers.fetch_add(1, Ordering::Relaxed);
         "I'm sorry, I can't make out the text on this card.".to_owned()
     } else {
         stats.completed.fetch_add(1, Ordering::Relaxed);
-        let answer = serde_json::to_string(&answer_for(&request.image, &request.fields))
-            .expect("a JSON map always serialises");
+        let answer = match &config.fixed_answer {
+            Some(fixed) => serde_json::to_string(fixed),
+            None => serde_json::to_string(&answer_for(&request.image, &request.fields)),
+        }
+        .expect("a JSON map always serialises");
         if request.fenced {
             format!("Here is the extracted data:\n```json\n{answer}\n```")
         } else {
             answer
         }
     };
+    let content = if finish_reason == "length" {
+        stats.truncated.fetch_add(1, Ordering::Relaxed);
+        // Generation stopped mid-answer: the JSON never closes.
+        content[..content.len() / 2].to_owned()
+    } else if config.oversized_answers {
+        format!("{content}{}", " ".repeat(5 * 1024 * 1024))
+    } else {
+        content
+    };
     Json(json!({
         "id": "chatcmpl-sim",
         "object": "chat.completion",
         "model": config.model,
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": 100 + request.image.len() / 1000,
                   "completion_tokens": content.len() / 4,
@@ -348,6 +392,30 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
         return Err(Rejection::NotFound(format!(
             "The model `{model}` does not exist"
         )));
+    }
+    if config.reasoning_model {
+        if body.get("max_tokens").is_some() {
+            return Err(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. \
+                        Use 'max_completion_tokens' instead."
+                    .into(),
+            );
+        }
+        if body
+            .get("temperature")
+            .is_some_and(|t| t.as_f64() != Some(1.0))
+        {
+            return Err(
+                "Unsupported value: 'temperature' does not support 0 with this model. \
+                        Only the default (1) value is supported."
+                    .into(),
+            );
+        }
+    }
+    if let Some(m) = body.get("max_completion_tokens") {
+        m.as_u64()
+            .filter(|m| *m > 0)
+            .ok_or("`max_completion_tokens` must be a positive integer")?;
     }
     if let Some(t) = body.get("temperature") {
         t.as_f64()
@@ -513,9 +581,15 @@ fn fields_from_text(text: &str) -> Vec<(String, String)> {
 }
 
 fn is_bad_image(image: &[u8], rate: f64) -> bool {
+    image_share(image, 0) < rate
+}
+
+/// A number in 0..1 fixed by the image's content, one per `salt`, so each
+/// simulated fault picks its own images, the same ones every time.
+fn image_share(image: &[u8], salt: usize) -> f64 {
     let h = Sha256::digest(image);
-    let v = u16::from_be_bytes([h[30], h[31]]);
-    f64::from(v) < rate * 65536.0
+    let v = u16::from_be_bytes([h[30 - 2 * salt], h[31 - 2 * salt]]);
+    f64::from(v) / 65536.0
 }
 
 /// The simulator's answer for an image: a pure function of the image bytes

@@ -586,6 +586,20 @@ export interface components {
          * @enum {string}
          */
         FieldType: "text" | "number" | "integer" | "date" | "boolean" | "list";
+        /** @description A likely mistake in a result row. */
+        Flag: {
+            /** @description What kind of mistake. */
+            code: components["schemas"]["FlagCode"];
+            /** @description The field it concerns, when it concerns one. */
+            field?: string | null;
+            /** @description Why, in words. */
+            message: string;
+        };
+        /**
+         * @description The kinds of likely mistake (DESIGN §13).
+         * @enum {string}
+         */
+        FlagCode: "empty" | "low_confidence" | "not_in_text" | "invalid_value" | "truncated_answer" | "repetition";
         /** @description The server is up. */
         Health: {
             /** @description Always `ok`. */
@@ -628,6 +642,8 @@ export interface components {
             card_id: number;
             /** @description What went wrong, for failed cards. */
             error?: Record<string, never> | null;
+            /** @description Likely mistakes in the result, for a person to look at (DESIGN §13). */
+            flags: components["schemas"]["Flag"][];
             /** @description The client's file name. */
             original_name: string;
             /** @description Field → value, for done cards. */

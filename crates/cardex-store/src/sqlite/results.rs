@@ -20,9 +20,10 @@ impl ResultStore for SqliteStore {
             state: String,
             result: Option<String>,
             error: Option<String>,
+            flags: Option<String>,
         }
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT c.id, c.original_name, c.state, r.result, c.error FROM cards c \
+            "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags FROM cards c \
              LEFT JOIN results r ON r.card_id = c.id \
              WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
         )
@@ -39,6 +40,10 @@ impl ResultStore for SqliteStore {
                     state: r.state,
                     result: r.result.as_deref().map(serde_json::from_str).transpose()?,
                     error: r.error.as_deref().map(serde_json::from_str).transpose()?,
+                    flags: match r.flags {
+                        Some(f) => serde_json::from_str(&f)?,
+                        None => Vec::new(),
+                    },
                 })
             })
             .collect()

@@ -90,9 +90,9 @@ impl RunStore for SqliteStore {
             return Ok(out);
         }
 
-        let rows = vec!["(?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
         let sql = format!(
-            "INSERT INTO results (card_id, batch_id, result, raw, created_at) VALUES {rows}"
+            "INSERT INTO results (card_id, batch_id, result, raw, flags, created_at) VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
         for item in &items {
@@ -101,6 +101,7 @@ impl RunStore for SqliteStore {
                 .bind(&item.card.batch_id)
                 .bind(item.result.to_string())
                 .bind(item.raw)
+                .bind(serde_json::to_string(item.flags)?)
                 .bind(&at);
         }
         insert.execute(&mut *tx).await?;
@@ -133,6 +134,7 @@ impl RunStore for SqliteStore {
                     "card_id": item.card.id,
                     "file": item.card.original_name,
                     "result": item.result,
+                    "flags": item.flags,
                 });
                 out.events
                     .push((batch_id.to_string(), StoredEvent { seq, payload }));
