@@ -172,7 +172,7 @@ mod tests {
         max_attempts: 4,
         first_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(40),
-        max_server_wait: Duration::from_millis(200),
+        max_server_wait: Duration::from_secs(1),
     };
 
     #[tokio::test]
@@ -198,6 +198,22 @@ mod tests {
         let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
         assert!(matches!(a.result, Err(EngineError::Config { .. })));
         assert_eq!(a.attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_longer_than_allowed_is_cut_to_the_most_allowed() {
+        let (image, prompt) = inputs();
+        let engine = Scripted(StdMutex::new(vec![transient(Some(Duration::from_secs(
+            3600,
+        )))]));
+        let started = Instant::now();
+        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        assert!(a.result.is_ok());
+        let took = started.elapsed();
+        assert!(
+            took >= POLICY.max_server_wait && took < Duration::from_secs(3),
+            "{took:?}"
+        );
     }
 
     #[tokio::test]

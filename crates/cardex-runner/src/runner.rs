@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cardex_core::{BatchState, Flag};
@@ -29,7 +29,8 @@ use cardex_engine::{
     CompiledPrompt, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
 use cardex_store::{
-    CardFailure, ClaimedCard, Completion, GroupCommitted, SharedStore, StoredEvent,
+    CardFailure, ClaimedCard, Completion, GroupCommitted, Reason, SharedStore, StoreError,
+    StoredEvent,
 };
 use futures_util::FutureExt;
 use serde_json::{Value, json};
@@ -65,6 +66,10 @@ struct Inner {
     wake: Notify,
     /// Bounds image preparation to the cores, apart from async work.
     prepare_slots: Semaphore,
+    /// The disk is full: no new cards are taken until there is room.
+    disk_full: AtomicBool,
+    /// Cards whose release could not be written, to put back later.
+    unreleased: Mutex<Vec<i64>>,
     /// Panics so far of cards whose processing panicked, by card id.
     panics: Mutex<HashMap<i64, u32>>,
     /// Compiled prompts by batch id; fields never change after start.
@@ -94,6 +99,16 @@ impl std::fmt::Debug for PendingCommit {
             .finish_non_exhaustive()
     }
 }
+
+/// Why batches pause when the data dir's disk is full.
+const DISK_FULL: Reason<'static> = Reason {
+    code: "disk_full",
+    message: "the disk holding the data dir is full; processing resumes by itself once there is room",
+};
+/// How often a full disk is checked for room again.
+const DISK_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Room that counts as "room again": enough for many commits.
+const DISK_ROOM: u64 = 4 * 1024 * 1024;
 
 /// Panics a card may cause before it fails with `internal_error`.
 const MAX_PANICS: u32 = 3;
@@ -131,6 +146,8 @@ impl Runner {
                 prepare_slots: Semaphore::new(cores),
                 prompts: Mutex::new(HashMap::new()),
                 panics: Mutex::new(HashMap::new()),
+                disk_full: AtomicBool::new(false),
+                unreleased: Mutex::new(Vec::new()),
                 commits,
                 commit_queue: Mutex::new(Some(commit_queue)),
                 stop,
@@ -171,7 +188,12 @@ impl Runner {
         let mut in_flight: JoinSet<()> = JoinSet::new();
         loop {
             self.pause_engineless().await;
-            let claimed = self.claim(&mut in_flight).await;
+            // A full disk takes no new cards until there is room again.
+            let claimed = if self.inner.disk_full.load(Ordering::Acquire) {
+                0
+            } else {
+                self.claim(&mut in_flight).await
+            };
             tokio::select! {
                 biased;
                 _ = self.inner.stop.cancelled() => break,
@@ -224,6 +246,7 @@ impl Runner {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(cards = group.len(), error = %e, "could not record results; the cards will be retried");
+                self.note_store_error(&e);
                 return false;
             }
         };
@@ -245,6 +268,7 @@ impl Runner {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming cards failed");
+                    self.note_store_error(&e);
                     continue;
                 }
             };
@@ -292,7 +316,10 @@ impl Runner {
                     &id,
                     &[BatchState::Running],
                     BatchState::Paused,
-                    Some(&reason),
+                    Some(Reason {
+                        code: "engine_unavailable",
+                        message: &reason,
+                    }),
                 )
                 .await
             {
@@ -300,6 +327,123 @@ impl Runner {
                 self.publish(&id, &event);
             }
         }
+    }
+
+    /// Puts a card back in line; when even that cannot be written (a full
+    /// disk), it is kept to be put back once the store takes writes again.
+    async fn release(&self, card_id: i64) {
+        if let Err(e) = self.inner.store.release_card(card_id).await {
+            tracing::error!(card = card_id, error = %e, "could not put a card back in line");
+            self.note_store_error(&e);
+            self.inner
+                .unreleased
+                .lock()
+                .expect("lock poisoned")
+                .push(card_id);
+        }
+    }
+
+    /// Reacts to a store failure: when the disk is full, the runner stops
+    /// taking cards, pauses the running batches with reason `disk_full`
+    /// and waits for room ([`Runner::wait_for_room`]).
+    fn note_store_error(&self, e: &StoreError) {
+        if e.is_disk_full() && !self.inner.disk_full.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                "the disk holding the data dir is full: processing stops until there is room"
+            );
+            tokio::spawn(self.clone().wait_for_room());
+        }
+    }
+
+    /// While the disk is full: pauses the running batches (as soon as that
+    /// can be written), then checks for room every few seconds; once there
+    /// is, puts back the cards it could not, resumes the batches it paused
+    /// and takes cards again. Nothing was lost: every card not committed is
+    /// `pending` again, and none counts the failure as an attempt.
+    async fn wait_for_room(self) {
+        // The reserve's room lets the pause and the cards put back be written.
+        let freed = self.inner.store.layout().free_reserve().await;
+        tracing::warn!(
+            reserve_freed = freed,
+            "pausing the running batches until the disk has room"
+        );
+        let mut paused = false;
+        loop {
+            if !paused {
+                paused = self.pause_running(DISK_FULL).await;
+            }
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return,
+                _ = tokio::time::sleep(DISK_PROBE_INTERVAL) => {}
+            }
+            let layout = self.inner.store.layout();
+            if !layout
+                .has_room(DISK_ROOM + cardex_store::layout::RESERVE_BYTES)
+                .await
+            {
+                continue;
+            }
+            layout.restore_reserve().await;
+            let held = std::mem::take(&mut *self.inner.unreleased.lock().expect("lock poisoned"));
+            for card_id in held {
+                self.release(card_id).await;
+            }
+            if !self
+                .inner
+                .unreleased
+                .lock()
+                .expect("lock poisoned")
+                .is_empty()
+            {
+                continue;
+            }
+            match self.inner.store.resume_paused(DISK_FULL.code).await {
+                Ok(resumed) => {
+                    for (batch_id, event) in &resumed {
+                        self.publish(batch_id, event);
+                    }
+                    tracing::info!(
+                        batches = resumed.len(),
+                        "the disk has room again: processing resumes"
+                    );
+                    self.inner.disk_full.store(false, Ordering::Release);
+                    self.wake();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot resume the batches paused for a full disk yet")
+                }
+            }
+        }
+    }
+
+    /// Pauses every running batch with `reason`; true when all were paused.
+    async fn pause_running(&self, reason: Reason<'_>) -> bool {
+        let Ok(running) = self.inner.store.running_batches().await else {
+            return false;
+        };
+        let mut all = true;
+        for (id, _) in running {
+            match self
+                .inner
+                .store
+                .transition(
+                    &id,
+                    &[BatchState::Running],
+                    BatchState::Paused,
+                    Some(reason),
+                )
+                .await
+            {
+                Ok(event) => {
+                    tracing::warn!(batch = %id, "batch paused: {}", reason.message);
+                    self.publish(&id, &event);
+                }
+                Err(StoreError::Conflict { .. }) => {} // paused or ended meanwhile
+                Err(_) => all = false,
+            }
+        }
+        all
     }
 
     /// A card's processing panicked (a bug, whatever the card): the card is
@@ -315,9 +459,7 @@ impl Runner {
         };
         tracing::error!(card = card.id, file = %card.original_name, panics, "processing a card panicked: {message}");
         if panics < MAX_PANICS {
-            if let Err(e) = self.inner.store.release_card(card.id).await {
-                tracing::error!(card = card.id, error = %e, "could not release a card after a panic");
-            }
+            self.release(card.id).await;
             self.wake();
             return;
         }
@@ -345,9 +487,7 @@ impl Runner {
         let stop = self.inner.stop.clone();
         tokio::select! {
             _ = stop.cancelled() => {
-                if let Err(e) = self.inner.store.release_card(card.id).await {
-                    tracing::error!(card = card.id, error = %e, "could not release a card at shutdown");
-                }
+                self.release(card.id).await;
             }
             _ = self.work(&card, slot) => {}
         }
@@ -418,7 +558,7 @@ impl Runner {
                 card = card.id,
                 "a result was not committed; the card goes back to the queue"
             );
-            let _ = self.inner.store.release_card(card.id).await;
+            self.release(card.id).await;
         }
     }
 
@@ -437,7 +577,8 @@ impl Runner {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(card = card.id, error = %e, "could not record a card's outcome; it will be retried");
-                let _ = self.inner.store.release_card(card.id).await;
+                self.note_store_error(&e);
+                self.release(card.id).await;
             }
         }
     }
@@ -503,7 +644,7 @@ impl Runner {
     /// the batch with the reason, once.
     async fn pause_for(&self, card: &ClaimedCard, message: &str) {
         let store = &self.inner.store;
-        let _ = store.release_card(card.id).await;
+        self.release(card.id).await;
         // Only the first card to see the refusal pauses; for the others the
         // batch is no longer running and the transition is refused.
         if let Ok(event) = store
@@ -511,7 +652,10 @@ impl Runner {
                 &card.batch_id,
                 &[BatchState::Running],
                 BatchState::Paused,
-                Some(message),
+                Some(Reason {
+                    code: "engine_misconfigured",
+                    message,
+                }),
             )
             .await
         {

@@ -32,8 +32,11 @@ pub struct Batch {
     pub counts: Counts,
     /// Share of cards finished (done or failed), 0–100.
     pub percent: f64,
-    /// Why the system paused the batch (bad API key, shutdown), if it did.
+    /// Why the system paused the batch (bad API key, disk full), if it did.
     pub pause_reason: Option<String>,
+    /// The same as a stable code: `engine_unavailable`,
+    /// `engine_misconfigured`, `disk_full`.
+    pub pause_code: Option<String>,
     /// The number of the batch's latest progress-stream event.
     pub last_seq: i64,
 }
@@ -377,6 +380,7 @@ impl From<cardex_store::Batch> for Batch {
             counts: b.counts.into(),
             percent: b.percent,
             pause_reason: b.pause_reason,
+            pause_code: b.pause_code,
             last_seq: b.last_seq,
         }
     }

@@ -124,8 +124,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// 507: the disk holding the data dir is full. Nothing of the request
+    /// was kept.
+    pub fn insufficient_storage() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            "the server's disk is full; nothing of this request was kept — free some space and send it again",
+        )
+    }
+
+    /// A failed file operation: 507 when the disk is full, else a 500.
+    pub fn from_io(e: std::io::Error) -> Self {
+        if cardex_store::io_disk_full(&e) {
+            Self::insufficient_storage()
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_disk_full() {
+            return Self::insufficient_storage();
+        }
         match e {
             StoreError::NotFound { what } => Self::not_found(what),
             StoreError::Conflict { code, message } => {

@@ -151,7 +151,7 @@ pub(crate) async fn receive_file(
     };
     let incoming = match state.intake.incoming(batch_id) {
         Ok(i) => i,
-        Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
+        Err(e) => return FileOutcome::Fatal(ApiError::from_io(e)),
     };
     let max_file_bytes = state.intake.limits().max_file_bytes;
     let received = match write_part(&mut field, incoming.path(), max_file_bytes, budget).await {
@@ -176,6 +176,7 @@ fn outcome(original_name: &str, admitted: Result<Admission, IntakeError>) -> Fil
         Ok(Admission::Accepted(card)) => FileOutcome::Accepted(card),
         Ok(Admission::Rejected { code, message }) => reject(original_name, &code, message),
         Err(IntakeError::Store(e)) => FileOutcome::Fatal(e.into()),
+        Err(IntakeError::Io(e)) => FileOutcome::Fatal(ApiError::from_io(e)),
         Err(e) => FileOutcome::Fatal(ApiError::internal(e)),
     }
 }
@@ -190,7 +191,7 @@ async fn write_part(
 ) -> Result<Option<(u64, String)>, ApiError> {
     let mut file = tokio::fs::File::create(path)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from_io)?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     while let Some(chunk) = next_chunk(field, budget).await? {
@@ -199,13 +200,13 @@ async fn write_part(
             continue;
         }
         hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        file.write_all(&chunk).await.map_err(ApiError::from_io)?;
     }
     if size > max_file_bytes {
         return Ok(None);
     }
     // An accepted upload must survive a crash: the card row will point at it.
-    file.sync_data().await.map_err(ApiError::internal)?;
+    file.sync_data().await.map_err(ApiError::from_io)?;
     Ok(Some((size, hex::encode(hasher.finalize()))))
 }
 

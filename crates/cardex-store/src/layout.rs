@@ -14,6 +14,11 @@ use serde_json::Value;
 pub const INCOMING_PREFIX: &str = ".incoming-";
 /// The folder failed images are moved to, inside a batch's folder.
 pub const ERRORS_DIR: &str = "_errors";
+/// A file of room kept in reserve: when the disk fills up, removing it
+/// leaves room to record what happened (the batch paused, cards put back).
+pub const RESERVE_FILE: &str = ".reserve";
+/// The reserve's size.
+pub const RESERVE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// The root of a cardex data dir.
 #[derive(Debug, Clone)]
@@ -191,6 +196,66 @@ impl DataDir {
             Ok(())
         })
         .await
+    }
+
+    /// Whether `bytes` more can be written to the data dir's disk now: a
+    /// probe file of that size is written, synced and removed.
+    pub async fn has_room(&self, bytes: u64) -> bool {
+        let probe = self.root.join(".space-probe");
+        blocking(move || {
+            let written = (|| {
+                let mut f = std::fs::File::create(&probe)?;
+                let chunk = vec![0u8; 64 * 1024];
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64) as usize;
+                    io::Write::write_all(&mut f, &chunk[..n])?;
+                    left -= n as u64;
+                }
+                f.sync_all()
+            })();
+            let _ = std::fs::remove_file(&probe);
+            Ok(written.is_ok())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Makes sure the reserve file is there (at start-up, and once a full
+    /// disk has room again). Without room for it, there is simply none.
+    pub fn keep_reserve(&self) {
+        let path = self.root.join(RESERVE_FILE);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            return;
+        }
+        let written = (|| {
+            let mut f = std::fs::File::create(&path)?;
+            io::Write::write_all(&mut f, &vec![0u8; RESERVE_BYTES as usize])?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "no room for the data dir's reserve file");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Gives the reserve's room back to the disk (it is full); true when
+    /// there was a reserve to give.
+    pub async fn free_reserve(&self) -> bool {
+        let path = self.root.join(RESERVE_FILE);
+        blocking(move || Ok(std::fs::remove_file(path).is_ok()))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// [`DataDir::keep_reserve`] on a blocking thread.
+    pub async fn restore_reserve(&self) {
+        let dir = self.clone();
+        let _ = blocking(move || {
+            dir.keep_reserve();
+            Ok(())
+        })
+        .await;
     }
 
     /// Removes a batch's staging dir and batch dir with everything in them.

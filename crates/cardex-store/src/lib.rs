@@ -15,7 +15,7 @@ pub use layout::DataDir;
 pub use lock::{DataDirLock, LockError};
 pub use model::{
     Batch, Card, CardFailure, ClaimedCard, Committed, Completion, Counts, FailedCard,
-    GroupCommitted, NewCard, ResultRow, StoredEvent, Template,
+    GroupCommitted, NewCard, Reason, ResultRow, StoredEvent, Template,
 };
 pub use sqlite::SqliteStore;
 pub use store::{
@@ -58,12 +58,34 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the disk holding the data dir is full (or over quota): the
+    /// write may succeed later, once there is room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Io(e) | Self::Db(sqlx::Error::Io(e)) => io_disk_full(e),
+            // SQLITE_FULL, the primary result code in the low byte.
+            Self::Db(sqlx::Error::Database(db)) => db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| c & 0xFF == 13),
+            _ => false,
+        }
+    }
+
     pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
         }
     }
+}
+
+/// Whether a file operation failed for want of space (ENOSPC, EDQUOT).
+pub fn io_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Result alias of this crate.

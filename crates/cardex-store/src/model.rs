@@ -29,10 +29,22 @@ pub struct Batch {
     pub counts: Counts,
     /// Share of cards finished (done or failed), 0–100.
     pub percent: f64,
-    /// Why the system paused the batch (bad API key, shutdown), if it did.
+    /// Why the system paused the batch (bad API key, disk full), if it did.
     pub pause_reason: Option<String>,
+    /// The same as a stable code (`engine_misconfigured`, `disk_full`, …).
+    pub pause_code: Option<String>,
     /// The number of the batch's latest progress-stream event.
     pub last_seq: i64,
+}
+
+/// Why the system moves a batch (pauses it, mostly): a stable code for
+/// programs and words for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reason<'a> {
+    /// Stable code, e.g. `disk_full`.
+    pub code: &'a str,
+    /// What happened and what to do, for people.
+    pub message: &'a str,
 }
 
 /// How many cards of a batch are in each state.

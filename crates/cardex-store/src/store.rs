@@ -42,7 +42,7 @@ use crate::Result;
 use crate::layout::DataDir;
 use crate::model::{
     Batch, Card, CardFailure, ClaimedCard, Committed, Completion, FailedCard, GroupCommitted,
-    NewCard, ResultRow, StoredEvent, Template,
+    NewCard, Reason, ResultRow, StoredEvent, Template,
 };
 
 /// The store as the runner and the server share it.
@@ -97,8 +97,12 @@ pub trait BatchStore: Send + Sync {
         batch_id: &str,
         from: &[BatchState],
         to: BatchState,
-        reason: Option<&str>,
+        reason: Option<Reason<'_>>,
     ) -> Result<StoredEvent>;
+
+    /// Resumes every batch the system paused with reason `code` (the disk
+    /// has room again, say); returns their `state` events.
+    async fn resume_paused(&self, code: &str) -> Result<Vec<(String, StoredEvent)>>;
 
     /// Running batches as (id, engine), oldest first.
     async fn running_batches(&self) -> Result<Vec<(String, String)>>;

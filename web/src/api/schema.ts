@@ -407,7 +407,12 @@ export interface components {
              * @example Hemingway-Letters_2026-11-24_14-03-22_k3v9q2xa
              */
             name: string;
-            /** @description Why the system paused the batch (bad API key, shutdown), if it did. */
+            /**
+             * @description The same as a stable code: `engine_unavailable`,
+             *     `engine_misconfigured`, `disk_full`.
+             */
+            pause_code?: string | null;
+            /** @description Why the system paused the batch (bad API key, disk full), if it did. */
             pause_reason?: string | null;
             /**
              * Format: double
@@ -1408,6 +1413,15 @@ export interface operations {
             };
             /** @description No file was accepted; see `rejected` */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The server's disk is full; nothing was kept */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -50,6 +50,7 @@ pub struct UploadForm {
         (status = 413, body = ErrorBody, description = "Body or every file over the limit"),
         (status = 415, body = ErrorBody, description = "Not multipart, or no file is an image"),
         (status = 422, body = ErrorBody, description = "No file was accepted; see `rejected`"),
+        (status = 507, body = ErrorBody, description = "The server's disk is full; nothing was kept"),
     ))]
 pub(crate) async fn upload(
     State(state): State<AppState>,

@@ -31,7 +31,7 @@ impl TestServer {
     }
 
     /// The real server over the data dir `data`.
-    async fn launch(data: tempfile::TempDir, config: ServerConfig) -> Self {
+    pub async fn launch(data: tempfile::TempDir, config: ServerConfig) -> Self {
         let store: cardex_store::SharedStore =
             std::sync::Arc::new(cardex_store::SqliteStore::open(data.path()).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -127,8 +127,8 @@ impl TestServer {
     pub fn files(&self) -> Vec<String> {
         let mut out = Vec::new();
         walk(self.data.path(), self.data.path(), &mut out);
-        // The database and the data dir's lock are not card files.
-        out.retain(|p| !p.starts_with("cardex.db") && p != "cardex.lock");
+        // The database, the data dir's lock and its reserve are not card files.
+        out.retain(|p| !p.starts_with("cardex.db") && p != "cardex.lock" && p != ".reserve");
         out.sort();
         out
     }

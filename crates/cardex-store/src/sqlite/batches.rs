@@ -10,7 +10,7 @@ use sqlx::FromRow;
 use super::events::append_event;
 use super::states::{batch_state, change_state, locked, parse_batch_state, parse_card_state};
 use super::{SqliteStore, now};
-use crate::{Batch, BatchStore, Counts, Result, StoreError, StoredEvent};
+use crate::{Batch, BatchStore, Counts, Reason, Result, StoreError, StoredEvent};
 
 #[derive(FromRow)]
 struct BatchRow {
@@ -23,11 +23,11 @@ struct BatchRow {
     started_at: Option<String>,
     finished_at: Option<String>,
     pause_reason: Option<String>,
+    pause_code: Option<String>,
     last_seq: i64,
 }
 
-const BATCH_COLUMNS: &str =
-    "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, last_seq";
+const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, pause_code, last_seq";
 
 impl BatchRow {
     fn into_batch(self, counts: Counts) -> Result<Batch> {
@@ -43,6 +43,7 @@ impl BatchRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             pause_reason: self.pause_reason,
+            pause_code: self.pause_code,
             last_seq: self.last_seq,
         })
     }
@@ -238,7 +239,7 @@ impl BatchStore for SqliteStore {
         batch_id: &str,
         from: &[BatchState],
         to: BatchState,
-        reason: Option<&str>,
+        reason: Option<Reason<'_>>,
     ) -> Result<StoredEvent> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, batch_id).await?;
@@ -260,6 +261,31 @@ impl BatchStore for SqliteStore {
                 .fetch_all(&self.read)
                 .await?,
         )
+    }
+
+    async fn resume_paused(&self, code: &str) -> Result<Vec<(String, StoredEvent)>> {
+        let mut tx = self.write.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM batches WHERE state = 'paused' AND pause_code = ? ORDER BY rowid",
+        )
+        .bind(code)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut events = Vec::with_capacity(ids.len());
+        for id in ids {
+            let event = change_state(
+                &mut tx,
+                &id,
+                BatchState::Paused,
+                BatchState::Running,
+                None,
+                None,
+            )
+            .await?;
+            events.push((id, event));
+        }
+        tx.commit().await?;
+        Ok(events)
     }
 }
 

@@ -87,6 +87,7 @@ impl SqliteStore {
     /// mid-flight queued again, and images put where their state says.
     async fn repair(&self) -> Result<()> {
         self.dir.remove_incomplete_uploads()?;
+        self.dir.keep_reserve();
         self.finish_pending_moves().await?;
         let released = self.recover().await?;
         if released > 0 {

@@ -7,7 +7,7 @@ use sqlx::SqliteConnection;
 
 use super::events::append_event;
 use super::now;
-use crate::{Result, StoreError, StoredEvent};
+use crate::{Reason, Result, StoreError, StoredEvent};
 
 pub(super) fn parse_batch_state(s: &str) -> Result<BatchState> {
     BatchState::parse(s).ok_or_else(|| {
@@ -52,7 +52,7 @@ pub(super) async fn change_state(
     batch_id: &str,
     from: BatchState,
     to: BatchState,
-    reason: Option<&str>,
+    reason: Option<Reason<'_>>,
     retried: Option<u64>,
 ) -> Result<StoredEvent> {
     let finished = matches!(
@@ -60,17 +60,19 @@ pub(super) async fn change_state(
         BatchState::Completed | BatchState::CompletedWithErrors | BatchState::Cancelled
     );
     sqlx::query(
-        "UPDATE batches SET state = ?, pause_reason = ?, \
+        "UPDATE batches SET state = ?, pause_reason = ?, pause_code = ?, \
          finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
     )
     .bind(to.as_str())
-    .bind(reason)
+    .bind(reason.map(|r| r.message))
+    .bind(reason.map(|r| r.code))
     .bind(finished)
     .bind(now())
     .bind(batch_id)
     .execute(&mut *conn)
     .await?;
-    let mut body = json!({"from": from.as_str(), "to": to.as_str(), "reason": reason});
+    let mut body = json!({"from": from.as_str(), "to": to.as_str(),
+        "reason": reason.map(|r| r.message), "code": reason.map(|r| r.code)});
     if let Some(n) = retried {
         body["retried"] = json!(n);
     }

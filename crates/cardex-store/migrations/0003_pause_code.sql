@@ -1,0 +1,3 @@
+-- Why the system paused a batch, as a stable code beside the words in
+-- pause_reason: engine_unavailable, engine_misconfigured, disk_full, ...
+ALTER TABLE batches ADD COLUMN pause_code TEXT;
