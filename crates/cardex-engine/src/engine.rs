@@ -115,4 +115,24 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         image: &'a PreparedImage,
         prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>>;
+
+    /// [`Engine::extract`] reading the card in `lang` (Tesseract's codes,
+    /// `deu+eng`; `None` = the engine's default). Engines without a
+    /// language setting ignore it.
+    fn extract_in<'a>(
+        &'a self,
+        image: &'a PreparedImage,
+        prompt: &'a CompiledPrompt,
+        lang: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
+        let _ = lang;
+        self.extract(image, prompt)
+    }
+
+    /// Whether the engine wants the original image, full resolution and
+    /// grey ([`crate::prepare::prepare_for_ocr`]), rather than the JPEG
+    /// made for a model ([`crate::prepare::prepare_file`]).
+    fn reads_original(&self) -> bool {
+        false
+    }
 }

@@ -6,10 +6,14 @@
 //! - [`engine`]: the [`Engine`] trait every engine implements
 //! - [`retry`]: retries with backoff around an engine call
 //! - [`vlm`]: the OpenAI-compatible engine
-//! - [`labels`]: reading `Label: value` lines into fields (for OCR)
+//! - [`labels`]: reading `Label: value` pairs into fields (for OCR)
+//! - [`catalog`]: reading an unlabeled library catalog entry into fields
+//! - [`vocabulary`]: what label words mean, from Darwin Core, MARC / ISBD, vCard
+//! - [`score`]: per-field scoring of read values against a transcription
 //! - `ocr` (feature `ocr`, on by default): the embedded Tesseract engine
 
 pub mod answer;
+pub mod catalog;
 pub mod engine;
 pub mod image;
 pub mod labels;
@@ -17,7 +21,9 @@ pub mod labels;
 pub mod ocr;
 pub mod prepare;
 pub mod retry;
+pub mod score;
 pub mod vlm;
+pub mod vocabulary;
 
 pub use answer::CompiledPrompt;
 pub use engine::{Engine, EngineError, Extraction, Usage};

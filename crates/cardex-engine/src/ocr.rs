@@ -1,15 +1,18 @@
 //! The embedded OCR engine: Tesseract through libtesseract, one instance
-//! per worker thread (created once, reused for every card), fed grayscale,
-//! upscaled and straightened images. `Label: value` lines of the text are
-//! mapped to fields ([`crate::labels`]); the full text is kept as `_text`
-//! and each field's confidence (mean Tesseract word confidence, 0–1) as
+//! per worker thread and language (created when first asked for, reused
+//! for every card), fed the original image grey, scaled to about 300 dpi
+//! and straightened ([`crate::prepare::prepare_for_ocr`]; a JPEG made for
+//! a model is read too). `Label: value` pairs are mapped to fields
+//! ([`crate::labels`]), and on unlabeled catalog cards the parts of the
+//! entry ([`crate::catalog`]); the full text is kept as `_text` and each
+//! field's confidence (mean Tesseract word confidence, 0–1) as
 //! `_confidence`.
 //!
 //! Tesseract uses OpenMP; with several workers on few cores its threads
 //! fight, so the binaries make sure `OMP_THREAD_LIMIT` is set
 //! ([`ensure_openmp_thread_limit`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,8 +22,9 @@ use serde_json::{Map, Value};
 use tesseract::Tesseract;
 
 use crate::answer::CompiledPrompt;
+use crate::catalog;
 use crate::engine::{Engine, EngineError, Extraction};
-use crate::labels::{OcrLine, assign, labeled_lines};
+use crate::labels::{OcrLine, Word, assign, labeled_lines};
 use crate::prepare::{PreparedImage, for_ocr};
 
 /// Makes sure this process runs with `OMP_THREAD_LIMIT` set (to 1 unless
@@ -53,17 +57,30 @@ pub fn ensure_openmp_thread_limit() -> std::io::Result<()> {
 /// Resolution Tesseract is told the prepared images have.
 const PPI: i32 = 300;
 
+/// What a worker is given to read.
+enum Input {
+    /// An encoded image, prepared for OCR by the worker ([`for_ocr`]).
+    Encoded(Vec<u8>),
+    /// A grey image already prepared ([`crate::prepare::prepare_for_ocr`]).
+    Gray(image::GrayImage),
+}
+
 struct Job {
-    image: Vec<u8>,
+    input: Input,
+    /// Tesseract language; `None` = the engine's default.
+    lang: Option<String>,
     reply: tokio::sync::oneshot::Sender<Result<Vec<OcrLine>, EngineError>>,
 }
 
-/// The OCR engine: a pool of worker threads, each with its own Tesseract.
+/// The OCR engine: a pool of worker threads, each with one Tesseract per
+/// language it has been asked for (made the first time, then reused).
 #[derive(Debug)]
 pub struct OcrEngine {
     /// `None` once the engine is shutting down.
     jobs: Mutex<Option<Sender<Job>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The language read when a call names none.
+    lang: String,
 }
 
 impl Drop for OcrEngine {
@@ -79,19 +96,71 @@ impl Drop for OcrEngine {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = match &self.input {
+            Input::Encoded(b) => b.len(),
+            Input::Gray(g) => g.as_raw().len(),
+        };
         f.debug_struct("Job")
-            .field("bytes", &self.image.len())
+            .field("bytes", &size)
+            .field("lang", &self.lang)
             .finish()
     }
 }
 
+/// Checks a language setting (`eng`, `deu+eng`, `chi_sim`): it names
+/// Tesseract data files, so only plain codes joined by `+` pass.
+fn valid_lang(lang: &str) -> Result<(), EngineError> {
+    let ok = !lang.is_empty()
+        && lang.len() <= 64
+        && lang.split('+').all(|code| {
+            (2..=16).contains(&code.len())
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Config {
+            message: format!(
+                "{lang:?} is not an OCR language; use Tesseract's codes joined by +, e.g. deu+eng"
+            ),
+        })
+    }
+}
+
+/// Loads Tesseract for `lang`, or says which language package is missing.
+fn load(lang: &str) -> Result<Tesseract, EngineError> {
+    valid_lang(lang)?;
+    let missing_package = |e: String, codes: Vec<&str>| EngineError::Config {
+        message: format!(
+            "Tesseract cannot load language {lang:?} ({e}); install {}",
+            codes
+                .iter()
+                .map(|c| format!("tesseract-ocr-{}", c.replace('_', "-")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    // Tesseract starts without a secondary language whose data is
+    // missing, so each part of a combination is tried on its own.
+    if lang.contains('+') {
+        let missing: Vec<&str> = lang
+            .split('+')
+            .filter(|code| Tesseract::new(None, Some(code)).is_err())
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing_package("no data".into(), missing));
+        }
+    }
+    Tesseract::new(None, Some(lang)).map_err(|e| missing_package(e.to_string(), vec![lang]))
+}
+
 impl OcrEngine {
-    /// Starts `workers` threads for language `lang` (e.g. `eng`, `deu+eng`).
-    /// Fails when Tesseract cannot load the language data.
+    /// Starts `workers` threads whose default language is `lang` (e.g.
+    /// `eng`, `deu+eng`). Fails when Tesseract cannot load it.
     pub fn new(lang: &str, workers: usize) -> Result<Self, String> {
-        Tesseract::new(None, Some(lang)).map_err(|e| {
-            format!("Tesseract cannot load language {lang:?} ({e}); install its data, e.g. tesseract-ocr-{lang}")
-        })?;
+        load(lang).map_err(|e| e.to_string())?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut threads = Vec::new();
@@ -107,6 +176,7 @@ impl OcrEngine {
         Ok(Self {
             jobs: Mutex::new(Some(tx)),
             threads,
+            lang: lang.to_owned(),
         })
     }
 
@@ -115,17 +185,120 @@ impl OcrEngine {
         self.threads.len()
     }
 
-    /// Reads the text lines of an encoded image.
+    /// The language read when a call names none.
+    pub fn default_lang(&self) -> &str {
+        &self.lang
+    }
+
+    /// Reads the text lines of an encoded image in the default language.
     pub async fn read_lines(&self, image: Vec<u8>) -> Result<Vec<OcrLine>, EngineError> {
+        self.read_lines_in(image, None).await
+    }
+
+    /// Reads the text lines of an encoded image in `lang` (`None` = the
+    /// default). A language whose data is missing is a configuration
+    /// error naming the package to install.
+    pub async fn read_lines_in(
+        &self,
+        image: Vec<u8>,
+        lang: Option<&str>,
+    ) -> Result<Vec<OcrLine>, EngineError> {
+        self.run(Input::Encoded(image), lang).await
+    }
+
+    /// Reads the text lines of a grey image already prepared for OCR
+    /// ([`crate::prepare::prepare_for_ocr`]), in `lang` (`None` = the
+    /// default).
+    pub async fn read_gray(
+        &self,
+        image: image::GrayImage,
+        lang: Option<&str>,
+    ) -> Result<Vec<OcrLine>, EngineError> {
+        self.run(Input::Gray(image), lang).await
+    }
+
+    async fn run(&self, input: Input, lang: Option<&str>) -> Result<Vec<OcrLine>, EngineError> {
+        if let Some(l) = lang {
+            valid_lang(l)?;
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            input,
+            lang: lang.filter(|l| *l != self.lang).map(str::to_owned),
+            reply,
+        };
         self.jobs
             .lock()
             .expect("lock poisoned")
             .as_ref()
             .ok_or_else(stopped)?
-            .send(Job { image, reply })
+            .send(job)
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Reads a card and maps its text to the prompt's fields: `Label:
+    /// value` pairs first ([`crate::labels`]), then, for fields still
+    /// empty on a card that is not a labeled one, the parts of a catalog
+    /// entry ([`crate::catalog`]).
+    pub async fn extract_lang(
+        &self,
+        image: &PreparedImage,
+        prompt: &CompiledPrompt,
+        lang: Option<&str>,
+    ) -> Result<Extraction, EngineError> {
+        let started = Instant::now();
+        let lines = match image.gray() {
+            Some(gray) => self.read_gray(gray, lang).await?,
+            None => self.read_lines_in(image.bytes.clone(), lang).await?,
+        };
+        let text = lines
+            .iter()
+            .map(OcrLine::text)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let fields = &prompt.fields;
+        let labeled = labeled_lines(&lines, fields);
+        let from_labels = assign(&labeled, fields);
+        let mut found: Vec<Option<(String, f32)>> = from_labels
+            .iter()
+            .map(|slot| slot.map(|i| (labeled[i].value.clone(), labeled[i].confidence)))
+            .collect();
+        // Two fields read from labels make it a labeled card: its other
+        // lines are not a catalog entry.
+        let taken: Vec<bool> = found.iter().map(Option::is_some).collect();
+        if taken.iter().filter(|t| **t).count() < 2
+            && let Some(entry) = catalog::parse(&lines)
+        {
+            for (slot, part) in found.iter_mut().zip(catalog::fill(&entry, fields, &taken)) {
+                if let (None, Some(p)) = (&slot, part) {
+                    *slot = Some((p.value.clone(), p.confidence));
+                }
+            }
+        }
+        let mut values = Map::new();
+        let mut confidence = Map::new();
+        for (field, slot) in fields.iter().zip(found) {
+            let (value, conf) = match slot {
+                Some((v, c)) => (
+                    Value::String(v),
+                    Value::from((f64::from(c) * 100.0).round() / 100.0),
+                ),
+                None => (Value::Null, Value::Null),
+            };
+            values.insert(field.name.clone(), value);
+            confidence.insert(field.name.clone(), conf);
+        }
+        let mut fields = coerce_each(prompt, values, &mut confidence);
+        fields.insert("_text".into(), Value::String(text.clone()));
+        fields.insert("_confidence".into(), Value::Object(confidence));
+        Ok(Extraction {
+            fields,
+            raw: text,
+            usage: None,
+            elapsed: started.elapsed(),
+            flags: Vec::new(),
+        })
     }
 }
 
@@ -135,35 +308,39 @@ fn stopped() -> EngineError {
     }
 }
 
-fn worker(jobs: &Mutex<Receiver<Job>>, lang: &str) {
-    let mut tess: Option<Tesseract> = None;
+fn worker(jobs: &Mutex<Receiver<Job>>, default_lang: &str) {
+    let mut instances: HashMap<String, Tesseract> = HashMap::new();
     loop {
         let job = match jobs.lock().expect("lock poisoned").recv() {
             Ok(job) => job,
             Err(_) => return, // the engine was dropped
         };
-        let _ = job.reply.send(recognize(&mut tess, lang, &job.image));
+        let lang = job.lang.as_deref().unwrap_or(default_lang);
+        let _ = job.reply.send(recognize(&mut instances, lang, job.input));
     }
 }
 
 fn recognize(
-    slot: &mut Option<Tesseract>,
+    instances: &mut HashMap<String, Tesseract>,
     lang: &str,
-    bytes: &[u8],
+    input: Input,
 ) -> Result<Vec<OcrLine>, EngineError> {
     let permanent = |message: String| EngineError::Permanent {
         code: "ocr_failed",
         message,
     };
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| permanent(format!("cannot decode the image: {e}")))?;
-    let gray = for_ocr(img).map_err(|e| permanent(e.to_string()))?;
+    let gray = match input {
+        Input::Gray(g) => g,
+        Input::Encoded(bytes) => {
+            let img = image::load_from_memory(&bytes)
+                .map_err(|e| permanent(format!("cannot decode the image: {e}")))?;
+            for_ocr(img).map_err(|e| permanent(e.to_string()))?
+        }
+    };
     let (w, h) = gray.dimensions();
-    let tess = match slot.take() {
+    let tess = match instances.remove(lang) {
         Some(t) => t,
-        None => Tesseract::new(None, Some(lang)).map_err(|e| EngineError::Config {
-            message: format!("Tesseract cannot load language {lang:?}: {e}"),
-        })?,
+        None => load(lang)?,
     };
     // A failed step consumes the instance; the next card makes a new one.
     let mut tess = tess
@@ -175,13 +352,17 @@ fn recognize(
     let tsv = tess
         .get_tsv_text(0)
         .map_err(|e| permanent(format!("Tesseract gave no text: {e}")))?;
-    *slot = Some(tess);
+    instances.insert(lang.to_owned(), tess);
     Ok(parse_tsv(&tsv))
 }
 
-/// Lines of words with confidences from Tesseract's TSV output.
+/// Lines of words, with confidences and boxes, from Tesseract's TSV
+/// output, top to bottom. Pieces of one printed line that Tesseract put
+/// in different blocks (a shelfmark at the right, a value in a column)
+/// are joined again, left to right.
 pub fn parse_tsv(tsv: &str) -> Vec<OcrLine> {
     let mut lines: BTreeMap<(u32, u32, u32, u32), OcrLine> = BTreeMap::new();
+    let mut order = Vec::new();
     for row in tsv.lines() {
         let cols: Vec<&str> = row.split('\t').collect();
         if cols.len() < 12 || cols[0] != "5" {
@@ -192,14 +373,47 @@ pub fn parse_tsv(tsv: &str) -> Vec<OcrLine> {
             continue;
         }
         let num = |i: usize| cols[i].parse::<u32>().unwrap_or(0);
-        let conf = cols[10].parse::<f32>().unwrap_or(0.0);
-        lines
-            .entry((num(1), num(2), num(3), num(4)))
-            .or_default()
-            .words
-            .push((text.to_owned(), conf));
+        let px = |i: usize| cols[i].parse::<i32>().unwrap_or(0);
+        let key = (num(1), num(2), num(3), num(4));
+        if !lines.contains_key(&key) {
+            order.push(key);
+        }
+        lines.entry(key).or_default().words.push(Word {
+            text: text.to_owned(),
+            confidence: cols[10].parse::<f32>().unwrap_or(0.0),
+            left: px(6),
+            top: px(7),
+            width: px(8),
+            height: px(9),
+        });
     }
-    lines.into_values().collect()
+    let mut merged: Vec<OcrLine> = Vec::new();
+    for key in order {
+        let line = lines.remove(&key).expect("every key was inserted");
+        match merged.iter_mut().find(|m| same_row(m, &line)) {
+            Some(m) => {
+                m.words.extend(line.words);
+                m.words.sort_by_key(|w| w.left);
+            }
+            None => merged.push(line),
+        }
+    }
+    merged.sort_by_key(|l| l.top());
+    merged
+}
+
+/// Whether two lines are pieces of one printed line: most of their height
+/// shared, side by side without overlapping.
+fn same_row(a: &OcrLine, b: &OcrLine) -> bool {
+    let shared = a.bottom().min(b.bottom()) - a.top().max(b.top());
+    let shortest = (a.bottom() - a.top()).min(b.bottom() - b.top());
+    let span = |l: &OcrLine| {
+        let left = l.words.iter().map(|w| w.left).min().unwrap_or(0);
+        let right = l.words.iter().map(Word::right).max().unwrap_or(0);
+        (left, right)
+    };
+    let ((al, ar), (bl, br)) = (span(a), span(b));
+    shortest > 0 && shared * 2 > shortest && (ar <= bl || br <= al)
 }
 
 impl Engine for OcrEngine {
@@ -212,39 +426,20 @@ impl Engine for OcrEngine {
         image: &'a PreparedImage,
         prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let lines = self.read_lines(image.bytes.clone()).await?;
-            let text = lines
-                .iter()
-                .map(OcrLine::text)
-                .collect::<Vec<_>>()
-                .join("\n");
-            let labeled = labeled_lines(&lines);
-            let mut values = Map::new();
-            let mut confidence = Map::new();
-            for (field, slot) in prompt.fields.iter().zip(assign(&labeled, &prompt.fields)) {
-                let (value, conf) = match slot {
-                    Some(i) => (
-                        Value::String(labeled[i].value.clone()),
-                        Value::from((f64::from(labeled[i].confidence) * 100.0).round() / 100.0),
-                    ),
-                    None => (Value::Null, Value::Null),
-                };
-                values.insert(field.name.clone(), value);
-                confidence.insert(field.name.clone(), conf);
-            }
-            let mut fields = coerce_each(prompt, values, &mut confidence);
-            fields.insert("_text".into(), Value::String(text.clone()));
-            fields.insert("_confidence".into(), Value::Object(confidence));
-            Ok(Extraction {
-                fields,
-                raw: text,
-                usage: None,
-                elapsed: started.elapsed(),
-                flags: Vec::new(),
-            })
-        })
+        Box::pin(self.extract_lang(image, prompt, None))
+    }
+
+    fn extract_in<'a>(
+        &'a self,
+        image: &'a PreparedImage,
+        prompt: &'a CompiledPrompt,
+        lang: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
+        Box::pin(self.extract_lang(image, prompt, lang))
+    }
+
+    fn reads_original(&self) -> bool {
+        true
     }
 }
 
@@ -280,16 +475,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tsv_rows_become_lines_of_words() {
+    fn tsv_rows_become_lines_of_words_with_boxes() {
         let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
-                   5\t1\t1\t1\t1\t1\t0\t0\t1\t1\t96.5\tTaxon:\n\
-                   5\t1\t1\t1\t1\t2\t0\t0\t1\t1\t91\tAcer\n\
+                   5\t1\t1\t1\t1\t1\t10\t10\t60\t20\t96.5\tTaxon:\n\
+                   5\t1\t1\t1\t1\t2\t80\t10\t40\t20\t91\tAcer\n\
                    4\t1\t1\t1\t2\t0\t0\t0\t1\t1\t-1\t\n\
-                   5\t1\t1\t1\t2\t1\t0\t0\t1\t1\t88\tLoc.:\n\
-                   5\t1\t1\t1\t2\t2\t0\t0\t1\t1\t80\tPrague\n";
+                   5\t1\t1\t1\t2\t1\t10\t50\t40\t20\t88\tLoc.:\n\
+                   5\t1\t1\t1\t2\t2\t60\t50\t60\t20\t80\tPrague\n\
+                   5\t1\t2\t1\t1\t1\t400\t52\t50\t20\t70\t[U\n\
+                   5\t1\t2\t1\t1\t2\t460\t52\t40\t20\t70\t36\n";
         let lines = parse_tsv(tsv);
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 2, "the corner block joins its row");
         assert_eq!(lines[0].text(), "Taxon: Acer");
-        assert_eq!(lines[1].words[1], ("Prague".to_owned(), 80.0));
+        assert_eq!(lines[1].words[1].text, "Prague");
+        assert_eq!(lines[1].words[1].confidence, 80.0);
+        assert_eq!((lines[1].words[1].left, lines[1].words[1].width), (60, 60));
+        assert_eq!(lines[1].text(), "Loc.: Prague [U 36");
+        assert_eq!(lines[1].wide_gaps(), vec![2]);
+    }
+
+    #[test]
+    fn languages_are_checked_before_tesseract_sees_them() {
+        assert!(valid_lang("deu+eng").is_ok());
+        assert!(valid_lang("chi_sim").is_ok());
+        for bad in ["", "../etc", "eng+", "ENG", "e"] {
+            assert!(
+                matches!(valid_lang(bad), Err(EngineError::Config { .. })),
+                "{bad:?}"
+            );
+        }
+        let Err(err) = load("eng+zzz") else {
+            panic!("zzz has no data")
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("tesseract-ocr-zzz") && !err.contains("tesseract-ocr-eng"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_language_is_a_configuration_error_and_others_still_read() {
+        let engine = OcrEngine::new("eng", 1).unwrap();
+        let img = cardex_testkit::png(1);
+        let err = engine
+            .read_lines_in(img.clone(), Some("zzz"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "engine_misconfigured");
+        assert!(err.to_string().contains("tesseract-ocr-zzz"), "{err}");
+        assert!(engine.read_lines_in(img, Some("deu")).await.is_ok());
     }
 }

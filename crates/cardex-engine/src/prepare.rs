@@ -227,7 +227,6 @@ const MAX_SKEW: f32 = 5.0;
 
 /// Pre-processing for OCR: grayscale, low-resolution scans scaled up to
 /// about 300 dpi, small rotations (up to 5°) straightened.
-///
 pub fn for_ocr(img: DynamicImage) -> Result<image::GrayImage, ImageError> {
     let gray = upscale(img.into_luma8())?;
     let angle = estimate_skew(&gray);
@@ -236,6 +235,91 @@ pub fn for_ocr(img: DynamicImage) -> Result<image::GrayImage, ImageError> {
     } else {
         gray
     })
+}
+
+/// MIME type of a card prepared for OCR: binary PGM, 8-bit grey, lossless.
+pub const OCR_MIME: &str = "image/x-portable-graymap";
+
+/// Longest side an OCR input keeps: about 480 dpi for a 5-inch card, 300
+/// for a letter-size sheet. More only makes Tesseract slower.
+pub const OCR_MAX_SIDE: u32 = 2400;
+
+impl PreparedImage {
+    /// A grey image for OCR, carried losslessly (as PGM, [`OCR_MIME`]).
+    pub fn from_gray(gray: &image::GrayImage) -> Self {
+        let (width, height) = gray.dimensions();
+        let mut bytes = format!("P5\n{width} {height}\n255\n").into_bytes();
+        bytes.extend_from_slice(gray.as_raw());
+        Self {
+            bytes,
+            mime: OCR_MIME,
+            width,
+            height,
+            passthrough: false,
+        }
+    }
+
+    /// The grey image, when this was made by [`PreparedImage::from_gray`].
+    pub fn gray(&self) -> Option<image::GrayImage> {
+        if self.mime != OCR_MIME {
+            return None;
+        }
+        let header = format!("P5\n{} {}\n255\n", self.width, self.height);
+        let pixels = self.bytes.strip_prefix(header.as_bytes())?;
+        image::GrayImage::from_raw(self.width, self.height, pixels.to_vec())
+    }
+}
+
+/// Prepares the image file at `path` for OCR, from the original: decoded
+/// within `max_pixels`, turned upright from its EXIF orientation, grey,
+/// scaled only to the resolution Tesseract wants ([`OCR_MAX_SIDE`], and
+/// [`for_ocr`]'s upscaling of small scans) and straightened. Nothing is
+/// re-compressed, so small type stays sharp.
+pub fn prepare_for_ocr(path: &Path, max_pixels: u64) -> Result<PreparedImage, ImageError> {
+    prepare_bytes_for_ocr(&std::fs::read(path)?, max_pixels)
+}
+
+/// [`prepare_for_ocr`] from encoded bytes.
+pub fn prepare_bytes_for_ocr(bytes: &[u8], max_pixels: u64) -> Result<PreparedImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    reader.format().ok_or(ImageError::NotAnImage)?;
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    decoder
+        .set_limits(decode_limits(max_pixels))
+        .map_err(corrupt)?;
+    let gray = DynamicImage::from_decoder(decoder)
+        .map_err(corrupt)?
+        .into_luma8();
+    let (nw, nh) = target_size(gray.dimensions(), OCR_MAX_SIDE);
+    let gray = if (nw, nh) == gray.dimensions() {
+        gray
+    } else {
+        let (w, h) = gray.dimensions();
+        let pixels = resize_pixels(
+            gray.into_raw(),
+            (w, h),
+            (nw, nh),
+            PixelType::U8,
+            FilterType::Bilinear,
+        )?;
+        image::GrayImage::from_raw(nw, nh, pixels)
+            .ok_or_else(|| ImageError::Corrupt("resized buffer has the wrong size".into()))?
+    };
+    let mut img = DynamicImage::ImageLuma8(gray);
+    img.apply_orientation(orientation);
+    Ok(PreparedImage::from_gray(&for_ocr(img)?))
 }
 
 fn upscale(img: image::GrayImage) -> Result<image::GrayImage, ImageError> {
@@ -473,6 +557,51 @@ mod tests {
         let fixed = for_ocr(DynamicImage::ImageLuma8(lines_page(3.0))).unwrap();
         let left = estimate_skew(&fixed);
         assert!(left.abs() <= 0.2, "after straightening: {left}");
+    }
+
+    #[test]
+    fn ocr_reads_the_original_grey_and_upright() {
+        // Light halves (no dark pixels, so no skew is seen).
+        let light = |w: u32, h: u32| {
+            ImageBuffer::from_fn(w, h, |x, _| {
+                Rgb(if x < w / 2 { [200; 3] } else { [250; 3] })
+            })
+        };
+        // A large PNG: grey, full resolution up to OCR_MAX_SIDE, no JPEG.
+        let png = encode(&light(3000, 2000), ImageFormat::Png);
+        let p = prepare_bytes_for_ocr(&png, crate::image::DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(p.mime, OCR_MIME);
+        assert_eq!((p.width, p.height), (2400, 1600));
+        let gray = p.gray().unwrap();
+        assert_eq!(gray.dimensions(), (2400, 1600));
+        let (left, right) = (gray.get_pixel(100, 800)[0], gray.get_pixel(2300, 800)[0]);
+        assert_eq!((left, right), (200, 250));
+        assert_eq!(gray.get_pixel(1195, 800)[0], left, "edges stay sharp");
+        // EXIF orientation is applied; small scans are scaled up.
+        let jpeg = encode(&light(600, 400), ImageFormat::Jpeg);
+        let tagged = cardex_testkit::with_exif_orientation(&jpeg, 6);
+        let p = prepare_bytes_for_ocr(&tagged, crate::image::DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((p.width, p.height), (1000, 1500));
+        let gray = p.gray().unwrap();
+        assert!(
+            gray.get_pixel(500, 50)[0].abs_diff(200) < 10,
+            "left half on top"
+        );
+        assert!(gray.get_pixel(500, 1450)[0].abs_diff(250) < 10);
+        // Limits hold as for the model's copy.
+        let bomb = cardex_testkit::png_declaring(100_000, 100_000);
+        assert_eq!(
+            prepare_bytes_for_ocr(&bomb, crate::image::DEFAULT_MAX_PIXELS)
+                .unwrap_err()
+                .code(),
+            "image_too_large"
+        );
+        assert!(PreparedImage::from_gray(&gray).gray().is_some());
+        let model = prepare(jpeg, &PrepareOptions::default()).unwrap();
+        assert!(
+            model.gray().is_none(),
+            "a JPEG for a model is not an OCR image"
+        );
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! Accuracy of the embedded OCR engine on the labeled sample cards of
-//! `../shared/sample-cards/truth.jsonl`: a field counts as right when its
-//! value equals the truth after normalising case, punctuation and spacing.
-//! Target: at least 95 %. (Catalog cards carry no labels; reading them is a
-//! vision model's job, so they are not scored here.)
+//! `../shared/sample-cards/truth.jsonl`, read from the original image as
+//! the runner gives it to OCR: a field counts as right when its value
+//! equals the truth after normalising case, punctuation and spacing.
+//! Target: at least 97 %. (Unlabeled catalog cards are scored on real
+//! cards in `catalog_cards.rs`.)
 
 #![cfg(feature = "ocr")]
 
 use cardex_core::{Field, FieldType};
 use cardex_engine::labels::normalize;
 use cardex_engine::ocr::OcrEngine;
-use cardex_engine::{CompiledPrompt, Engine, PrepareOptions};
+use cardex_engine::{CompiledPrompt, Engine};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn labeled_sample_cards_are_read_accurately() {
@@ -25,8 +26,11 @@ async fn labeled_sample_cards_are_read_accurately() {
             .collect();
         let prompt = CompiledPrompt::new(&fields).unwrap();
         let file = dir.join(card["file"].as_str().unwrap());
-        let image =
-            cardex_engine::prepare::prepare_file(&file, &PrepareOptions::default()).unwrap();
+        let image = cardex_engine::prepare::prepare_for_ocr(
+            &file,
+            cardex_engine::image::DEFAULT_MAX_PIXELS,
+        )
+        .unwrap();
         let got = engine.extract(&image, &prompt).await.unwrap();
         assert!(got.fields["_text"].as_str().is_some_and(|t| !t.is_empty()));
         for (name, want) in expected {
@@ -54,8 +58,8 @@ async fn labeled_sample_cards_are_read_accurately() {
     }
     assert!(total >= 60, "too few labeled fields scored: {total}");
     assert!(
-        accuracy >= 0.95,
-        "accuracy {:.1}% below 95%; misses:\n{}",
+        accuracy >= 0.97,
+        "accuracy {:.1}% below 97%; misses:\n{}",
         accuracy * 100.0,
         misses.join("\n")
     );
