@@ -3,6 +3,7 @@
 //! - [`image`]: is an upload an image we can read (by content, within limits)
 //! - [`prepare`]: decode, orient, downscale and encode a card for a model
 //! - [`answer`]: turn a model's answer text into validated fields
+//! - [`confidence`]: how sure a model was of each value (token log-probabilities)
 //! - [`engine`]: the [`Engine`] trait every engine implements
 //! - [`retry`]: retries with backoff around an engine call
 //! - [`vlm`]: the OpenAI-compatible engine
@@ -10,6 +11,7 @@
 //! - `ocr` (feature `ocr`, on by default): the embedded Tesseract engine
 
 pub mod answer;
+pub mod confidence;
 pub mod engine;
 pub mod image;
 pub mod labels;

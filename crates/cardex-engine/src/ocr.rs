@@ -243,6 +243,7 @@ impl Engine for OcrEngine {
                 usage: None,
                 elapsed: started.elapsed(),
                 flags: Vec::new(),
+                confidence: Map::new(),
             })
         })
     }

@@ -24,6 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cardex_core::flag::review_flags;
 use cardex_core::{BatchState, Flag};
 use cardex_engine::{
     CompiledPrompt, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
@@ -43,13 +44,28 @@ use crate::hub::{self, Hub};
 use crate::limit::Signal;
 
 /// Settings of the runner.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RunnerConfig {
     /// How images are prepared.
     pub prepare: PrepareOptions,
     /// How hard each card is tried.
     pub retry: RetryPolicy,
+    /// Values whose confidence is under this are flagged `low_confidence`.
+    pub low_confidence: f64,
 }
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            prepare: PrepareOptions::default(),
+            retry: RetryPolicy::default(),
+            low_confidence: DEFAULT_LOW_CONFIDENCE,
+        }
+    }
+}
+
+/// The default confidence under which a value is flagged (DESIGN §13).
+pub const DEFAULT_LOW_CONFIDENCE: f64 = 0.6;
 
 /// The batch runner. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -87,6 +103,7 @@ struct PendingCommit {
     result: Value,
     raw: String,
     flags: Vec<Flag>,
+    confidence: Value,
     /// Answered once the result is committed; dropped unanswered when
     /// it was not, and the card task then puts the card back.
     done: oneshot::Sender<()>,
@@ -240,6 +257,7 @@ impl Runner {
                 result: &p.result,
                 raw: &p.raw,
                 flags: &p.flags,
+                confidence: &p.confidence,
             })
             .collect();
         let committed = match self.inner.store.complete_cards(&items).await {
@@ -517,7 +535,15 @@ impl Runner {
                     })
                     .await;
                     match attempted.result {
-                        Ok(x) => Ok(x),
+                        Ok(mut x) => {
+                            x.flags.extend(review_flags(
+                                &prompt.fields,
+                                &x.fields,
+                                &x.confidence,
+                                self.inner.config.low_confidence,
+                            ));
+                            Ok(x)
+                        }
                         Err(EngineError::Config { message }) => {
                             self.pause_for(card, &message).await;
                             return;
@@ -549,6 +575,7 @@ impl Runner {
             result: Value::Object(x.fields),
             raw: x.raw,
             flags: x.flags,
+            confidence: Value::Object(x.confidence),
             done,
         };
         let sent = self.inner.commits.send(pending).await.is_ok();

@@ -57,6 +57,7 @@ impl Engine for Panicky {
                 usage: None,
                 elapsed: Duration::ZERO,
                 flags: Vec::new(),
+                confidence: Default::default(),
             })
         })
     }

@@ -204,6 +204,8 @@ pub struct Completion<'a> {
     pub raw: &'a str,
     /// Likely mistakes in it.
     pub flags: &'a [Flag],
+    /// Field → confidence 0–1 or null.
+    pub confidence: &'a Value,
 }
 
 /// What a group commit changed.
@@ -230,6 +232,23 @@ pub struct ResultRow {
     pub error: Option<Value>,
     /// Likely mistakes in the result (empty for cards without one).
     pub flags: Vec<Flag>,
+    /// Field → confidence 0–1 or null (an empty object without a result).
+    pub confidence: Value,
+}
+
+/// How good a batch's results look (DESIGN §13), over its done cards.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Quality {
+    /// Done cards with at least one flag.
+    pub flagged_cards: u64,
+    /// Done cards on which no field was found.
+    pub empty_cards: u64,
+    /// Done cards.
+    pub done_cards: u64,
+    /// Field → share of done cards with a value, 0–1.
+    pub fill_rate: std::collections::BTreeMap<String, f64>,
+    /// Field → mean confidence of its values, where the engine gave one.
+    pub mean_confidence: std::collections::BTreeMap<String, f64>,
 }
 
 /// A failed card with its error history.

@@ -42,7 +42,7 @@ use crate::Result;
 use crate::layout::DataDir;
 use crate::model::{
     Batch, Card, CardFailure, ClaimedCard, Committed, Completion, FailedCard, GroupCommitted,
-    NewCard, Reason, ResultRow, StoredEvent, Template,
+    NewCard, Quality, Reason, ResultRow, StoredEvent, Template,
 };
 
 /// The store as the runner and the server share it.
@@ -183,6 +183,9 @@ pub trait ResultStore: Send + Sync {
 
     /// The failed cards of a batch with their error history.
     async fn failed_cards(&self, batch_id: &str) -> Result<Vec<FailedCard>>;
+
+    /// The quality summary of a batch's results so far.
+    async fn batch_quality(&self, batch_id: &str) -> Result<Quality>;
 }
 
 /// Saved field lists.

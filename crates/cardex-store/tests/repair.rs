@@ -207,6 +207,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             result,
             raw: "{}",
             flags: &[],
+            confidence: &serde_json::Value::Null,
         })
         .collect();
     let committed = store.complete_cards(&items).await.unwrap();
@@ -227,6 +228,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             result: &results[4],
             raw: "{}",
             flags: &[],
+            confidence: &serde_json::Value::Null,
         }])
         .await
         .unwrap();

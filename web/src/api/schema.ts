@@ -419,6 +419,7 @@ export interface components {
              * @description Share of cards finished (done or failed), 0–100.
              */
             percent: number;
+            quality?: null | components["schemas"]["Quality"];
             /** @description When processing started, if it has. */
             started_at?: string | null;
             /** @description The lifecycle state. */
@@ -631,6 +632,35 @@ export interface components {
             /** @description The text part of the user message (the image is sent beside it). */
             user: string;
         };
+        /** @description How good a batch's results look (DESIGN §13), over its done cards. */
+        Quality: {
+            /**
+             * Format: int64
+             * @description Done cards on which no field was found.
+             */
+            empty_cards: number;
+            /** @description Active field → share of done cards with a value, 0–1. */
+            fill_rate: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Done cards with at least one flag.
+             */
+            flagged_cards: number;
+            /**
+             * @description Active field → mean confidence of its values, or null where the
+             *     engine gave none.
+             */
+            mean_confidence: {
+                [key: string]: number | null;
+            };
+            /**
+             * @description In plain words, when most cards came out empty: what that likely
+             *     means and what to do.
+             */
+            warning?: string | null;
+        };
         /** @description A file that was not added, and why. */
         RejectedFile: {
             /** @description Why it was refused. */
@@ -645,6 +675,11 @@ export interface components {
              * @description Card id.
              */
             card_id: number;
+            /**
+             * @description Field → how sure the engine is of its value, 0–1, or null where it
+             *     cannot say (DESIGN §13).
+             */
+            confidence: Record<string, never>;
             /** @description What went wrong, for failed cards. */
             error?: Record<string, never> | null;
             /** @description Likely mistakes in the result, for a person to look at (DESIGN §13). */

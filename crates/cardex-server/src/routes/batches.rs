@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
-use crate::api::Batch;
+use crate::api::{Batch, Quality};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -93,7 +93,18 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.store.get_batch(&batch_id(id)?).await?.into()))
+    let batch = state.store.get_batch(&batch_id(id)?).await?;
+    let quality = match batch.state {
+        cardex_core::BatchState::Open => None,
+        _ => Some(Quality::of(
+            &batch,
+            state.store.batch_quality(&batch.id).await?,
+        )),
+    };
+    Ok(Json(Batch {
+        quality,
+        ..batch.into()
+    }))
 }
 
 /// Deletes a batch with its images and results. Refused while running.
