@@ -14,10 +14,13 @@ export type TestResult = S['TestResult'];
 export type EngineInfo = S['EngineInfo'];
 export type FailedCard = Omit<S['FailedCard'], 'error'> & { error?: ErrorInfo | null };
 /** A result row; `result` and `error` are free-form objects in the schema. */
-export type ResultRow = Omit<S['ResultRow'], 'result' | 'error'> & {
+export type ResultRow = Omit<S['ResultRow'], 'result' | 'error' | 'confidence'> & {
   result?: Record<string, unknown> | null;
   error?: ErrorInfo | null;
+  confidence?: Record<string, number | null>;
 };
+export type Flag = S['Flag'];
+export type Quality = S['Quality'];
 /** A stored card error. */
 export interface ErrorInfo {
   code?: string;
