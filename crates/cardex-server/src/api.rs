@@ -26,6 +26,9 @@ pub struct Batch {
     pub finished_at: Option<String>,
     /// The engine that reads the cards (`ocr` or `vlm`).
     pub engine: String,
+    /// The OCR engine's language(s) for this batch (`deu+eng`); null for
+    /// the server's default.
+    pub ocr_lang: Option<String>,
     /// The field schema, in order.
     pub fields: Vec<Field>,
     /// Cards per state.
@@ -446,6 +449,7 @@ impl From<cardex_store::Batch> for Batch {
             started_at: b.started_at,
             finished_at: b.finished_at,
             engine: b.engine,
+            ocr_lang: b.ocr_lang,
             fields: fields_out(b.fields),
             counts: b.counts.into(),
             percent: b.percent,

@@ -23,6 +23,9 @@ pub struct Batch {
     pub finished_at: Option<String>,
     /// The engine that reads the cards (`ocr` or `vlm`).
     pub engine: String,
+    /// The OCR engine's language(s) for this batch; the server's default
+    /// when `None`.
+    pub ocr_lang: Option<String>,
     /// The field schema, in order.
     pub fields: Vec<Field>,
     /// Cards per state.
@@ -35,6 +38,19 @@ pub struct Batch {
     pub pause_code: Option<String>,
     /// The number of the batch's latest progress-stream event.
     pub last_seq: i64,
+}
+
+/// What a new batch is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBatch<'a> {
+    /// Its name.
+    pub name: &'a cardex_core::BatchName,
+    /// The engine that will read it.
+    pub engine: &'a str,
+    /// A template whose fields it gets a copy of.
+    pub template_id: Option<&'a str>,
+    /// The OCR language(s), when not the server's default.
+    pub ocr_lang: Option<&'a str>,
 }
 
 /// Why the system moves a batch (pauses it, mostly): a stable code for

@@ -188,7 +188,14 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
             &cardex_core::naming::new_id(),
         )
     })?;
-    let batch = store.create_batch(&name, engine, None).await?;
+    let batch = store
+        .create_batch(&cardex_store::NewBatch {
+            name: &name,
+            engine,
+            template_id: None,
+            ocr_lang: None,
+        })
+        .await?;
     store.set_fields(&batch.id, &fields).await?;
     let mut refused = 0;
     for path in &files {
