@@ -9,6 +9,7 @@
 //! - [`vlm`]: the OpenAI-compatible engine
 //! - [`labels`]: reading `Label: value` lines into fields (for OCR)
 //! - `ocr` (feature `ocr`, on by default): the embedded Tesseract engine
+//! - [`tessdata`]: which Tesseract languages are installed
 
 pub mod answer;
 pub mod confidence;
@@ -19,6 +20,7 @@ pub mod labels;
 pub mod ocr;
 pub mod prepare;
 pub mod retry;
+pub mod tessdata;
 pub mod vlm;
 
 pub use answer::CompiledPrompt;

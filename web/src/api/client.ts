@@ -121,8 +121,8 @@ export const api = {
   engines: () => request<EngineInfo[]>('GET', '/api/engines'),
   batches: () => request<Batch[]>('GET', '/api/batches'),
   batch: (id: string) => request<Batch>('GET', b(id)),
-  createBatch: (name: string, templateId?: string) =>
-    request<Batch>('POST', '/api/batches', { name, template_id: templateId || undefined }),
+  createBatch: (name: string, templateId?: string, ocrLang?: string) =>
+    request<Batch>('POST', '/api/batches', { name, template_id: templateId || undefined, ocr_lang: ocrLang || undefined }),
   deleteBatch: (id: string) => request<void>('DELETE', b(id)),
   cards: (id: string) => request<Card[]>('GET', `${b(id)}/images`),
   deleteCard: (id: string, cardId: number) => request<void>('DELETE', `${b(id)}/images/${cardId}`),

@@ -408,6 +408,11 @@ export interface components {
              */
             name: string;
             /**
+             * @description The OCR engine's language(s) for this batch (`deu+eng`); null for
+             *     the server's default.
+             */
+            ocr_lang?: string | null;
+            /**
              * @description The same as a stable code: `engine_unavailable`,
              *     `engine_misconfigured`, `disk_full`.
              */
@@ -512,6 +517,12 @@ export interface components {
              * @example Hemingway Letters
              */
             name: string;
+            /**
+             * @description Tesseract language code(s) for the OCR engine, e.g. `deu` or
+             *     `deu+eng`; the server's `--ocr-lang` when absent.
+             * @example deu+eng
+             */
+            ocr_lang?: string | null;
             /** @description Copy this template's fields into the new batch. */
             template_id?: string | null;
         };
@@ -525,8 +536,15 @@ export interface components {
             concurrency?: number | null;
             /** @description Batches that name no engine get this one. */
             default: boolean;
+            /** @description The language batches get when they ask for none (OCR only). */
+            default_language?: string | null;
             /** @description What was found, for people. */
             detail: string;
+            /**
+             * @description The languages a batch may ask for (OCR only): installed Tesseract
+             *     language codes.
+             */
+            languages: string[];
             /** @description Model name (VLM only). */
             model?: string | null;
             /** @description `vlm` or `ocr`. */
