@@ -2,7 +2,8 @@
 # Installs what cardex needs on a Debian/Ubuntu machine, and only what is
 # missing. Usage: scripts/deps.sh run|test
 #   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
-#         Tesseract with English data and what its Rust binding builds with
+#         Tesseract with English, German, French and Italian data and what
+#         its Rust binding builds with
 #   test  also what `make test` needs: Debian's Chromium for the browser
 #         tests, Python 3 with venv for the API fuzzer (schemathesis),
 #         cargo-nextest (optional, falls back to cargo test); cargo-deny is
@@ -14,7 +15,10 @@
 set -euo pipefail
 
 want=${1:-run}
-packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng)
+# German, French and Italian beside English: the languages of most catalog
+# cards; a batch picks its own (its `ocr_lang`).
+packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr
+  tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita)
 if [ "$want" = test ]; then
   packages+=(chromium)
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3 python3-venv)

@@ -26,6 +26,9 @@ pub struct Extraction {
     /// Likely mistakes the engine saw (values not of their type, a cut-off
     /// answer).
     pub flags: Vec<Flag>,
+    /// Field name → how sure the engine is of the value, 0–1, or null
+    /// where it cannot say (DESIGN §13).
+    pub confidence: Map<String, Value>,
 }
 
 /// Token usage as OpenAI-compatible servers report it.

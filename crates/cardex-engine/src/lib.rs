@@ -3,6 +3,7 @@
 //! - [`image`]: is an upload an image we can read (by content, within limits)
 //! - [`prepare`]: decode, orient, downscale and encode a card for a model
 //! - [`answer`]: turn a model's answer text into validated fields
+//! - [`confidence`]: how sure a model was of each value (token log-probabilities)
 //! - [`engine`]: the [`Engine`] trait every engine implements
 //! - [`retry`]: retries with backoff around an engine call
 //! - [`vlm`]: the OpenAI-compatible engine
@@ -11,9 +12,11 @@
 //! - [`vocabulary`]: what label words mean, from Darwin Core, MARC / ISBD, vCard
 //! - [`score`]: per-field scoring of read values against a transcription
 //! - `ocr` (feature `ocr`, on by default): the embedded Tesseract engine
+//! - [`tessdata`]: which Tesseract languages are installed
 
 pub mod answer;
 pub mod catalog;
+pub mod confidence;
 pub mod engine;
 pub mod image;
 pub mod labels;
@@ -22,6 +25,7 @@ pub mod ocr;
 pub mod prepare;
 pub mod retry;
 pub mod score;
+pub mod tessdata;
 pub mod vlm;
 pub mod vocabulary;
 

@@ -4,9 +4,9 @@
 //! and straightened ([`crate::prepare::prepare_for_ocr`]; a JPEG made for
 //! a model is read too). `Label: value` pairs are mapped to fields
 //! ([`crate::labels`]), and on unlabeled catalog cards the parts of the
-//! entry ([`crate::catalog`]); the full text is kept as `_text` and each
-//! field's confidence (mean Tesseract word confidence, 0–1) as
-//! `_confidence`.
+//! entry ([`crate::catalog`]); the full text is kept as `_text`, and each
+//! field's confidence (mean Tesseract word confidence of the words that
+//! make the value, 0–1) goes into the result's `confidence`.
 //!
 //! Tesseract uses OpenMP; with several workers on few cores its threads
 //! fight, so the binaries make sure `OMP_THREAD_LIMIT` is set
@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 use tesseract::Tesseract;
 
-use crate::answer::CompiledPrompt;
+use crate::answer::{Answer, CompiledPrompt};
 use crate::catalog;
 use crate::engine::{Engine, EngineError, Extraction};
 use crate::labels::{OcrLine, Word, assign, labeled_lines};
@@ -289,15 +289,30 @@ impl OcrEngine {
             values.insert(field.name.clone(), value);
             confidence.insert(field.name.clone(), conf);
         }
-        let mut fields = coerce_each(prompt, values, &mut confidence);
-        fields.insert("_text".into(), Value::String(text.clone()));
-        fields.insert("_confidence".into(), Value::Object(confidence));
+        // A value that does not fit its type (`I875` for a year) is kept as
+        // read and flagged: OCR gives the same text every time, so
+        // retrying cannot help.
+        let answer = prompt.read_values(values).unwrap_or_else(|_| Answer {
+            values: fields
+                .iter()
+                .map(|f| (f.name.clone(), Value::Null))
+                .collect(),
+            flags: Vec::new(),
+        });
+        let mut read = answer.values;
+        for (name, value) in &read {
+            if value.is_null() {
+                confidence.insert(name.clone(), Value::Null);
+            }
+        }
+        read.insert("_text".into(), Value::String(text.clone()));
         Ok(Extraction {
-            fields,
+            fields: read,
             raw: text,
             usage: None,
             elapsed: started.elapsed(),
-            flags: Vec::new(),
+            flags: answer.flags,
+            confidence,
         })
     }
 }
@@ -441,33 +456,6 @@ impl Engine for OcrEngine {
     fn reads_original(&self) -> bool {
         true
     }
-}
-
-/// Coerces the read values to their types. A value that does not fit its
-/// type (`I875` for a whole number) becomes null rather than failing the
-/// card: OCR gives the same text every time, so retrying cannot help.
-fn coerce_each(
-    prompt: &CompiledPrompt,
-    values: Map<String, Value>,
-    confidence: &mut Map<String, Value>,
-) -> Map<String, Value> {
-    if let Ok(all) = prompt.read_object(values.clone()) {
-        return all;
-    }
-    let mut out = Map::new();
-    for (name, value) in values {
-        let single = Map::from_iter([(name.clone(), value)]);
-        let kept = prompt
-            .read_object(single)
-            .ok()
-            .and_then(|mut m| m.remove(&name))
-            .unwrap_or(Value::Null);
-        if kept.is_null() {
-            confidence.insert(name.clone(), Value::Null);
-        }
-        out.insert(name, kept);
-    }
-    prompt.read_object(out).unwrap_or_default()
 }
 
 #[cfg(test)]

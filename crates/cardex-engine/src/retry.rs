@@ -135,6 +135,7 @@ mod tests {
                         usage: None,
                         elapsed: Duration::ZERO,
                         flags: Vec::new(),
+                        confidence: Default::default(),
                     }),
                 }
             })

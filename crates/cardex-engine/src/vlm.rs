@@ -15,6 +15,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use cardex_core::flag::repeats_itself;
 use cardex_core::{Flag, FlagCode};
 
 use base64::Engine as _;
@@ -23,6 +24,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::answer::{AnswerError, CompiledPrompt};
+use crate::confidence;
 use crate::engine::{Engine, EngineError, Extraction, Usage};
 use crate::prepare::PreparedImage;
 
@@ -111,6 +113,8 @@ pub struct VlmEngine {
     mode: AtomicU8,
     /// The server wants `max_completion_tokens` and no `temperature`.
     completion_tokens: AtomicBool,
+    /// The server refused `logprobs`: values get no confidence.
+    no_logprobs: AtomicBool,
 }
 
 impl VlmEngine {
@@ -127,6 +131,7 @@ impl VlmEngine {
             config,
             mode: AtomicU8::new(ResponseMode::JsonSchema as u8),
             completion_tokens: AtomicBool::new(false),
+            no_logprobs: AtomicBool::new(false),
         })
     }
 
@@ -136,14 +141,16 @@ impl VlmEngine {
     }
 
     /// The request body for one card: `response_format` as `mode` says,
-    /// and the token bound as `max_completion_tokens` (without a
-    /// temperature) when `completion_tokens`, else as `max_tokens`.
+    /// the token bound as `max_completion_tokens` (without a temperature)
+    /// when `completion_tokens`, else as `max_tokens`, and `logprobs`
+    /// when asked for.
     pub fn request_body(
         &self,
         image: &PreparedImage,
         prompt: &CompiledPrompt,
         mode: ResponseMode,
         completion_tokens: bool,
+        logprobs: bool,
     ) -> Value {
         let data_url = format!(
             "data:{};base64,{}",
@@ -161,6 +168,9 @@ impl VlmEngine {
                 ]},
             ],
         });
+        if logprobs {
+            body["logprobs"] = json!(true);
+        }
         if completion_tokens {
             body["max_completion_tokens"] = json!(self.config.max_tokens);
         } else {
@@ -207,12 +217,13 @@ impl VlmEngine {
     ) -> Result<Extraction, EngineError> {
         let mut mode = self.mode();
         let mut completion_tokens = self.completion_tokens.load(Ordering::Relaxed);
+        let mut logprobs = !self.no_logprobs.load(Ordering::Relaxed);
         loop {
             let started = Instant::now();
             let mut req = self
                 .client
                 .post(format!("{}/chat/completions", self.config.base_url))
-                .json(&self.request_body(image, prompt, mode, completion_tokens));
+                .json(&self.request_body(image, prompt, mode, completion_tokens, logprobs));
             if let Some(key) = &self.config.api_key {
                 req = req.bearer_auth(key);
             }
@@ -226,6 +237,16 @@ impl VlmEngine {
             let text = read_body(res).await?;
             if status.is_success() {
                 return read_completion(&text, prompt, started.elapsed());
+            }
+            if status == StatusCode::BAD_REQUEST
+                && logprobs
+                && text.to_ascii_lowercase().contains("logprobs")
+            {
+                if !self.no_logprobs.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("the model server refused logprobs; values get no confidence");
+                }
+                logprobs = false;
+                continue;
             }
             if status == StatusCode::BAD_REQUEST
                 && !completion_tokens
@@ -323,9 +344,26 @@ pub fn read_completion(
     };
     let cut_off = body["choices"][0]["finish_reason"] == "length";
     let usage = serde_json::from_value::<Usage>(body["usage"].clone()).ok();
+    let names: Vec<&str> = prompt.fields.iter().map(|f| f.name.as_str()).collect();
     match prompt.read_answer(&content) {
         Ok(answer) => {
             let mut flags = answer.flags;
+            for (name, value) in &answer.values {
+                let looping = match value {
+                    Value::String(s) => repeats_itself(s),
+                    Value::Array(items) => {
+                        items.iter().filter_map(Value::as_str).any(repeats_itself)
+                    }
+                    _ => false,
+                };
+                if looping {
+                    flags.push(Flag::on(
+                        name,
+                        FlagCode::Repetition,
+                        "the model repeated itself in this value; it is likely wrong",
+                    ));
+                }
+            }
             if cut_off {
                 // Whole enough to read, but the model had more to say.
                 flags.push(Flag::row(
@@ -333,12 +371,18 @@ pub fn read_completion(
                     "the model's answer was cut off at the token limit; some values may be missing",
                 ));
             }
+            let confidence = confidence::from_logprobs(
+                &content,
+                &body["choices"][0]["logprobs"]["content"],
+                &names,
+            );
             Ok(Extraction {
                 fields: answer.values,
                 raw: content,
                 usage,
                 elapsed,
                 flags,
+                confidence,
             })
         }
         Err(_) if cut_off => Err(EngineError::Permanent {
@@ -471,7 +515,8 @@ mod tests {
     #[test]
     fn request_follows_the_chat_completions_format() {
         let prompt = CompiledPrompt::new(&[Field::new("title", FieldType::Text)]).unwrap();
-        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema, false);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema, false, true);
+        assert_eq!(body["logprobs"], true);
         assert_eq!(body["model"], "m");
         assert_eq!(body["temperature"], 0);
         assert_eq!(body["messages"][0]["role"], "system");
@@ -491,11 +536,12 @@ mod tests {
             body["response_format"]["json_schema"]["schema"],
             prompt.prompt.json_schema
         );
-        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonObject, false);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonObject, false, false);
         assert_eq!(body["response_format"], json!({"type": "json_object"}));
-        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, false);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, false, false);
+        assert!(body.get("logprobs").is_none());
         assert!(body.get("response_format").is_none());
-        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, true);
+        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, true, false);
         assert_eq!(body["max_completion_tokens"], 2048);
         assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none());
     }

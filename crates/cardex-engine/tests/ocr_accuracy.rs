@@ -38,7 +38,7 @@ async fn labeled_sample_cards_are_read_accurately() {
             let have = got.fields[name].as_str().unwrap_or("");
             if normalize(have) == normalize(want.as_str().unwrap()) {
                 right += 1;
-                let conf = got.fields["_confidence"][name].as_f64().unwrap();
+                let conf = got.confidence[name].as_f64().unwrap();
                 assert!((0.0..=1.0).contains(&conf));
             } else {
                 misses.push(format!(

@@ -17,4 +17,4 @@ pub use cardex_engine::ocr::ensure_openmp_thread_limit;
 pub use engines::{EngineConfig, Engines, OcrConfig, configured};
 pub use hub::Hub;
 pub use limit::Limiter;
-pub use runner::{Runner, RunnerConfig};
+pub use runner::{DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig};

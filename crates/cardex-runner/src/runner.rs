@@ -24,9 +24,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cardex_core::flag::review_flags;
 use cardex_core::{BatchState, Flag};
 use cardex_engine::{
-    CompiledPrompt, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
+    CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
 use cardex_store::{
     CardFailure, ClaimedCard, Completion, GroupCommitted, Reason, SharedStore, StoreError,
@@ -43,13 +44,28 @@ use crate::hub::{self, Hub};
 use crate::limit::Signal;
 
 /// Settings of the runner.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RunnerConfig {
     /// How images are prepared.
     pub prepare: PrepareOptions,
     /// How hard each card is tried.
     pub retry: RetryPolicy,
+    /// Values whose confidence is under this are flagged `low_confidence`.
+    pub low_confidence: f64,
 }
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            prepare: PrepareOptions::default(),
+            retry: RetryPolicy::default(),
+            low_confidence: DEFAULT_LOW_CONFIDENCE,
+        }
+    }
+}
+
+/// The default confidence under which a value is flagged (DESIGN §13).
+pub const DEFAULT_LOW_CONFIDENCE: f64 = 0.6;
 
 /// The batch runner. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -72,13 +88,21 @@ struct Inner {
     unreleased: Mutex<Vec<i64>>,
     /// Panics so far of cards whose processing panicked, by card id.
     panics: Mutex<HashMap<i64, u32>>,
-    /// Compiled prompts by batch id; fields never change after start.
-    prompts: Mutex<HashMap<String, Arc<CompiledPrompt>>>,
+    /// Each batch's compiled prompt and OCR language, by batch id; they
+    /// never change after start.
+    prompts: Mutex<HashMap<String, Arc<BatchPlan>>>,
     /// Results on their way to the group committer.
     commits: mpsc::Sender<PendingCommit>,
     /// The committer's end, taken by [`Runner::run`].
     commit_queue: Mutex<Option<mpsc::Receiver<PendingCommit>>>,
     stop: CancellationToken,
+}
+
+/// How a batch's cards are read: its compiled prompt and OCR language.
+#[derive(Debug)]
+struct BatchPlan {
+    prompt: CompiledPrompt,
+    ocr_lang: Option<String>,
 }
 
 /// A card's result waiting for the group commit.
@@ -87,6 +111,7 @@ struct PendingCommit {
     result: Value,
     raw: String,
     flags: Vec<Flag>,
+    confidence: Value,
     /// Answered once the result is committed; dropped unanswered when
     /// it was not, and the card task then puts the card back.
     done: oneshot::Sender<()>,
@@ -240,6 +265,7 @@ impl Runner {
                 result: &p.result,
                 raw: &p.raw,
                 flags: &p.flags,
+                confidence: &p.confidence,
             })
             .collect();
         let committed = match self.inner.store.complete_cards(&items).await {
@@ -494,14 +520,14 @@ impl Runner {
     }
 
     async fn work(&self, card: &ClaimedCard, slot: &EngineSlot) {
-        let outcome = match self.prompt_for(&card.batch_id).await {
+        let outcome = match self.plan_for(&card.batch_id).await {
             Err(e) => Err(CardFailure {
                 code: "internal".into(),
                 message: e,
                 attempts: 0,
                 last_answer: None,
             }),
-            Ok(prompt) => match self.prepare(card).await {
+            Ok(plan) => match self.prepare(card, slot.engine.as_ref()).await {
                 Err(e) => Err(CardFailure {
                     code: e.code().into(),
                     message: e.to_string(),
@@ -511,13 +537,24 @@ impl Runner {
                 Ok(image) => {
                     let attempted = retry_attempts(&self.inner.config.retry, || async {
                         let permit = slot.limiter.acquire().await;
-                        let result = slot.engine.extract(&image, &prompt).await;
+                        let result = slot
+                            .engine
+                            .extract_in(&image, &plan.prompt, plan.ocr_lang.as_deref())
+                            .await;
                         permit.finish(load_signal(&result));
                         result
                     })
                     .await;
                     match attempted.result {
-                        Ok(x) => Ok(x),
+                        Ok(mut x) => {
+                            x.flags.extend(review_flags(
+                                &plan.prompt.fields,
+                                &x.fields,
+                                &x.confidence,
+                                self.inner.config.low_confidence,
+                            ));
+                            Ok(x)
+                        }
                         Err(EngineError::Config { message }) => {
                             self.pause_for(card, &message).await;
                             return;
@@ -549,6 +586,7 @@ impl Runner {
             result: Value::Object(x.fields),
             raw: x.raw,
             flags: x.flags,
+            confidence: Value::Object(x.confidence),
             done,
         };
         let sent = self.inner.commits.send(pending).await.is_ok();
@@ -583,7 +621,8 @@ impl Runner {
         }
     }
 
-    async fn prompt_for(&self, batch_id: &str) -> Result<Arc<CompiledPrompt>, String> {
+    /// What every card of the batch is read with, compiled once.
+    async fn plan_for(&self, batch_id: &str) -> Result<Arc<BatchPlan>, String> {
         if let Some(p) = self
             .inner
             .prompts
@@ -599,25 +638,54 @@ impl Runner {
             .get_batch(batch_id)
             .await
             .map_err(|e| e.to_string())?;
-        let compiled = Arc::new(CompiledPrompt::new(&batch.fields)?);
+        let plan = Arc::new(BatchPlan {
+            prompt: CompiledPrompt::new(&batch.fields)?,
+            ocr_lang: batch.ocr_lang,
+        });
         self.inner
             .prompts
             .lock()
             .expect("lock poisoned")
-            .insert(batch_id.to_owned(), compiled.clone());
-        Ok(compiled)
+            .insert(batch_id.to_owned(), plan.clone());
+        Ok(plan)
     }
 
     async fn prepare(
         &self,
         card: &ClaimedCard,
+        engine: &dyn Engine,
     ) -> Result<cardex_engine::PreparedImage, cardex_engine::image::ImageError> {
         let path = self
             .inner
             .store
             .layout()
             .batch_image(&card.batch_name, &card.stored_name);
-        self.prepare_file(path).await
+        self.prepare_for(path, engine).await
+    }
+
+    /// Prepares the image at `path` as `engine` reads it: the original,
+    /// grey, for the OCR engine; scaled and encoded for a model otherwise.
+    /// In turn with every other preparation, like [`Runner::prepare_file`].
+    pub async fn prepare_for(
+        &self,
+        path: std::path::PathBuf,
+        engine: &dyn Engine,
+    ) -> Result<cardex_engine::PreparedImage, cardex_engine::image::ImageError> {
+        if !engine.reads_original() {
+            return self.prepare_file(path).await;
+        }
+        let _slot = self
+            .inner
+            .prepare_slots
+            .acquire()
+            .await
+            .expect("never closed");
+        let max_pixels = self.inner.config.prepare.max_pixels;
+        tokio::task::spawn_blocking(move || {
+            cardex_engine::prepare::prepare_for_ocr(&path, max_pixels)
+        })
+        .await
+        .unwrap_or_else(|e| Err(cardex_engine::image::ImageError::Corrupt(e.to_string())))
     }
 
     /// Prepares the image at `path` for the engines, on a blocking thread,

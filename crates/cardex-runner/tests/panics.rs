@@ -57,6 +57,7 @@ impl Engine for Panicky {
                 usage: None,
                 elapsed: Duration::ZERO,
                 flags: Vec::new(),
+                confidence: Default::default(),
             })
         })
     }
@@ -68,7 +69,15 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
     let files = tempfile::tempdir().unwrap();
     let store: SharedStore = Arc::new(SqliteStore::open(data.path()).await.unwrap());
     let name = BatchName::new("panics", time_now(), &cardex_core::naming::new_id()).unwrap();
-    let batch = store.create_batch(&name, "vlm", None).await.unwrap();
+    let batch = store
+        .create_batch(&cardex_store::NewBatch {
+            name: &name,
+            engine: "vlm",
+            template_id: None,
+            ocr_lang: None,
+        })
+        .await
+        .unwrap();
     store
         .set_fields(&batch.id, &[Field::new("title", FieldType::Text)])
         .await

@@ -26,6 +26,9 @@ pub struct Batch {
     pub finished_at: Option<String>,
     /// The engine that reads the cards (`ocr` or `vlm`).
     pub engine: String,
+    /// The OCR engine's language(s) for this batch (`deu+eng`); null for
+    /// the server's default.
+    pub ocr_lang: Option<String>,
     /// The field schema, in order.
     pub fields: Vec<Field>,
     /// Cards per state.
@@ -39,6 +42,72 @@ pub struct Batch {
     pub pause_code: Option<String>,
     /// The number of the batch's latest progress-stream event.
     pub last_seq: i64,
+    /// How good the results look so far (one batch only, once started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
+}
+
+/// How good a batch's results look (DESIGN §13), over its done cards.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Quality {
+    /// Done cards with at least one flag.
+    pub flagged_cards: u64,
+    /// Done cards on which no field was found.
+    pub empty_cards: u64,
+    /// Active field → share of done cards with a value, 0–1.
+    pub fill_rate: std::collections::BTreeMap<String, f64>,
+    /// Active field → mean confidence of its values, or null where the
+    /// engine gave none.
+    pub mean_confidence: std::collections::BTreeMap<String, Option<f64>>,
+    /// In plain words, when most cards came out empty: what that likely
+    /// means and what to do.
+    pub warning: Option<String>,
+}
+
+impl Quality {
+    /// The summary for `batch`'s active fields, with a warning when most
+    /// of its done cards came out empty.
+    pub fn of(batch: &cardex_store::Batch, q: cardex_store::Quality) -> Self {
+        let active = batch.fields.iter().filter(|f| f.active);
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let fill_rate = active
+            .clone()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    round(q.fill_rate.get(&f.name).copied().unwrap_or(0.0)),
+                )
+            })
+            .collect();
+        let mean_confidence = active
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    q.mean_confidence.get(&f.name).copied().map(round),
+                )
+            })
+            .collect();
+        let warning = (q.done_cards > 0 && q.empty_cards * 2 > q.done_cards).then(|| {
+            let why = if batch.engine == "ocr" {
+                "the OCR engine found no `Label: value` lines or catalog entry on them — connect a \
+                 vision model (--vlm-url), or check the OCR language"
+            } else {
+                "the model found none of the fields on them — check that the fields' names and \
+                 descriptions match what is on the cards, with the one-card test"
+            };
+            format!(
+                "{} of {} cards came out empty: {why}",
+                q.empty_cards, q.done_cards
+            )
+        });
+        Self {
+            flagged_cards: q.flagged_cards,
+            empty_cards: q.empty_cards,
+            fill_rate,
+            mean_confidence,
+            warning,
+        }
+    }
 }
 
 /// How many cards of a batch are in each state.
@@ -115,6 +184,10 @@ pub struct ResultRow {
     pub error: Option<Value>,
     /// Likely mistakes in the result, for a person to look at (DESIGN §13).
     pub flags: Vec<Flag>,
+    /// Field → how sure the engine is of its value, 0–1, or null where it
+    /// cannot say (DESIGN §13).
+    #[schema(value_type = Object)]
+    pub confidence: Value,
 }
 
 /// A likely mistake in a result row.
@@ -376,12 +449,14 @@ impl From<cardex_store::Batch> for Batch {
             started_at: b.started_at,
             finished_at: b.finished_at,
             engine: b.engine,
+            ocr_lang: b.ocr_lang,
             fields: fields_out(b.fields),
             counts: b.counts.into(),
             percent: b.percent,
             pause_reason: b.pause_reason,
             pause_code: b.pause_code,
             last_seq: b.last_seq,
+            quality: None,
         }
     }
 }
@@ -424,6 +499,7 @@ impl From<cardex_store::ResultRow> for ResultRow {
             result: r.result,
             error: r.error,
             flags: r.flags.into_iter().map(Flag::from).collect(),
+            confidence: r.confidence,
         }
     }
 }

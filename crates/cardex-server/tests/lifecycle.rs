@@ -416,3 +416,36 @@ async fn a_card_preview_is_an_upright_jpeg_wherever_its_image_is() {
     assert_eq!(previews(&srv).await, want, "done: the batch dir");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_keeps_its_ocr_language_and_refuses_a_bad_one() {
+    let srv = TestServer::start().await;
+    let (s, batch) = srv
+        .post(
+            "/api/batches",
+            json!({"name": "Zettel", "ocr_lang": "deu+eng"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    assert_eq!(batch["ocr_lang"], "deu+eng");
+    let (_, got) = srv
+        .get(&format!("/api/batches/{}", batch["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(got["ocr_lang"], "deu+eng");
+    let (s, plain) = srv.post("/api/batches", json!({"name": "default"})).await;
+    assert_eq!(s, 201);
+    assert!(plain["ocr_lang"].is_null());
+    for bad in ["../deu", "DEU", "de", "deu eng", "eng+"] {
+        let before = srv.get("/api/batches").await.1;
+        let (s, body) = srv
+            .post("/api/batches", json!({"name": "bad", "ocr_lang": bad}))
+            .await;
+        assert_error(s, &body, 422, "invalid_ocr_lang");
+        assert_eq!(
+            srv.get("/api/batches").await.1,
+            before,
+            "{bad}: nothing created"
+        );
+    }
+    srv.stop().await;
+}

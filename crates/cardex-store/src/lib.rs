@@ -15,7 +15,7 @@ pub use layout::DataDir;
 pub use lock::{DataDirLock, LockError};
 pub use model::{
     Batch, Card, CardFailure, ClaimedCard, Committed, Completion, Counts, FailedCard,
-    GroupCommitted, NewCard, Reason, ResultRow, StoredEvent, Template,
+    GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent, Template,
 };
 pub use sqlite::SqliteStore;
 pub use store::{

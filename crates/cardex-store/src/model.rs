@@ -23,6 +23,9 @@ pub struct Batch {
     pub finished_at: Option<String>,
     /// The engine that reads the cards (`ocr` or `vlm`).
     pub engine: String,
+    /// The OCR engine's language(s) for this batch; the server's default
+    /// when `None`.
+    pub ocr_lang: Option<String>,
     /// The field schema, in order.
     pub fields: Vec<Field>,
     /// Cards per state.
@@ -35,6 +38,19 @@ pub struct Batch {
     pub pause_code: Option<String>,
     /// The number of the batch's latest progress-stream event.
     pub last_seq: i64,
+}
+
+/// What a new batch is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBatch<'a> {
+    /// Its name.
+    pub name: &'a cardex_core::BatchName,
+    /// The engine that will read it.
+    pub engine: &'a str,
+    /// A template whose fields it gets a copy of.
+    pub template_id: Option<&'a str>,
+    /// The OCR language(s), when not the server's default.
+    pub ocr_lang: Option<&'a str>,
 }
 
 /// Why the system moves a batch (pauses it, mostly): a stable code for
@@ -204,6 +220,8 @@ pub struct Completion<'a> {
     pub raw: &'a str,
     /// Likely mistakes in it.
     pub flags: &'a [Flag],
+    /// Field → confidence 0–1 or null.
+    pub confidence: &'a Value,
 }
 
 /// What a group commit changed.
@@ -230,6 +248,23 @@ pub struct ResultRow {
     pub error: Option<Value>,
     /// Likely mistakes in the result (empty for cards without one).
     pub flags: Vec<Flag>,
+    /// Field → confidence 0–1 or null (an empty object without a result).
+    pub confidence: Value,
+}
+
+/// How good a batch's results look (DESIGN §13), over its done cards.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Quality {
+    /// Done cards with at least one flag.
+    pub flagged_cards: u64,
+    /// Done cards on which no field was found.
+    pub empty_cards: u64,
+    /// Done cards.
+    pub done_cards: u64,
+    /// Field → share of done cards with a value, 0–1.
+    pub fill_rate: std::collections::BTreeMap<String, f64>,
+    /// Field → mean confidence of its values, where the engine gave one.
+    pub mean_confidence: std::collections::BTreeMap<String, f64>,
 }
 
 /// A failed card with its error history.

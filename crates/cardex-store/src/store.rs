@@ -36,13 +36,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cardex_core::{BatchName, BatchState, Field};
+use cardex_core::{BatchState, Field};
 
 use crate::Result;
 use crate::layout::DataDir;
 use crate::model::{
     Batch, Card, CardFailure, ClaimedCard, Committed, Completion, FailedCard, GroupCommitted,
-    NewCard, Reason, ResultRow, StoredEvent, Template,
+    NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent, Template,
 };
 
 /// The store as the runner and the server share it.
@@ -65,12 +65,7 @@ pub trait Store:
 #[async_trait]
 pub trait BatchStore: Send + Sync {
     /// Creates an open batch; with a template, the batch gets a copy of its fields.
-    async fn create_batch(
-        &self,
-        name: &BatchName,
-        engine: &str,
-        template_id: Option<&str>,
-    ) -> Result<Batch>;
+    async fn create_batch(&self, batch: &NewBatch<'_>) -> Result<Batch>;
 
     /// One batch with its counts, read at one instant (so `last_seq` and
     /// the counts always agree).
@@ -183,6 +178,9 @@ pub trait ResultStore: Send + Sync {
 
     /// The failed cards of a batch with their error history.
     async fn failed_cards(&self, batch_id: &str) -> Result<Vec<FailedCard>>;
+
+    /// The quality summary of a batch's results so far.
+    async fn batch_quality(&self, batch_id: &str) -> Result<Quality>;
 }
 
 /// Saved field lists.

@@ -7,7 +7,15 @@ use cardex_store::{BatchStore, CardStore, NewCard, RunStore, SqliteStore, Store}
 
 async fn staged_batch(store: &SqliteStore, n: usize) -> (String, String, Vec<String>) {
     let name = BatchName::new("crash test", time::OffsetDateTime::now_utc(), "abcdefgh").unwrap();
-    store.create_batch(&name, "ocr", None).await.unwrap();
+    store
+        .create_batch(&cardex_store::NewBatch {
+            name: &name,
+            engine: "ocr",
+            template_id: None,
+            ocr_lang: None,
+        })
+        .await
+        .unwrap();
     store
         .set_fields(&name.id, &[Field::new("title", FieldType::Text)])
         .await
@@ -136,7 +144,15 @@ async fn concurrent_writers_never_see_busy() {
                 let name =
                     BatchName::new(&format!("b{i}-{j}"), time::OffsetDateTime::now_utc(), &id)
                         .unwrap();
-                store.create_batch(&name, "ocr", None).await.unwrap();
+                store
+                    .create_batch(&cardex_store::NewBatch {
+                        name: &name,
+                        engine: "ocr",
+                        template_id: None,
+                        ocr_lang: None,
+                    })
+                    .await
+                    .unwrap();
                 store
                     .set_fields(&id, &[Field::new("f", FieldType::Text)])
                     .await
@@ -207,6 +223,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             result,
             raw: "{}",
             flags: &[],
+            confidence: &serde_json::Value::Null,
         })
         .collect();
     let committed = store.complete_cards(&items).await.unwrap();
@@ -227,6 +244,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             result: &results[4],
             raw: "{}",
             flags: &[],
+            confidence: &serde_json::Value::Null,
         }])
         .await
         .unwrap();

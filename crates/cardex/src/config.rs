@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Seconds to wait for one answer from the model server [default: 120].
     #[arg(long, env = "CARDEX_VLM_REQUEST_TIMEOUT", value_name = "SECONDS")]
     pub vlm_request_timeout: Option<u64>,
+    /// Values whose confidence (0–1) is under this are flagged
+    /// low_confidence [default: 0.6].
+    #[arg(long, env = "CARDEX_LOW_CONFIDENCE", value_name = "0..1")]
+    pub low_confidence: Option<f64>,
     /// Most tokens the model may generate for one card; an answer cut off
     /// there fails as `answer_truncated` [default: 2048].
     #[arg(long, env = "CARDEX_VLM_MAX_TOKENS", value_name = "N")]
@@ -145,6 +149,7 @@ impl ServeArgs {
             vlm_request_timeout: self.vlm_request_timeout.or(file.vlm_request_timeout),
             max_attempts: self.max_attempts.or(file.max_attempts),
             vlm_max_tokens: self.vlm_max_tokens.or(file.vlm_max_tokens),
+            low_confidence: self.low_confidence.or(file.low_confidence),
             max_side: self.max_side.or(file.max_side),
             ocr_lang: self.ocr_lang.or(file.ocr_lang),
             ocr_workers: self.ocr_workers.or(file.ocr_workers),
@@ -216,6 +221,13 @@ impl ServeArgs {
         if let Some(side) = self.max_side {
             anyhow::ensure!(side >= 64, "--max-side must be at least 64 pixels");
             runner.prepare.max_side = side;
+        }
+        if let Some(t) = self.low_confidence {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&t),
+                "--low-confidence is between 0 and 1"
+            );
+            runner.low_confidence = t;
         }
         if let Some(n) = self.max_attempts {
             anyhow::ensure!(n >= 1, "--max-attempts must be at least 1");

@@ -14,6 +14,7 @@ use cardex_core::{BatchName, BatchState, Field, FieldType, validate_fields};
 use cardex_runner::hub::Published;
 use cardex_runner::intake::{Admission, Intake};
 use cardex_runner::{Hub, Runner};
+use cardex_server::api::Quality;
 use cardex_server::export::{Format, write_results};
 use cardex_store::{SharedStore, SqliteStore, Store};
 use clap::Args;
@@ -74,6 +75,13 @@ pub struct ExtractArgs {
     /// Attempts per card before it fails [default: 5].
     #[arg(long, env = "CARDEX_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// Exit with code 3 when most cards came out empty (no field found),
+    /// so scripts can treat that as an error.
+    #[arg(long)]
+    pub fail_on_empty: bool,
+    /// Values under this confidence are flagged low_confidence [default: 0.6].
+    #[arg(long, env = "CARDEX_LOW_CONFIDENCE", value_name = "0..1")]
+    pub low_confidence: Option<f64>,
     /// Most tokens the model may generate for one card [default: 2048].
     #[arg(long, env = "CARDEX_VLM_MAX_TOKENS", value_name = "N")]
     pub vlm_max_tokens: Option<u32>,
@@ -124,6 +132,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         ocr_workers: args.ocr_workers,
         max_attempts: args.max_attempts,
         vlm_max_tokens: args.vlm_max_tokens,
+        low_confidence: args.low_confidence,
         ..ServeArgs::default()
     };
     let config = serve.server_config()?;
@@ -179,7 +188,14 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
             &cardex_core::naming::new_id(),
         )
     })?;
-    let batch = store.create_batch(&name, engine, None).await?;
+    let batch = store
+        .create_batch(&cardex_store::NewBatch {
+            name: &name,
+            engine,
+            template_id: None,
+            ocr_lang: None,
+        })
+        .await?;
     store.set_fields(&batch.id, &fields).await?;
     let mut refused = 0;
     for path in &files {
@@ -233,6 +249,8 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
             failed.error["message"].as_str().unwrap_or("")
         );
     }
+    let quality = Quality::of(&done, store.batch_quality(&batch.id).await?);
+    print_quality(&quality);
     if done.state == BatchState::Paused {
         bail!("stopped: {}", done.pause_reason.unwrap_or_default());
     }
@@ -240,7 +258,39 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         eprintln!("results written to {}", path.display());
     }
     store.close().await;
-    Ok(if c.failed > 0 || refused > 0 { 1 } else { 0 })
+    Ok(if quality.warning.is_some() && args.fail_on_empty {
+        EXIT_EMPTY
+    } else if c.failed > 0 || refused > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+/// The exit code of `--fail-on-empty` when most cards came out empty.
+const EXIT_EMPTY: i32 = 3;
+
+/// The quality summary: flagged and empty cards, how often each field was
+/// found and how sure the engine was, and the warning when most cards
+/// came out empty.
+fn print_quality(q: &Quality) {
+    eprintln!(
+        "{} flagged for a look, {} empty",
+        q.flagged_cards, q.empty_cards
+    );
+    for (field, rate) in &q.fill_rate {
+        let confidence = match q.mean_confidence.get(field).copied().flatten() {
+            Some(c) => format!(", mean confidence {c:.2}"),
+            None => String::new(),
+        };
+        eprintln!(
+            "  {field}: found on {:.0}% of cards{confidence}",
+            rate * 100.0
+        );
+    }
+    if let Some(w) = &q.warning {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// Image-looking files directly in `dir`, sorted; hidden files skipped.

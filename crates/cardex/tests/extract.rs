@@ -135,3 +135,44 @@ async fn a_model_server_works_too_and_failures_set_the_exit_code() {
     }
     assert_eq!(lines.iter().filter(|r| r["state"] == "failed").count(), bad);
 }
+
+/// Cards on which nothing is found are not quietly "done": the summary says
+/// so in plain words, every row is flagged `empty`, and `--fail-on-empty`
+/// makes it an error for scripts.
+#[test]
+fn a_batch_of_empty_cards_says_so_and_can_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in 0..3 {
+        // Plain colour, no text: the OCR engine finds nothing.
+        std::fs::write(
+            dir.path().join(format!("blank-{seed}.png")),
+            cardex_testkit::png(seed),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("results.json");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cardex"))
+            .arg("extract")
+            .arg(dir.path())
+            .args(["--field", "title", "--field", "author"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let plain = run(&[]);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("3 of 3 cards came out empty"), "{stderr}");
+    assert!(stderr.contains("connect a vision model"), "{stderr}");
+    assert!(stderr.contains("title: found on 0% of cards"), "{stderr}");
+    let rows: Vec<Value> = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for row in &rows {
+        assert_eq!(row["flags"][0]["code"], "empty", "{row}");
+    }
+    let strict = run(&["--fail-on-empty"]);
+    assert_eq!(strict.status.code(), Some(3));
+}

@@ -70,6 +70,15 @@ pub struct SimConfig {
     /// Answer every card with this object instead of [`answer_for`], for
     /// tests of how answers are read (`"3,50"`, `"12 March 1931"`).
     pub fixed_answer: Option<Map<String, Value>>,
+    /// Share of cards (by content) for which one text value is made up:
+    /// replaced by a plausible value that is not the card's, and spelled
+    /// with less likely tokens. Which ones is in [`Stats::inventions`].
+    pub hallucinate_rate: f64,
+    /// Refuse `logprobs` with a 400, as some servers do.
+    pub reject_logprobs: bool,
+    /// Share of cards (by content) whose first text value loops
+    /// (`"… 1. 1. 1. 1."`), as a model stuck on a pattern writes.
+    pub repeat_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -92,6 +101,9 @@ impl Default for SimConfig {
             oversized_answers: false,
             reasoning_model: false,
             fixed_answer: None,
+            hallucinate_rate: 0.0,
+            reject_logprobs: false,
+            repeat_rate: 0.0,
         }
     }
 }
@@ -117,6 +129,9 @@ pub struct Stats {
     pub truncated: AtomicU64,
     /// Refusals sent.
     pub refused: AtomicU64,
+    /// Values made up ([`SimConfig::hallucinate_rate`]), the most recent
+    /// 10,000: `{image_sha256, field, value}`.
+    pub inventions: std::sync::Mutex<Vec<Value>>,
     /// Requests being served now.
     pub busy: AtomicU64,
     /// Most requests served at once.
@@ -322,16 +337,38 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
         }))
         .into_response();
     }
+    let mut invented: Option<(String, String)> = None;
     let content = if is_bad_image(&request.image, config.bad_answer_rate) {
         stats.bad_answers.fetch_add(1, Ordering::Relaxed);
         "I'm sorry, I can't make out the text on this card.".to_owned()
     } else {
         stats.completed.fetch_add(1, Ordering::Relaxed);
-        let answer = match &config.fixed_answer {
-            Some(fixed) => serde_json::to_string(fixed),
-            None => serde_json::to_string(&answer_for(&request.image, &request.fields)),
+        let mut values = match &config.fixed_answer {
+            Some(fixed) => fixed.clone(),
+            None => answer_for(&request.image, &request.fields),
+        };
+        if image_share(&request.image, 3) < config.hallucinate_rate {
+            invented = invent(&request.image, &request.fields, &mut values);
+            if let Some((field, value)) = &invented {
+                let mut list = stats
+                    .inventions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if list.len() < 10_000 {
+                    list.push(json!({"image_sha256": hex_sha256(&request.image), "field": field, "value": value}));
+                }
+            }
         }
-        .expect("a JSON map always serialises");
+        if invented.is_none()
+            && image_share(&request.image, 5) < config.repeat_rate
+            && let Some((name, _)) = request.fields.iter().find(|(_, ty)| ty == "string")
+        {
+            values.insert(
+                name.clone(),
+                Value::String(format!("{name} {}", "1. ".repeat(12))),
+            );
+        }
+        let answer = serde_json::to_string(&values).expect("a JSON map always serialises");
         if request.fenced {
             format!("Here is the extracted data:\n```json\n{answer}\n```")
         } else {
@@ -347,12 +384,21 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
     } else {
         content
     };
+    let mut choice = json!({"index": 0, "finish_reason": finish_reason,
+                            "message": {"role": "assistant", "content": content}});
+    // An oversized answer is big enough without its tokens.
+    if request.logprobs && !config.oversized_answers {
+        let unsure = invented.as_ref().and_then(|(_, v)| {
+            let quoted = serde_json::to_string(v).ok()?;
+            content.find(&quoted).map(|at| (at, at + quoted.len()))
+        });
+        choice["logprobs"] = json!({"content": token_logprobs(&content, unsure, &request.image)});
+    }
     Json(json!({
         "id": "chatcmpl-sim",
         "object": "chat.completion",
         "model": config.model,
-        "choices": [{"index": 0, "finish_reason": finish_reason,
-                     "message": {"role": "assistant", "content": content}}],
+        "choices": [choice],
         "usage": {"prompt_tokens": 100 + request.image.len() / 1000,
                   "completion_tokens": content.len() / 4,
                   "total_tokens": 100 + request.image.len() / 1000 + content.len() / 4},
@@ -367,6 +413,8 @@ struct Request {
     fields: Vec<(String, String)>,
     /// Answer inside a Markdown fence (what models do without `response_format`).
     fenced: bool,
+    /// `logprobs: true` was asked for.
+    logprobs: bool,
 }
 
 enum Rejection {
@@ -481,10 +529,15 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
     if fields.is_empty() {
         return Err("the request names no fields to extract".to_owned().into());
     }
+    let logprobs = body.get("logprobs").is_some_and(|l| l == true);
+    if logprobs && config.reject_logprobs {
+        return Err("logprobs are not supported by this model".to_owned().into());
+    }
     Ok(Request {
         image,
         fields,
         fenced,
+        logprobs,
     })
 }
 
@@ -614,6 +667,58 @@ pub fn answer_for(image: &[u8], fields: &[(String, String)]) -> Map<String, Valu
             };
             (name.clone(), value)
         })
+        .collect()
+}
+
+/// Replaces one text value of `values` with a plausible one of another
+/// card; returns the field and the made-up value.
+fn invent(
+    image: &[u8],
+    fields: &[(String, String)],
+    values: &mut Map<String, Value>,
+) -> Option<(String, String)> {
+    let text_fields: Vec<&String> = fields
+        .iter()
+        .filter(|(name, ty)| ty == "string" && values.get(name).is_some_and(Value::is_string))
+        .map(|(name, _)| name)
+        .collect();
+    let pick = text_fields.get((image_share(image, 4) * text_fields.len() as f64) as usize)?;
+    let mut other = image.to_vec();
+    other.extend_from_slice(b"another card");
+    let made_up = answer_for(&other, fields).remove(*pick)?;
+    let made_up = made_up.as_str()?.to_owned();
+    values.insert((*pick).clone(), Value::String(made_up.clone()));
+    Some(((*pick).clone(), made_up))
+}
+
+/// The answer as tokens of about four characters with their
+/// log-probabilities: sure ones (0.93–0.999), and unsure ones (0.2–0.45)
+/// where the bytes `unsure` hold a made-up value.
+fn token_logprobs(content: &str, unsure: Option<(usize, usize)>, image: &[u8]) -> Vec<Value> {
+    let seed = Sha256::digest(image);
+    let mut tokens = Vec::new();
+    let mut start = 0;
+    let mut chars = content.char_indices().peekable();
+    while chars.peek().is_some() {
+        let end = chars
+            .nth(3)
+            .map_or(content.len(), |(i, c)| i + c.len_utf8());
+        let text = &content[start..end];
+        let jitter = f64::from(seed[tokens.len() % 32]) / 255.0;
+        let p = match unsure {
+            Some((a, b)) if start < b && end > a => 0.2 + 0.25 * jitter,
+            _ => 0.93 + 0.069 * jitter,
+        };
+        tokens.push(json!({"token": text, "logprob": p.ln(), "bytes": text.as_bytes()}));
+        start = end;
+    }
+    tokens
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

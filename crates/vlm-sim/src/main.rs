@@ -38,6 +38,16 @@ struct Args {
     /// Require this API key.
     #[arg(long)]
     api_key: Option<String>,
+    /// Share of cards for which one text value is made up (listed in
+    /// /sim/stats under `inventions`), spelled with unlikely tokens.
+    #[arg(long, default_value_t = 0.0)]
+    hallucinate_rate: f64,
+    /// Share of cards whose first text value loops.
+    #[arg(long, default_value_t = 0.0)]
+    repeat_rate: f64,
+    /// Refuse `logprobs`.
+    #[arg(long)]
+    reject_logprobs: bool,
 }
 
 #[tokio::main]
@@ -53,6 +63,9 @@ async fn main() -> std::io::Result<()> {
         hang_rate: a.hang_rate,
         reject_json_schema: a.reject_json_schema,
         api_key: a.api_key,
+        hallucinate_rate: a.hallucinate_rate,
+        repeat_rate: a.repeat_rate,
+        reject_logprobs: a.reject_logprobs,
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(&a.bind).await?;

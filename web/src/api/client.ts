@@ -14,10 +14,13 @@ export type TestResult = S['TestResult'];
 export type EngineInfo = S['EngineInfo'];
 export type FailedCard = Omit<S['FailedCard'], 'error'> & { error?: ErrorInfo | null };
 /** A result row; `result` and `error` are free-form objects in the schema. */
-export type ResultRow = Omit<S['ResultRow'], 'result' | 'error'> & {
+export type ResultRow = Omit<S['ResultRow'], 'result' | 'error' | 'confidence'> & {
   result?: Record<string, unknown> | null;
   error?: ErrorInfo | null;
+  confidence?: Record<string, number | null>;
 };
+export type Flag = S['Flag'];
+export type Quality = S['Quality'];
 /** A stored card error. */
 export interface ErrorInfo {
   code?: string;
@@ -118,8 +121,8 @@ export const api = {
   engines: () => request<EngineInfo[]>('GET', '/api/engines'),
   batches: () => request<Batch[]>('GET', '/api/batches'),
   batch: (id: string) => request<Batch>('GET', b(id)),
-  createBatch: (name: string, templateId?: string) =>
-    request<Batch>('POST', '/api/batches', { name, template_id: templateId || undefined }),
+  createBatch: (name: string, templateId?: string, ocrLang?: string) =>
+    request<Batch>('POST', '/api/batches', { name, template_id: templateId || undefined, ocr_lang: ocrLang || undefined }),
   deleteBatch: (id: string) => request<void>('DELETE', b(id)),
   cards: (id: string) => request<Card[]>('GET', `${b(id)}/images`),
   deleteCard: (id: string, cardId: number) => request<void>('DELETE', `${b(id)}/images/${cardId}`),

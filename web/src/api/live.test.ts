@@ -23,7 +23,7 @@ describe('the progress reducer', () => {
 
   it('does not count replayed events the snapshot already includes', () => {
     // Export taken at seq 3 (3 rows); the snapshot on connect says 5 done.
-    let s = withRows(emptyLive(3), [1, 2, 3].map((c) => ({ card_id: c, original_name: `${c}.jpg`, state: 'done', result: {}, error: null, flags: [] })));
+    let s = withRows(emptyLive(3), [1, 2, 3].map((c) => ({ card_id: c, original_name: `${c}.jpg`, state: 'done', result: {}, error: null, flags: [], confidence: {} })));
     s = applyEvent(s, snapshot(5, 5));
     s = applyEvent(s, done(4, 4));
     s = applyEvent(s, done(5, 5));

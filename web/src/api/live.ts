@@ -78,8 +78,8 @@ export function applyEvent(state: LiveState, ev: Event): LiveState {
       const previous = rows.get(ev.card_id);
       const row: ResultRow =
         ev.type === 'card_done'
-          ? { card_id: ev.card_id, original_name: ev.file, state: 'done', result: ev.result, error: null, flags: ev.flags ?? [] }
-          : { card_id: ev.card_id, original_name: ev.file, state: 'failed', result: null, error: ev.error, flags: [] };
+          ? { card_id: ev.card_id, original_name: ev.file, state: 'done', result: ev.result, error: null, flags: ev.flags ?? [], confidence: ev.confidence ?? {} }
+          : { card_id: ev.card_id, original_name: ev.file, state: 'failed', result: null, error: ev.error, flags: [], confidence: {} };
       rows.set(ev.card_id, { ...previous, ...row });
       // A replayed event the snapshot's counts already include moves none.
       const progress =

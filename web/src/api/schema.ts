@@ -408,6 +408,11 @@ export interface components {
              */
             name: string;
             /**
+             * @description The OCR engine's language(s) for this batch (`deu+eng`); null for
+             *     the server's default.
+             */
+            ocr_lang?: string | null;
+            /**
              * @description The same as a stable code: `engine_unavailable`,
              *     `engine_misconfigured`, `disk_full`.
              */
@@ -419,6 +424,7 @@ export interface components {
              * @description Share of cards finished (done or failed), 0–100.
              */
             percent: number;
+            quality?: null | components["schemas"]["Quality"];
             /** @description When processing started, if it has. */
             started_at?: string | null;
             /** @description The lifecycle state. */
@@ -511,6 +517,12 @@ export interface components {
              * @example Hemingway Letters
              */
             name: string;
+            /**
+             * @description Tesseract language code(s) for the OCR engine, e.g. `deu` or
+             *     `deu+eng`; the server's `--ocr-lang` when absent.
+             * @example deu+eng
+             */
+            ocr_lang?: string | null;
             /** @description Copy this template's fields into the new batch. */
             template_id?: string | null;
         };
@@ -524,8 +536,15 @@ export interface components {
             concurrency?: number | null;
             /** @description Batches that name no engine get this one. */
             default: boolean;
+            /** @description The language batches get when they ask for none (OCR only). */
+            default_language?: string | null;
             /** @description What was found, for people. */
             detail: string;
+            /**
+             * @description The languages a batch may ask for (OCR only): installed Tesseract
+             *     language codes.
+             */
+            languages: string[];
             /** @description Model name (VLM only). */
             model?: string | null;
             /** @description `vlm` or `ocr`. */
@@ -631,6 +650,35 @@ export interface components {
             /** @description The text part of the user message (the image is sent beside it). */
             user: string;
         };
+        /** @description How good a batch's results look (DESIGN §13), over its done cards. */
+        Quality: {
+            /**
+             * Format: int64
+             * @description Done cards on which no field was found.
+             */
+            empty_cards: number;
+            /** @description Active field → share of done cards with a value, 0–1. */
+            fill_rate: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Done cards with at least one flag.
+             */
+            flagged_cards: number;
+            /**
+             * @description Active field → mean confidence of its values, or null where the
+             *     engine gave none.
+             */
+            mean_confidence: {
+                [key: string]: number | null;
+            };
+            /**
+             * @description In plain words, when most cards came out empty: what that likely
+             *     means and what to do.
+             */
+            warning?: string | null;
+        };
         /** @description A file that was not added, and why. */
         RejectedFile: {
             /** @description Why it was refused. */
@@ -645,6 +693,11 @@ export interface components {
              * @description Card id.
              */
             card_id: number;
+            /**
+             * @description Field → how sure the engine is of its value, 0–1, or null where it
+             *     cannot say (DESIGN §13).
+             */
+            confidence: Record<string, never>;
             /** @description What went wrong, for failed cards. */
             error?: Record<string, never> | null;
             /** @description Likely mistakes in the result, for a person to look at (DESIGN §13). */

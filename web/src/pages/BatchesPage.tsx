@@ -66,13 +66,40 @@ export function BatchesPage() {
   );
 }
 
+/** Names of common Tesseract language codes. */
+const LANGUAGE_NAMES: Record<string, string> = {
+  eng: 'English',
+  deu: 'German',
+  fra: 'French',
+  ita: 'Italian',
+  spa: 'Spanish',
+  nld: 'Dutch',
+  lat: 'Latin',
+  por: 'Portuguese',
+  dan: 'Danish',
+  swe: 'Swedish',
+};
+
+/** The OCR language choices: each installed language, and each with English for mixed cards. */
+function languageOptions(languages: string[]): { value: string; label: string }[] {
+  const name = (l: string) => LANGUAGE_NAMES[l] ?? l;
+  const single = languages.map((l) => ({ value: l, label: name(l) }));
+  const mixed = languages.includes('eng')
+    ? languages.filter((l) => l !== 'eng').map((l) => ({ value: `${l}+eng`, label: `${name(l)} and English` }))
+    : [];
+  return [...single, ...mixed];
+}
+
 function NewBatch() {
   const client = useQueryClient();
   const [name, setName] = useState('');
   const [template, setTemplate] = useState('');
+  const [ocrLang, setOcrLang] = useState('');
   const templates = useQuery({ queryKey: ['templates'], queryFn: api.templates });
+  const engines = useQuery({ queryKey: ['engines'], queryFn: api.engines });
+  const ocr = engines.data?.find((e) => e.name === 'ocr' && e.available);
   const create = useMutation({
-    mutationFn: () => api.createBatch(name.trim(), template || undefined),
+    mutationFn: () => api.createBatch(name.trim(), template || undefined, ocrLang || undefined),
     onSuccess: (b) => {
       client.invalidateQueries({ queryKey: ['batches'] });
       navigate(`/batches/${b.id}`);
@@ -108,6 +135,19 @@ function NewBatch() {
             ))}
           </select>
         </div>
+        {ocr && (
+          <div className="field">
+            <label htmlFor="batch-ocr-lang">Language on the cards (OCR)</label>
+            <select id="batch-ocr-lang" value={ocrLang} onChange={(e) => setOcrLang(e.target.value)}>
+              <option value="">Server default ({ocr.default_language})</option>
+              {languageOptions(ocr.languages).map((o) => (
+                <option key={o.value} value={o.value}>
+                  {o.label}
+                </option>
+              ))}
+            </select>
+          </div>
+        )}
         <button type="submit" className="primary" disabled={!name.trim() || create.isPending}>
           Create batch
         </button>

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useRef, useState } from 'react';
-import type { Batch, ResultRow } from '../api/client';
+import type { Batch, Flag, Quality, ResultRow } from '../api/client';
 import { api, downloadResults } from '../api/client';
 import type { LiveState, SocketStatus } from '../api/live';
 import { applyEvent, emptyLive, watch, withRows } from '../api/live';
@@ -85,6 +85,13 @@ export function RunView({ batch }: { batch: Batch }) {
   const exporting = useMutation({ mutationFn: (f: 'csv' | 'json' | 'jsonl') => downloadResults(batch, f) });
   const columns = batch.fields.filter((f) => f.active ?? true).map((f) => f.name);
   const percent = p?.percent ?? batch.percent;
+  const done = p?.done ?? batch.counts.done;
+  // The summary is read again as cards land (every 25) and when the state changes.
+  const quality = useQuery({
+    queryKey: ['quality', batch.id, state, Math.floor(done / 25)],
+    queryFn: () => api.batch(batch.id).then((b) => b.quality ?? null),
+  });
+  const [flaggedOnly, setFlaggedOnly] = useState(false);
   return (
     <>
       <section className="panel">
@@ -153,11 +160,21 @@ export function RunView({ batch }: { batch: Batch }) {
         </div>
         <ErrorNote error={error || control.error || exporting.error} />
       </section>
-      <section className="panel">
-        <h2>
-          Results <span className="muted small">({live.rows.size} rows)</span>
-        </h2>
-        <ResultsTable rows={live.rows} version={live.version} columns={columns} />
+      {quality.data && done > 0 && (
+        <QualityPanel quality={quality.data} done={done} onShowFlagged={() => setFlaggedOnly(true)} />
+      )}
+      <section className="panel" id="results">
+        <div className="row">
+          <h2>
+            Results <span className="muted small">({live.rows.size} rows)</span>
+          </h2>
+          <span className="spacer" />
+          <label className="toggle">
+            <input type="checkbox" checked={flaggedOnly} onChange={(e) => setFlaggedOnly(e.target.checked)} /> Flagged cards
+            only
+          </label>
+        </div>
+        <ResultsTable rows={live.rows} version={live.version} columns={columns} flaggedOnly={flaggedOnly} />
       </section>
       {failed > 0 && (
         <section className="panel">
@@ -187,14 +204,94 @@ export function RunView({ batch }: { batch: Batch }) {
 
 const ROW_HEIGHT = 32;
 
+/** How good the results look: flagged and empty cards, how often each field was found and how sure the engine was. */
+function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done: number; onShowFlagged: () => void }) {
+  return (
+    <section className="panel" aria-labelledby="quality-title">
+      <h2 id="quality-title">Quality</h2>
+      {quality.warning && (
+        <p className="warning" role="alert">
+          <strong>Most cards came out empty.</strong> {quality.warning}
+        </p>
+      )}
+      <p>
+        {quality.flagged_cards > 0 ? (
+          <a
+            href="#results"
+            onClick={(e) => {
+              e.preventDefault();
+              onShowFlagged();
+              document.getElementById('results')?.scrollIntoView();
+            }}
+          >
+            {quality.flagged_cards.toLocaleString()} of {done.toLocaleString()} cards flagged for a look
+          </a>
+        ) : (
+          <span>No card flagged</span>
+        )}
+        {' · '}
+        {quality.empty_cards.toLocaleString()} empty
+      </p>
+      <table className="list quality" aria-label="Fields found">
+        <thead>
+          <tr>
+            <th>Field</th>
+            <th>Found on</th>
+            <th>Mean confidence</th>
+          </tr>
+        </thead>
+        <tbody>
+          {Object.entries(quality.fill_rate).map(([field, rate]) => {
+            const confidence = quality.mean_confidence[field];
+            return (
+              <tr key={field}>
+                <td>{field}</td>
+                <td>
+                  <div className="progress-cell">
+                    <div className="bar" aria-hidden="true">
+                      <div className="fill" style={{ width: `${rate * 100}%` }} />
+                    </div>
+                    <span>{Math.round(rate * 100)}% of cards</span>
+                  </div>
+                </td>
+                <td>{confidence == null ? <span className="muted">not given by the engine</span> : confidence.toFixed(2)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+/** Words for a field's flags, for its cell's tooltip. */
+function flagText(flags: Flag[]): string {
+  return flags.map((f) => f.message).join('; ');
+}
+
+/** Values under this confidence are marked as unsure, as the server flags them. */
+const LOW_CONFIDENCE = 0.6;
+
 /** The results so far; only the rows in view are in the page (10,000 rows stay fast). */
-function ResultsTable({ rows, version, columns }: { rows: Map<number, ResultRow>; version: number; columns: string[] }) {
+function ResultsTable({
+  rows,
+  version,
+  columns,
+  flaggedOnly,
+}: {
+  rows: Map<number, ResultRow>;
+  version: number;
+  columns: string[];
+  flaggedOnly: boolean;
+}) {
   const parent = useRef<HTMLDivElement>(null);
   const list = useRef<ResultRow[]>([]);
-  const listVersion = useRef(-1);
-  if (listVersion.current !== version) {
-    list.current = [...rows.values()];
-    listVersion.current = version;
+  const listVersion = useRef('');
+  const key = `${version}:${flaggedOnly}`;
+  if (listVersion.current !== key) {
+    const all = [...rows.values()];
+    list.current = flaggedOnly ? all.filter((r) => (r.flags?.length ?? 0) > 0) : all;
+    listVersion.current = key;
   }
   const items = list.current;
   const virtual = useVirtualizer({
@@ -234,12 +331,28 @@ function ResultsTable({ rows, version, columns }: { rows: Map<number, ResultRow>
                 <span role="cell" title={r.original_name}>
                   {r.original_name}
                 </span>
-                <span role="cell">{r.state}</span>
-                {columns.map((c) => (
-                  <span role="cell" key={c} title={show(r.result?.[c])}>
-                    {show(r.result?.[c])}
-                  </span>
-                ))}
+                <RowState row={r} />
+                {columns.map((c) => {
+                  const flags = (r.flags ?? []).filter((f) => f.field === c);
+                  const confidence = r.confidence?.[c];
+                  const unsure = typeof confidence === 'number' && confidence < LOW_CONFIDENCE;
+                  const value = show(r.result?.[c]);
+                  const why = [flagText(flags), typeof confidence === 'number' ? `confidence ${confidence.toFixed(2)}` : '']
+                    .filter(Boolean)
+                    .join(' — ');
+                  return (
+                    <span
+                      role="cell"
+                      key={c}
+                      className={flags.length > 0 ? 'flagged' : unsure ? 'unsure' : undefined}
+                      title={why ? `${value} (${why})` : value}
+                    >
+                      {flags.length > 0 && <span aria-label="flagged: ">⚑ </span>}
+                      {value}
+                      {flags.length === 0 && unsure && <span className="sr-only"> (unsure)</span>}
+                    </span>
+                  );
+                })}
                 <span role="cell" title={r.error?.message ?? ''}>
                   {r.error?.message ?? ''}
                 </span>
@@ -249,6 +362,18 @@ function ResultsTable({ rows, version, columns }: { rows: Map<number, ResultRow>
         </div>
       </div>
     </div>
+  );
+}
+
+/** The card's state, with its row-wide flags (empty, cut-off answer) in words. */
+function RowState({ row }: { row: ResultRow }) {
+  const flags = (row.flags ?? []).filter((f) => !f.field);
+  if (flags.length === 0) return <span role="cell">{row.state}</span>;
+  const label = flags[0].code === 'empty' ? 'empty' : 'check';
+  return (
+    <span role="cell" className="flagged" title={flagText(flags)}>
+      ⚑ {label}
+    </span>
   );
 }
 

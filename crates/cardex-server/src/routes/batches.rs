@@ -5,11 +5,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use cardex_core::BatchName;
+use cardex_store::NewBatch;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
-use crate::api::Batch;
+use crate::api::{Batch, Quality};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -25,6 +26,10 @@ pub struct CreateBatch {
     pub template_id: Option<String>,
     /// `ocr` or `vlm`; the server's default when absent.
     pub engine: Option<String>,
+    /// Tesseract language code(s) for the OCR engine, e.g. `deu` or
+    /// `deu+eng`; the server's `--ocr-lang` when absent.
+    #[schema(example = "deu+eng", pattern = "^[a-z_]{3,16}(\\+[a-z_]{3,16}){0,7}$")]
+    pub ocr_lang: Option<String>,
 }
 
 /// Every batch, newest first, with counts.
@@ -68,9 +73,29 @@ pub(crate) async fn create(
     let id = cardex_core::naming::new_id();
     let name = BatchName::new(&body.name, time_now(), &id)
         .map_err(|e| ApiError::invalid("invalid_name", e.to_string()))?;
+    let ocr_lang = body
+        .ocr_lang
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    if let Some(lang) = ocr_lang
+        && !cardex_core::naming::is_ocr_lang(lang)
+    {
+        return Err(ApiError::invalid(
+            "invalid_ocr_lang",
+            format!(
+                "{lang:?} is not a Tesseract language code: use codes such as eng, deu or fra, joined by + (deu+eng)"
+            ),
+        ));
+    }
     let batch = state
         .store
-        .create_batch(&name, engine, body.template_id.as_deref())
+        .create_batch(&NewBatch {
+            name: &name,
+            engine,
+            template_id: body.template_id.as_deref(),
+            ocr_lang,
+        })
         .await?;
     let location = format!("/api/batches/{}", batch.id);
     Ok((
@@ -93,7 +118,18 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
-    Ok(Json(state.store.get_batch(&batch_id(id)?).await?.into()))
+    let batch = state.store.get_batch(&batch_id(id)?).await?;
+    let quality = match batch.state {
+        cardex_core::BatchState::Open => None,
+        _ => Some(Quality::of(
+            &batch,
+            state.store.batch_quality(&batch.id).await?,
+        )),
+    };
+    Ok(Json(Batch {
+        quality,
+        ..batch.into()
+    }))
 }
 
 /// Deletes a batch with its images and results. Refused while running.

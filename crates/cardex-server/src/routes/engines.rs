@@ -26,6 +26,11 @@ pub struct EngineInfo {
     pub base_url: Option<String>,
     /// Cards in flight at most.
     pub concurrency: Option<usize>,
+    /// The languages a batch may ask for (OCR only): installed Tesseract
+    /// language codes.
+    pub languages: Vec<String>,
+    /// The language batches get when they ask for none (OCR only).
+    pub default_language: Option<String>,
 }
 
 /// The configured engines, which is the default, and whether each is reachable.
@@ -49,6 +54,8 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>>
             model: Some(cfg.model.clone()),
             base_url: Some(cfg.base_url.clone()),
             concurrency: state.runner.engines().concurrency("vlm"),
+            languages: Vec::new(),
+            default_language: None,
         });
     }
     let ocr = state.runner.engines().get("ocr");
@@ -73,6 +80,12 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>>
         model: None,
         base_url: None,
         concurrency: state.runner.engines().concurrency("ocr"),
+        languages: if ocr.is_some() {
+            cardex_engine::tessdata::installed_languages()
+        } else {
+            Vec::new()
+        },
+        default_language: ocr.is_some().then(|| state.config.ocr.lang.clone()),
     });
     Json(out)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cardex_engine::{CompiledPrompt, EngineError, Usage, extract_with_retries};
+use cardex_engine::{CompiledPrompt, EngineError, Usage, retry_attempts};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -100,9 +100,19 @@ pub(crate) async fn test_card(
         )
     })?;
     let prompt = CompiledPrompt::new(&batch.fields).map_err(ApiError::internal)?;
-    let image = super::images::prepared_card(&state, &id, card.id).await?;
-    let attempted =
-        extract_with_retries(engine.as_ref(), &image, &prompt, &state.config.runner.retry).await;
+    // As the runner will read it: the original for the OCR engine, in the
+    // batch's language.
+    let path = state.store.card_path(&id, card.id).await?;
+    let image = state
+        .runner
+        .prepare_for(path, engine.as_ref())
+        .await
+        .map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let lang = batch.ocr_lang.as_deref();
+    let attempted = retry_attempts(&state.config.runner.retry, || {
+        engine.extract_in(&image, &prompt, lang)
+    })
+    .await;
     match attempted.result {
         Ok(x) => Ok(Json(TestResult {
             card_id: card.id,

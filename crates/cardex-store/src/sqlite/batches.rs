@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use cardex_core::{BatchName, BatchState, Field};
+use cardex_core::{BatchState, Field};
 use sqlx::FromRow;
 
 use super::events::append_event;
 use super::states::{batch_state, change_state, locked, parse_batch_state, parse_card_state};
 use super::{SqliteStore, now};
-use crate::{Batch, BatchStore, Counts, Reason, Result, StoreError, StoredEvent};
+use crate::{Batch, BatchStore, Counts, NewBatch, Reason, Result, StoreError, StoredEvent};
 
 #[derive(FromRow)]
 struct BatchRow {
@@ -25,9 +25,11 @@ struct BatchRow {
     pause_reason: Option<String>,
     pause_code: Option<String>,
     last_seq: i64,
+    ocr_lang: Option<String>,
 }
 
-const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, pause_code, last_seq";
+const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, pause_code, last_seq, \
+     ocr_lang";
 
 impl BatchRow {
     fn into_batch(self, counts: Counts) -> Result<Batch> {
@@ -39,6 +41,7 @@ impl BatchRow {
             id: self.id,
             name: self.name,
             engine: self.engine,
+            ocr_lang: self.ocr_lang,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
@@ -52,12 +55,13 @@ impl BatchRow {
 #[async_trait]
 impl BatchStore for SqliteStore {
     /// Creates an open batch; with a template, the batch gets a copy of its fields.
-    async fn create_batch(
-        &self,
-        name: &BatchName,
-        engine: &str,
-        template_id: Option<&str>,
-    ) -> Result<Batch> {
+    async fn create_batch(&self, batch: &NewBatch<'_>) -> Result<Batch> {
+        let NewBatch {
+            name,
+            engine,
+            template_id,
+            ocr_lang,
+        } = *batch;
         let mut tx = self.write.begin().await?;
         let fields = match template_id {
             None => "[]".to_owned(),
@@ -69,7 +73,8 @@ impl BatchStore for SqliteStore {
         };
         let now = now();
         sqlx::query(
-            "INSERT INTO batches (id, name, state, engine, fields, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batches (id, name, state, engine, fields, created_at, ocr_lang) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&name.id)
         .bind(&name.full)
@@ -77,6 +82,7 @@ impl BatchStore for SqliteStore {
         .bind(engine)
         .bind(&fields)
         .bind(&now)
+        .bind(ocr_lang)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

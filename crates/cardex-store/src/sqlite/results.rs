@@ -7,7 +7,7 @@ use sqlx::FromRow;
 
 use super::SqliteStore;
 use super::states::batch_state;
-use crate::{FailedCard, Result, ResultRow, ResultStore};
+use crate::{FailedCard, Quality, Result, ResultRow, ResultStore};
 
 #[async_trait]
 impl ResultStore for SqliteStore {
@@ -21,9 +21,10 @@ impl ResultStore for SqliteStore {
             result: Option<String>,
             error: Option<String>,
             flags: Option<String>,
+            confidence: Option<String>,
         }
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags FROM cards c \
+            "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, r.confidence FROM cards c \
              LEFT JOIN results r ON r.card_id = c.id \
              WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
         )
@@ -43,6 +44,10 @@ impl ResultStore for SqliteStore {
                     flags: match r.flags {
                         Some(f) => serde_json::from_str(&f)?,
                         None => Vec::new(),
+                    },
+                    confidence: match r.confidence {
+                        Some(c) => serde_json::from_str(&c)?,
+                        None => Value::Object(Default::default()),
                     },
                 })
             })
@@ -82,5 +87,52 @@ impl ResultStore for SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    async fn batch_quality(&self, batch_id: &str) -> Result<Quality> {
+        let mut tx = self.read.begin().await?;
+        batch_state(&mut tx, batch_id).await?;
+        let (done, flagged, empty): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), \
+               COUNT(*) FILTER (WHERE flags <> '[]'), \
+               COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM json_each(r.flags) f \
+                                             WHERE json_extract(f.value, '$.code') = 'empty')) \
+             FROM results r WHERE r.batch_id = ?",
+        )
+        .bind(batch_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let filled: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT j.key, SUM(CASE WHEN j.type = 'null' THEN 0 \
+                                    WHEN j.type = 'text' AND trim(j.value) = '' THEN 0 \
+                                    WHEN j.type = 'array' AND json_array_length(j.value) = 0 THEN 0 \
+                                    ELSE 1 END) \
+             FROM results r, json_each(r.result) j WHERE r.batch_id = ? GROUP BY j.key",
+        )
+        .bind(batch_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let confident: Vec<(String, f64)> = sqlx::query_as(
+            "SELECT j.key, AVG(j.value) FROM results r, json_each(r.confidence) j \
+             WHERE r.batch_id = ? AND j.type IN ('real', 'integer') GROUP BY j.key",
+        )
+        .bind(batch_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let share = |n: i64| {
+            if done > 0 {
+                n as f64 / done as f64
+            } else {
+                0.0
+            }
+        };
+        Ok(Quality {
+            flagged_cards: flagged as u64,
+            empty_cards: empty as u64,
+            done_cards: done as u64,
+            fill_rate: filled.into_iter().map(|(k, n)| (k, share(n))).collect(),
+            mean_confidence: confident.into_iter().collect(),
+        })
     }
 }

@@ -90,9 +90,10 @@ impl RunStore for SqliteStore {
             return Ok(out);
         }
 
-        let rows = vec!["(?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
         let sql = format!(
-            "INSERT INTO results (card_id, batch_id, result, raw, flags, created_at) VALUES {rows}"
+            "INSERT INTO results (card_id, batch_id, result, raw, flags, confidence, created_at) \
+             VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
         for item in &items {
@@ -102,6 +103,7 @@ impl RunStore for SqliteStore {
                 .bind(item.result.to_string())
                 .bind(item.raw)
                 .bind(serde_json::to_string(item.flags)?)
+                .bind(item.confidence.to_string())
                 .bind(&at);
         }
         insert.execute(&mut *tx).await?;
@@ -135,6 +137,7 @@ impl RunStore for SqliteStore {
                     "file": item.card.original_name,
                     "result": item.result,
                     "flags": item.flags,
+                    "confidence": item.confidence,
                 });
                 out.events
                     .push((batch_id.to_string(), StoredEvent { seq, payload }));
