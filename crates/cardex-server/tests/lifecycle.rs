@@ -435,7 +435,7 @@ async fn a_batch_keeps_its_ocr_language_and_refuses_a_bad_one() {
     let (s, plain) = srv.post("/api/batches", json!({"name": "default"})).await;
     assert_eq!(s, 201);
     assert!(plain["ocr_lang"].is_null());
-    for bad in ["../deu", "DEU", "de", "deu eng", "eng+"] {
+    for bad in ["../deu", "DEU", "de", "deu eng", "eng+", "", " deu"] {
         let before = srv.get("/api/batches").await.1;
         let (s, body) = srv
             .post("/api/batches", json!({"name": "bad", "ocr_lang": bad}))

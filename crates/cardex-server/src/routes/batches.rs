@@ -73,11 +73,7 @@ pub(crate) async fn create(
     let id = cardex_core::naming::new_id();
     let name = BatchName::new(&body.name, time_now(), &id)
         .map_err(|e| ApiError::invalid("invalid_name", e.to_string()))?;
-    let ocr_lang = body
-        .ocr_lang
-        .as_deref()
-        .map(str::trim)
-        .filter(|l| !l.is_empty());
+    let ocr_lang = body.ocr_lang.as_deref();
     if let Some(lang) = ocr_lang
         && !cardex_core::naming::is_ocr_lang(lang)
     {
