@@ -90,15 +90,6 @@ impl CompiledPrompt {
         }
         Ok(answer)
     }
-
-    /// [`CompiledPrompt::read_values`] without the flags: values that
-    /// cannot be read as their type are kept as written.
-    pub fn read_object(
-        &self,
-        found: Map<String, Value>,
-    ) -> Result<Map<String, Value>, AnswerError> {
-        self.read_values(found).map(|a| a.values)
-    }
 }
 
 /// The first JSON object in `text`: the whole text, a fenced block, or the

@@ -70,12 +70,7 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
     let store: SharedStore = Arc::new(SqliteStore::open(data.path()).await.unwrap());
     let name = BatchName::new("panics", time_now(), &cardex_core::naming::new_id()).unwrap();
     let batch = store
-        .create_batch(&cardex_store::NewBatch {
-            name: &name,
-            engine: "vlm",
-            template_id: None,
-            ocr_lang: None,
-        })
+        .create_batch(&cardex_store::NewBatch::blank(&name, "vlm"))
         .await
         .unwrap();
     store

@@ -53,6 +53,18 @@ pub struct NewBatch<'a> {
     pub ocr_lang: Option<&'a str>,
 }
 
+impl<'a> NewBatch<'a> {
+    /// A blank batch for `engine`, in the server's default OCR language.
+    pub fn blank(name: &'a cardex_core::BatchName, engine: &'a str) -> Self {
+        Self {
+            name,
+            engine,
+            template_id: None,
+            ocr_lang: None,
+        }
+    }
+}
+
 /// Why the system moves a batch (pauses it, mostly): a stable code for
 /// programs and words for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,12 +8,7 @@ use cardex_store::{BatchStore, CardStore, NewCard, RunStore, SqliteStore, Store}
 async fn staged_batch(store: &SqliteStore, n: usize) -> (String, String, Vec<String>) {
     let name = BatchName::new("crash test", time::OffsetDateTime::now_utc(), "abcdefgh").unwrap();
     store
-        .create_batch(&cardex_store::NewBatch {
-            name: &name,
-            engine: "ocr",
-            template_id: None,
-            ocr_lang: None,
-        })
+        .create_batch(&cardex_store::NewBatch::blank(&name, "ocr"))
         .await
         .unwrap();
     store
@@ -145,12 +140,7 @@ async fn concurrent_writers_never_see_busy() {
                     BatchName::new(&format!("b{i}-{j}"), time::OffsetDateTime::now_utc(), &id)
                         .unwrap();
                 store
-                    .create_batch(&cardex_store::NewBatch {
-                        name: &name,
-                        engine: "ocr",
-                        template_id: None,
-                        ocr_lang: None,
-                    })
+                    .create_batch(&cardex_store::NewBatch::blank(&name, "ocr"))
                     .await
                     .unwrap();
                 store

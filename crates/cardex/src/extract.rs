@@ -189,12 +189,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         )
     })?;
     let batch = store
-        .create_batch(&cardex_store::NewBatch {
-            name: &name,
-            engine,
-            template_id: None,
-            ocr_lang: None,
-        })
+        .create_batch(&cardex_store::NewBatch::blank(&name, engine))
         .await?;
     store.set_fields(&batch.id, &fields).await?;
     let mut refused = 0;

@@ -265,9 +265,9 @@ pub(crate) async fn preview(
         .into_response())
 }
 
-/// Reads and prepares a card's image as the runner does, taking its turn
-/// with the runner's cards.
-pub(crate) async fn prepared_card(
+/// Reads and prepares a card's image as a model receives it, taking its
+/// turn with the runner's cards.
+async fn prepared_card(
     state: &AppState,
     batch_id: &str,
     card_id: i64,
