@@ -89,7 +89,7 @@ impl Quality {
             .collect();
         let warning = (q.done_cards > 0 && q.empty_cards * 2 > q.done_cards).then(|| {
             let why = if batch.engine == "ocr" {
-                "the OCR engine found no `Label: value` lines or catalog entry on them — connect a \
+                "the OCR engine found no \"Label: value\" lines or catalog entry on them — connect a \
                  vision model (--vlm-url), or check the OCR language"
             } else {
                 "the model found none of the fields on them — check that the fields' names and \

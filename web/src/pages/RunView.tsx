@@ -211,7 +211,7 @@ function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done
       <h2 id="quality-title">Quality</h2>
       {quality.warning && (
         <p className="warning" role="alert">
-          <strong>Most cards came out empty.</strong> {quality.warning}
+          <strong>Check these cards:</strong> {quality.warning}
         </p>
       )}
       <p>
