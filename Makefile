@@ -71,6 +71,6 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: release-build benchmarks; prints a table and writes bench/results.md
-bench: deps
+bench: test-deps
 	$(CARGO) build --release --locked -p cardex -p cardex-bench -p vlm-sim
 	./target/release/cardex-bench

@@ -5,7 +5,7 @@
 #         Tesseract with English, German, French and Italian data and what
 #         its Rust binding builds with
 #   test  also what `make test` needs: Debian's Chromium for the browser
-#         tests, Python 3 with venv for the API fuzzer (schemathesis),
+#         tests, the DejaVu fonts for synthetic cards, Python 3 with venv for the API fuzzer (schemathesis),
 #         cargo-nextest (optional, falls back to cargo test); cargo-deny is
 #         installed by scripts/audit.sh
 # Both also need Node.js 20 or newer with npm, for the web UI; its npm
@@ -20,7 +20,8 @@ want=${1:-run}
 packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr
   tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita)
 if [ "$want" = test ]; then
-  packages+=(chromium)
+  # DejaVu: the synthetic cards of the cross-check's test.
+  packages+=(chromium fonts-dejavu-core)
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3 python3-venv)
 fi
 

@@ -44,6 +44,9 @@ fn main() -> anyhow::Result<()> {
     if wanted("orchestration") {
         rows.extend(runtime.block_on(runner::orchestration())?);
     }
+    if wanted("cross-check") {
+        rows.extend(runtime.block_on(runner::cross_check(32, 500))?);
+    }
     if wanted("watchers") {
         // A paced server (128 cards/s, like a real one), then an instant
         // one, where every card is an event to send 100 times.

@@ -42,9 +42,18 @@ impl Sim {
             .await?)
     }
 
-    /// A `cardex serve` using this simulator with default settings.
+    /// A `cardex serve` using this simulator with default settings, but
+    /// for the cross-check, off: these rows measure the model's path
+    /// alone ([`cross_check`] measures what the cross-check costs it).
     fn server(&self) -> anyhow::Result<Server> {
-        Server::start(&["--vlm-url", &self.base, "--vlm-model", "sim-vlm"])
+        self.server_with(&["--cross-check", "off"])
+    }
+
+    /// A `cardex serve` using this simulator, with `extra` flags.
+    fn server_with(&self, extra: &[&str]) -> anyhow::Result<Server> {
+        let mut args = vec!["--vlm-url", &self.base, "--vlm-model", "sim-vlm"];
+        args.extend_from_slice(extra);
+        Server::start(&args)
     }
 }
 
@@ -61,14 +70,29 @@ pub(crate) async fn loaded_batch(
     client: &reqwest::Client,
     cards: usize,
 ) -> anyhow::Result<String> {
+    let files: Vec<(String, Vec<u8>)> = (0..cards)
+        .map(|i| (format!("{i}.jpg"), scan_jpeg(96, 64, i as u32)))
+        .collect();
+    let fields = json!([
+        {"name": "title", "description": "the title on the card", "type": "text", "active": true},
+        {"name": "year", "description": "year of publication", "type": "integer", "active": true},
+    ]);
+    load(server, client, &files, &fields).await
+}
+
+/// A batch of `files` (name, bytes) with `fields`, not started.
+async fn load(
+    server: &Server,
+    client: &reqwest::Client,
+    files: &[(String, Vec<u8>)],
+    fields: &Value,
+) -> anyhow::Result<String> {
     let id = server.create_batch(client, "runner bench").await?;
     let api = format!("{}/api/batches/{id}", server.base);
-    let files: Vec<Vec<u8>> = (0..cards).map(|i| scan_jpeg(96, 64, i as u32)).collect();
-    for (n, chunk) in files.chunks(250).enumerate() {
+    for chunk in files.chunks(250) {
         let parts: Vec<Part> = chunk
             .iter()
-            .enumerate()
-            .map(|(i, b)| Part::file("files", &format!("{n}-{i}.jpg"), b.clone()))
+            .map(|(name, b)| Part::file("files", name, b.clone()))
             .collect();
         let (ct, body) = multipart_body(&parts);
         let res = client
@@ -83,10 +107,7 @@ pub(crate) async fn loaded_batch(
     }
     client
         .put(format!("{api}/fields"))
-        .json(&json!([
-            {"name": "title", "description": "the title on the card", "type": "text", "active": true},
-            {"name": "year", "description": "year of publication", "type": "integer", "active": true},
-        ]))
+        .json(fields)
         .send()
         .await?
         .error_for_status()?;
@@ -227,6 +248,79 @@ pub async fn orchestration() -> anyhow::Result<Vec<Row>> {
             ok: Some(peak < 150.0),
         },
     ])
+}
+
+/// What the cross-check costs the model: the same batch of synthetic
+/// catalog cards through a simulator of `slots` slots, with the
+/// cross-check off and on (default workers); and how fast the checks, left
+/// behind, catch up afterwards.
+pub async fn cross_check(slots: usize, latency_ms: u64) -> anyhow::Result<Vec<Row>> {
+    const CARDS: usize = 960;
+    let files: Vec<(String, Vec<u8>)> = cardex_testkit::cards::synthetic_cards(CARDS, 11)
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .map(|c| (c.name, c.png))
+        .collect();
+    let fields = json!([
+        {"name": "call_number", "type": "text"}, {"name": "author", "type": "text"},
+        {"name": "title", "type": "text"}, {"name": "place", "type": "text"},
+        {"name": "year", "type": "text"},
+    ]);
+    let capacity = slots as f64 * 1000.0 / latency_ms as f64;
+    let sim = Sim::start(slots, latency_ms)?;
+    let client = reqwest::Client::new();
+    let mut rates = Vec::new();
+    let mut rows = Vec::new();
+    for mode in ["off", "on"] {
+        let limit = slots.to_string();
+        let server = sim.server_with(&["--cross-check", mode, "--vlm-concurrency", &limit])?;
+        let id = load(&server, &client, &files, &fields).await?;
+        let secs = run_batch(&server, &client, &id).await?;
+        let rate = CARDS as f64 / secs;
+        rates.push(rate);
+        if mode == "on" {
+            let pending = batch(&server, &client, &id).await?["quality"]["checks_pending"]
+                .as_u64()
+                .unwrap_or(0);
+            let started = Instant::now();
+            loop {
+                let b = batch(&server, &client, &id).await?;
+                if b["quality"]["checks_pending"] == 0 {
+                    break;
+                }
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(900),
+                    "the cross-check did not catch up in 15 minutes: {}",
+                    b["quality"]
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            let catch_up = started.elapsed().as_secs_f64();
+            let checks = (CARDS as u64 - pending) as f64 / secs.max(1e-9);
+            rows.push(Row {
+                what: format!(
+                    "cross-check beside that run (default workers, nice 10): checks/s while the batch ran · backlog at its end · time to catch up after it ({:.1} checks/s alone)",
+                    pending as f64 / catch_up.max(1e-9)
+                ),
+                figure: format!("{checks:.1} checks/s · {pending} left · {catch_up:.0} s"),
+                target: "—".into(),
+                ok: None,
+            });
+        }
+    }
+    let (off, on) = (rates[0], rates[1]);
+    rows.insert(
+        0,
+        Row {
+            what: format!(
+                "model throughput with the cross-check off → on: {CARDS} synthetic catalog cards, {slots} slots × {latency_ms} ms ({capacity:.0} cards/s), limit fixed at {slots}"
+            ),
+            figure: format!("{off:.1} → {on:.1} cards/s ({:.1}%)", on * 100.0 / off),
+            target: "on ≥ 97% of off".into(),
+            ok: Some(on >= 0.97 * off),
+        },
+    );
+    Ok(rows)
 }
 
 /// Preparing a 12 MP JPEG scan for the model (decode, orient, SIMD

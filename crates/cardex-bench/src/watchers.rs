@@ -26,6 +26,9 @@ pub async fn cost(slots: usize, latency_ms: u64, cards: usize) -> anyhow::Result
         "sim-vlm",
         "--vlm-concurrency",
         &concurrency,
+        // What watchers cost, not the cross-check (`runner::cross_check`).
+        "--cross-check",
+        "off",
     ])?;
     let client = reqwest::Client::new();
 

@@ -2,6 +2,7 @@
 //! named, which state changes are allowed, and how a field list becomes the
 //! prompt and JSON Schema sent to a model. Nothing here does I/O.
 
+pub mod crosscheck;
 pub mod field;
 pub mod flag;
 pub mod naming;

@@ -29,6 +29,35 @@ pub struct Extraction {
     /// Field name → how sure the engine is of the value, 0–1, or null
     /// where it cannot say (DESIGN §13).
     pub confidence: Map<String, Value>,
+    /// The card's own text, when the engine reads it (the OCR engine).
+    pub text: Option<Reading>,
+}
+
+impl Extraction {
+    /// An extraction of just these values, with nothing else known (no
+    /// usage, flags, confidence or text): what a test's engine answers.
+    pub fn of(fields: Map<String, Value>) -> Self {
+        Self {
+            fields,
+            raw: "{}".into(),
+            usage: None,
+            elapsed: Duration::ZERO,
+            flags: Vec::new(),
+            confidence: Map::new(),
+            text: None,
+        }
+    }
+}
+
+/// A card's own text as OCR read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The text, line by line.
+    pub text: String,
+    /// How sure OCR was of it, 0–1: the mean of its word confidences,
+    /// weighted by length. Typed cards read at 0.8–0.95; handwriting and
+    /// poor scans much lower.
+    pub confidence: f64,
 }
 
 /// Token usage as OpenAI-compatible servers report it.

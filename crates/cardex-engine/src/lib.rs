@@ -30,6 +30,6 @@ pub mod vlm;
 pub mod vocabulary;
 
 pub use answer::CompiledPrompt;
-pub use engine::{Engine, EngineError, Extraction, Usage};
+pub use engine::{Engine, EngineError, Extraction, Reading, Usage};
 pub use prepare::{PrepareOptions, PreparedImage};
 pub use retry::{Attempted, RetryPolicy, extract_with_retries, retry_attempts};

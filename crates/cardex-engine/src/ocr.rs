@@ -4,8 +4,8 @@
 //! and straightened ([`crate::prepare::prepare_for_ocr`]; a JPEG made for
 //! a model is read too). `Label: value` pairs are mapped to fields
 //! ([`crate::labels`]), and on unlabeled catalog cards the parts of the
-//! entry ([`crate::catalog`]); the full text is kept as `_text`, and each
-//! field's confidence (mean Tesseract word confidence of the words that
+//! entry ([`crate::catalog`]); the full text is kept as the card's
+//! `text`, and each field's confidence (mean Tesseract word confidence of the words that
 //! make the value, 0–1) goes into the result's `confidence`.
 //!
 //! Tesseract uses OpenMP; with several workers on few cores its threads
@@ -23,7 +23,7 @@ use tesseract::Tesseract;
 
 use crate::answer::{Answer, CompiledPrompt};
 use crate::catalog;
-use crate::engine::{Engine, EngineError, Extraction};
+use crate::engine::{Engine, EngineError, Extraction, Reading};
 use crate::labels::{OcrLine, Word, assign, labeled_lines};
 use crate::prepare::{PreparedImage, for_ocr};
 
@@ -63,6 +63,9 @@ enum Input {
     Encoded(Vec<u8>),
     /// A grey image already prepared ([`crate::prepare::prepare_for_ocr`]).
     Gray(image::GrayImage),
+    /// An original image file's bytes, prepared by the worker as
+    /// [`crate::prepare::prepare_for_ocr`] does, within `max_pixels`.
+    Original { bytes: Vec<u8>, max_pixels: u64 },
 }
 
 struct Job {
@@ -97,7 +100,7 @@ impl Drop for OcrEngine {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let size = match &self.input {
-            Input::Encoded(b) => b.len(),
+            Input::Encoded(b) | Input::Original { bytes: b, .. } => b.len(),
             Input::Gray(g) => g.as_raw().len(),
         };
         f.debug_struct("Job")
@@ -160,6 +163,17 @@ impl OcrEngine {
     /// Starts `workers` threads whose default language is `lang` (e.g.
     /// `eng`, `deu+eng`). Fails when Tesseract cannot load it.
     pub fn new(lang: &str, workers: usize) -> Result<Self, String> {
+        Self::start(lang, workers, false)
+    }
+
+    /// Like [`OcrEngine::new`], with workers that run at a lower CPU
+    /// priority (nice 10, on Linux): work that must not slow anything
+    /// else down, such as the cross-check beside a model's requests.
+    pub fn in_background(lang: &str, workers: usize) -> Result<Self, String> {
+        Self::start(lang, workers, true)
+    }
+
+    fn start(lang: &str, workers: usize, background: bool) -> Result<Self, String> {
         load(lang).map_err(|e| e.to_string())?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -169,7 +183,12 @@ impl OcrEngine {
             let lang = lang.to_owned();
             let thread = std::thread::Builder::new()
                 .name(format!("ocr-{i}"))
-                .spawn(move || worker(&rx, &lang))
+                .spawn(move || {
+                    if background {
+                        lower_priority();
+                    }
+                    worker(&rx, &lang);
+                })
                 .map_err(|e| format!("cannot start an OCR worker: {e}"))?;
             threads.push(thread);
         }
@@ -237,6 +256,22 @@ impl OcrEngine {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Reads the whole text of an original image file's bytes in `lang`
+    /// (`None` = the default), line by line, prepared as
+    /// [`crate::prepare::prepare_for_ocr`] does within `max_pixels`. The
+    /// preparation runs on the worker too, at its priority.
+    pub async fn read_original_text(
+        &self,
+        bytes: Vec<u8>,
+        max_pixels: u64,
+        lang: Option<&str>,
+    ) -> Result<Reading, EngineError> {
+        let lines = self
+            .run(Input::Original { bytes, max_pixels }, lang)
+            .await?;
+        Ok(reading(&lines))
+    }
+
     /// Reads a card and maps its text to the prompt's fields: `Label:
     /// value` pairs first ([`crate::labels`]), then, for fields still
     /// empty on a card that is not a labeled one, the parts of a catalog
@@ -252,11 +287,7 @@ impl OcrEngine {
             Some(gray) => self.read_gray(gray, lang).await?,
             None => self.read_lines_in(image.bytes.clone(), lang).await?,
         };
-        let text = lines
-            .iter()
-            .map(OcrLine::text)
-            .collect::<Vec<_>>()
-            .join("\n");
+        let reading = reading(&lines);
         let fields = &prompt.fields;
         let labeled = labeled_lines(&lines, fields);
         let from_labels = assign(&labeled, fields);
@@ -299,27 +330,62 @@ impl OcrEngine {
                 .collect(),
             flags: Vec::new(),
         });
-        let mut read = answer.values;
+        let read = answer.values;
         for (name, value) in &read {
             if value.is_null() {
                 confidence.insert(name.clone(), Value::Null);
             }
         }
-        read.insert("_text".into(), Value::String(text.clone()));
         Ok(Extraction {
             fields: read,
-            raw: text,
+            raw: reading.text.clone(),
             usage: None,
             elapsed: started.elapsed(),
             flags: answer.flags,
             confidence,
+            text: Some(reading),
         })
     }
+}
+
+/// The text of `lines`, one per line, and how sure Tesseract was of it:
+/// its word confidences averaged by the words' lengths (a stray one-letter
+/// guess counts less than a long word read well).
+pub fn reading(lines: &[OcrLine]) -> Reading {
+    let text = lines
+        .iter()
+        .map(OcrLine::text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (weighted, chars) =
+        lines
+            .iter()
+            .flat_map(|l| &l.words)
+            .fold((0.0f64, 0usize), |(sum, n), w| {
+                let len = w.text.chars().count();
+                (sum + f64::from(w.confidence) / 100.0 * len as f64, n + len)
+            });
+    let confidence = if chars == 0 {
+        0.0
+    } else {
+        weighted / chars as f64
+    };
+    Reading { text, confidence }
 }
 
 fn stopped() -> EngineError {
     EngineError::Config {
         message: "the OCR workers have stopped".into(),
+    }
+}
+
+/// Lowers the calling thread's CPU priority to nice 10, so that what
+/// runs beside it gets the cores first. Linux keeps a nice value per
+/// thread; elsewhere this does nothing.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!("cannot lower an OCR worker's priority: {e}");
     }
 }
 
@@ -350,6 +416,12 @@ fn recognize(
             let img = image::load_from_memory(&bytes)
                 .map_err(|e| permanent(format!("cannot decode the image: {e}")))?;
             for_ocr(img).map_err(|e| permanent(e.to_string()))?
+        }
+        Input::Original { bytes, max_pixels } => {
+            crate::prepare::prepare_bytes_for_ocr(&bytes, max_pixels)
+                .map_err(|e| permanent(e.to_string()))?
+                .gray()
+                .ok_or_else(|| permanent("the prepared image is not grey".into()))?
         }
     };
     let (w, h) = gray.dimensions();

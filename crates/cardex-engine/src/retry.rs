@@ -129,14 +129,7 @@ mod tests {
             Box::pin(async move {
                 match next {
                     Some(e) => Err(e),
-                    None => Ok(Extraction {
-                        fields: Default::default(),
-                        raw: "{}".into(),
-                        usage: None,
-                        elapsed: Duration::ZERO,
-                        flags: Vec::new(),
-                        confidence: Default::default(),
-                    }),
+                    None => Ok(Extraction::of(Default::default())),
                 }
             })
         }

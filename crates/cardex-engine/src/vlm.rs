@@ -383,6 +383,7 @@ pub fn read_completion(
                 elapsed,
                 flags,
                 confidence,
+                text: None,
             })
         }
         Err(_) if cut_off => Err(EngineError::Permanent {

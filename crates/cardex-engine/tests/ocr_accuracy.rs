@@ -32,7 +32,7 @@ async fn labeled_sample_cards_are_read_accurately() {
         )
         .unwrap();
         let got = engine.extract(&image, &prompt).await.unwrap();
-        assert!(got.fields["_text"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(got.text.as_ref().is_some_and(|t| !t.text.is_empty()));
         for (name, want) in expected {
             total += 1;
             let have = got.fields[name].as_str().unwrap_or("");
@@ -43,7 +43,8 @@ async fn labeled_sample_cards_are_read_accurately() {
             } else {
                 misses.push(format!(
                     "{} {name}: want {want}, got {have:?}\n    text: {:?}",
-                    card["file"], got.fields["_text"]
+                    card["file"],
+                    got.text.as_ref().map_or("", |t| t.text.as_str())
                 ));
             }
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use cardex_engine::Engine;
 use cardex_engine::vlm::{VlmConfig, VlmEngine};
 
+use crate::check::CrossCheck;
 use crate::limit::{DEFAULT_MAX_LIMIT, Limiter};
 
 /// The OpenAI-compatible model server, when one is configured.
@@ -73,15 +74,83 @@ pub struct OcrConfig {
     pub lang: String,
     /// Worker threads, each with its own Tesseract; default: the cores.
     pub workers: usize,
+    /// Whether a model's results are cross-checked against the card's own
+    /// text ([`crate::check`]). Off unless asked for; `cardex serve` and
+    /// `cardex extract` ask for [`CrossCheckMode::Auto`].
+    pub cross_check: CrossCheckMode,
+    /// The cross-check's worker threads; default: half the cores, at
+    /// least one, so that preparing the model's images keeps its share.
+    pub check_workers: usize,
 }
 
 impl Default for OcrConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             lang: "eng".into(),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: cores,
+            cross_check: CrossCheckMode::Off,
+            check_workers: (cores / 2).max(1),
         }
     }
+}
+
+/// When a model's results are cross-checked against the card's own OCR
+/// text (DESIGN §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrossCheckMode {
+    /// Never.
+    #[default]
+    Off,
+    /// Whenever a model reads the cards and the OCR engine is built in and
+    /// loads; without it, the cards go unchecked (and the log says why).
+    Auto,
+    /// Whenever a model reads the cards; a missing OCR engine is an error.
+    On,
+}
+
+impl std::str::FromStr for CrossCheckMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            other => Err(format!(
+                "{other:?} is not a cross-check mode: use auto, on or off"
+            )),
+        }
+    }
+}
+
+/// The cross-check the configuration asks for: `None` when it is off or
+/// there is no model to check; an error when it is `on` and the OCR
+/// engine cannot read.
+pub fn cross_check(
+    vlm: Option<&EngineConfig>,
+    ocr: &OcrConfig,
+) -> Result<Option<CrossCheck>, String> {
+    if ocr.cross_check == CrossCheckMode::Off || vlm.is_none() {
+        return Ok(None);
+    }
+    match background_ocr(ocr) {
+        Ok(check) => Ok(Some(check)),
+        Err(e) if ocr.cross_check == CrossCheckMode::Auto => {
+            tracing::warn!("model results are not cross-checked: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(format!("--cross-check on needs the OCR engine: {e}")),
+    }
+}
+
+#[cfg(feature = "ocr")]
+fn background_ocr(ocr: &OcrConfig) -> Result<CrossCheck, String> {
+    CrossCheck::ocr(&ocr.lang, ocr.check_workers)
+}
+
+#[cfg(not(feature = "ocr"))]
+fn background_ocr(_ocr: &OcrConfig) -> Result<CrossCheck, String> {
+    Err("this cardex was built without it".into())
 }
 
 /// The engines a runner can use, by name.

@@ -6,6 +6,7 @@
 //! `cardex extract` start it the same way ([`Runner::new`], then
 //! [`Runner::run`]); [`intake`] is how images enter an open batch.
 
+pub mod check;
 mod engines;
 pub mod hub;
 pub mod intake;
@@ -14,7 +15,8 @@ mod runner;
 
 #[cfg(feature = "ocr")]
 pub use cardex_engine::ocr::ensure_openmp_thread_limit;
-pub use engines::{EngineConfig, Engines, OcrConfig, configured};
+pub use check::{CrossCheck, ReadsText};
+pub use engines::{CrossCheckMode, EngineConfig, Engines, OcrConfig, configured, cross_check};
 pub use hub::Hub;
 pub use limit::Limiter;
 pub use runner::{DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig};

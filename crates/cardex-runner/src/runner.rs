@@ -39,6 +39,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::check::CrossCheck;
 use crate::engines::{EngineSlot, Engines, SlotGuard};
 use crate::hub::{self, Hub};
 use crate::limit::Signal;
@@ -91,6 +92,10 @@ struct Inner {
     /// Each batch's compiled prompt and OCR language, by batch id; they
     /// never change after start.
     prompts: Mutex<HashMap<String, Arc<BatchPlan>>>,
+    /// The cross-check of model results against the cards' own text.
+    cross_check: Option<CrossCheck>,
+    /// Wakes the cross-check when results wait for it.
+    check_wake: Notify,
     /// Results on their way to the group committer.
     commits: mpsc::Sender<PendingCommit>,
     /// The committer's end, taken by [`Runner::run`].
@@ -100,8 +105,8 @@ struct Inner {
 
 /// How a batch's cards are read: its compiled prompt and OCR language.
 #[derive(Debug)]
-struct BatchPlan {
-    prompt: CompiledPrompt,
+pub(crate) struct BatchPlan {
+    pub(crate) prompt: CompiledPrompt,
     ocr_lang: Option<String>,
 }
 
@@ -112,6 +117,9 @@ struct PendingCommit {
     raw: String,
     flags: Vec<Flag>,
     confidence: Value,
+    text: Option<String>,
+    /// The result is to be cross-checked.
+    check: bool,
     /// Answered once the result is committed; dropped unanswered when
     /// it was not, and the card task then puts the card back.
     done: oneshot::Sender<()>,
@@ -139,7 +147,7 @@ const DISK_ROOM: u64 = 4 * 1024 * 1024;
 const MAX_PANICS: u32 = 3;
 
 /// The text of a panic, as far as it has one.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -173,11 +181,47 @@ impl Runner {
                 panics: Mutex::new(HashMap::new()),
                 disk_full: AtomicBool::new(false),
                 unreleased: Mutex::new(Vec::new()),
+                cross_check: None,
+                check_wake: Notify::new(),
                 commits,
                 commit_queue: Mutex::new(Some(commit_queue)),
                 stop,
             }),
         }
+    }
+
+    /// Cross-checks every result a model gives against the card's own
+    /// text, read by `check` ([`crate::check`]). Call before the runner
+    /// is cloned or run.
+    pub fn with_cross_check(mut self, check: CrossCheck) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.cross_check = Some(check),
+            None => {
+                tracing::error!("the cross-check was set on a runner already shared; it is off")
+            }
+        }
+        self
+    }
+
+    /// Whether results of models are cross-checked.
+    pub fn cross_checks(&self) -> bool {
+        self.inner.cross_check.is_some()
+    }
+
+    pub(crate) fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    pub(crate) fn stopped(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.inner.stop.cancelled()
+    }
+
+    pub(crate) fn check_wake(&self) -> &Notify {
+        &self.inner.check_wake
+    }
+
+    pub(crate) fn max_pixels(&self) -> u64 {
+        self.inner.config.prepare.max_pixels
     }
 
     /// The engines.
@@ -210,6 +254,11 @@ impl Runner {
             .expect("lock poisoned")
             .take();
         let committer = queue.map(|q| tokio::spawn(self.clone().commit_loop(q)));
+        let checker = self
+            .inner
+            .cross_check
+            .clone()
+            .map(|check| tokio::spawn(self.clone().check_loop(check)));
         let mut in_flight: JoinSet<()> = JoinSet::new();
         loop {
             self.pause_engineless().await;
@@ -234,6 +283,9 @@ impl Runner {
         // Workers see the same token and release their cards.
         while in_flight.join_next().await.is_some() {}
         if let Some(c) = committer {
+            let _ = c.await;
+        }
+        if let Some(c) = checker {
             let _ = c.await;
         }
     }
@@ -266,6 +318,8 @@ impl Runner {
                 raw: &p.raw,
                 flags: &p.flags,
                 confidence: &p.confidence,
+                text: p.text.as_deref(),
+                check: p.check,
             })
             .collect();
         let committed = match self.inner.store.complete_cards(&items).await {
@@ -277,6 +331,9 @@ impl Runner {
             }
         };
         self.announce(&committed).await;
+        if group.iter().any(|p| p.check) {
+            self.inner.check_wake.notify_one();
+        }
         true
     }
 
@@ -587,6 +644,9 @@ impl Runner {
             raw: x.raw,
             flags: x.flags,
             confidence: Value::Object(x.confidence),
+            // What the engine did not read itself is read by the check.
+            check: x.text.is_none() && self.inner.cross_check.is_some(),
+            text: x.text.map(|r| r.text),
             done,
         };
         let sent = self.inner.commits.send(pending).await.is_ok();
@@ -622,7 +682,7 @@ impl Runner {
     }
 
     /// What every card of the batch is read with, compiled once.
-    async fn plan_for(&self, batch_id: &str) -> Result<Arc<BatchPlan>, String> {
+    pub(crate) async fn plan_for(&self, batch_id: &str) -> Result<Arc<BatchPlan>, String> {
         if let Some(p) = self
             .inner
             .prompts

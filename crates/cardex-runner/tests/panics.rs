@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cardex_core::{BatchName, BatchState, Field, FieldType};
+mod common;
+
+use cardex_core::{BatchState, Field, FieldType};
 use cardex_engine::{CompiledPrompt, Engine, EngineError, Extraction, PreparedImage};
-use cardex_runner::intake::{Admission, FileLimits, Intake};
 use cardex_runner::{Engines, Hub, Limiter, Runner, RunnerConfig};
 use cardex_store::{SharedStore, SqliteStore};
+use common::started_batch;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
@@ -51,14 +53,7 @@ impl Engine for Panicky {
             }
             let mut fields = serde_json::Map::new();
             fields.insert("title".into(), "read".into());
-            Ok(Extraction {
-                fields,
-                raw: "{}".into(),
-                usage: None,
-                elapsed: Duration::ZERO,
-                flags: Vec::new(),
-                confidence: Default::default(),
-            })
+            Ok(Extraction::of(fields))
         })
     }
 }
@@ -68,32 +63,9 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
     let data = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     let store: SharedStore = Arc::new(SqliteStore::open(data.path()).await.unwrap());
-    let name = BatchName::new("panics", time_now(), &cardex_core::naming::new_id()).unwrap();
-    let batch = store
-        .create_batch(&cardex_store::NewBatch::blank(&name, "vlm"))
-        .await
-        .unwrap();
-    store
-        .set_fields(&batch.id, &[Field::new("title", FieldType::Text)])
-        .await
-        .unwrap();
-    let intake = Intake::new(
-        store.clone(),
-        FileLimits {
-            max_file_bytes: 1 << 20,
-            max_pixels: 1 << 24,
-        },
-    );
-    let mut ids = Vec::new();
-    for seed in 0..8 {
-        let path = files.path().join(format!("card-{seed}.jpg"));
-        std::fs::write(&path, cardex_testkit::jpeg(seed)).unwrap();
-        match intake.add_file(&batch.id, &path).await.unwrap() {
-            Admission::Accepted(card) => ids.push(card.id),
-            other => panic!("{other:?}"),
-        }
-    }
-    store.start_batch(&batch.id).await.unwrap();
+    let images: Vec<(Vec<u8>, &str)> = (0..8).map(|s| (cardex_testkit::jpeg(s), "jpg")).collect();
+    let fields = [Field::new("title", FieldType::Text)];
+    let (batch_id, ids) = started_batch(&store, files.path(), "vlm", &fields, &images).await;
 
     // Small JPEGs reach the engine as they are, so the bytes pick the card.
     let engine = Panicky {
@@ -114,7 +86,7 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
 
     let started = Instant::now();
     let finished = loop {
-        let b = store.get_batch(&batch.id).await.unwrap();
+        let b = store.get_batch(&batch_id).await.unwrap();
         if b.state != BatchState::Running {
             break b;
         }
@@ -131,7 +103,7 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
     assert_eq!(finished.state, BatchState::CompletedWithErrors);
     assert_eq!((finished.counts.done, finished.counts.failed), (7, 1));
     assert_eq!(finished.counts.processing, 0);
-    let failed = store.failed_cards(&batch.id).await.unwrap();
+    let failed = store.failed_cards(&batch_id).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].card_id, ids[2]);
     assert_eq!(failed[0].error["code"], "internal_error");
@@ -144,12 +116,8 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
         failed[0].error
     );
     // The card that panicked once was read on its next turn.
-    let rows = store.results_page(&batch.id, 0, 100).await.unwrap();
+    let rows = store.results_page(&batch_id, 0, 100).await.unwrap();
     let once = rows.iter().find(|r| r.card_id == ids[5]).unwrap();
     assert_eq!(once.state, "done");
     store.close().await;
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
 }

@@ -59,6 +59,14 @@ pub struct Quality {
     /// Active field → mean confidence of its values, or null where the
     /// engine gave none.
     pub mean_confidence: std::collections::BTreeMap<String, Option<f64>>,
+    /// Flag code → done cards with at least one flag of it.
+    pub flags: std::collections::BTreeMap<String, u64>,
+    /// Done cards whose cross-check against their own OCR text has not
+    /// run yet: their `not_in_text` flags may still come.
+    pub checks_pending: u64,
+    /// Done cards whose cross-check could not be done (the card could not
+    /// be read).
+    pub checks_skipped: u64,
     /// In plain words, when most cards came out empty: what that likely
     /// means and what to do.
     pub warning: Option<String>,
@@ -105,6 +113,9 @@ impl Quality {
             empty_cards: q.empty_cards,
             fill_rate,
             mean_confidence,
+            flags: q.flags,
+            checks_pending: q.checks_pending,
+            checks_skipped: q.checks_skipped,
             warning,
         }
     }
@@ -188,9 +199,30 @@ pub struct ResultRow {
     /// cannot say (DESIGN §13).
     #[schema(value_type = Object)]
     pub confidence: Value,
+    /// The card's own text as OCR read it (the OCR engine's, or the
+    /// cross-check's), once read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The cross-check of a model's values against that text: `pending`,
+    /// `done` or `skipped`; absent when the card has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckState>,
+    /// Why the cross-check was skipped, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_note: Option<String>,
 }
 
-/// A likely mistake in a result row.
+/// Where a result's cross-check stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    /// Waiting for the cross-check's OCR.
+    Pending,
+    /// Checked: its `not_in_text` flags are in.
+    Done,
+    /// The card could not be read for it.
+    Skipped,
+}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Flag {
     /// What kind of mistake.
@@ -500,6 +532,14 @@ impl From<cardex_store::ResultRow> for ResultRow {
             error: r.error,
             flags: r.flags.into_iter().map(Flag::from).collect(),
             confidence: r.confidence,
+            text: r.text,
+            check: r.check.as_deref().and_then(|c| match c {
+                "pending" => Some(CheckState::Pending),
+                "done" => Some(CheckState::Done),
+                "skipped" => Some(CheckState::Skipped),
+                _ => None,
+            }),
+            check_note: r.check_note,
         }
     }
 }

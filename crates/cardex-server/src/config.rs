@@ -5,7 +5,7 @@ use std::fmt;
 use cardex_runner::intake::FileLimits;
 
 use crate::guard::WebAccess;
-pub use cardex_runner::{EngineConfig, OcrConfig};
+pub use cardex_runner::{CrossCheckMode, EngineConfig, OcrConfig};
 
 /// Upload limits (DESIGN §6).
 #[derive(Debug, Clone, Copy)]

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use config::{EngineConfig, Limits, OcrConfig, ServerConfig};
+pub use config::{CrossCheckMode, EngineConfig, Limits, OcrConfig, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use guard::WebAccess;
 pub use state::AppState;

@@ -31,14 +31,18 @@ impl AppState {
     /// State over an opened store; fails on an unusable engine configuration.
     pub fn new(store: SharedStore, config: ServerConfig) -> Result<Self, String> {
         let (engines, vlm) = cardex_runner::configured(config.vlm.as_ref(), &config.ocr)?;
+        let check = cardex_runner::cross_check(config.vlm.as_ref(), &config.ocr)?;
         let stop = CancellationToken::new();
-        let runner = Runner::new(
+        let mut runner = Runner::new(
             store.clone(),
             engines,
             Hub::default(),
             config.runner,
             stop.clone(),
         );
+        if let Some(check) = check {
+            runner = runner.with_cross_check(check);
+        }
         Ok(Self {
             intake: Intake::new(store.clone(), config.limits.files()),
             store,

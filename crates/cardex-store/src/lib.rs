@@ -14,12 +14,14 @@ mod store;
 pub use layout::DataDir;
 pub use lock::{DataDirLock, LockError};
 pub use model::{
-    Batch, Card, CardFailure, ClaimedCard, Committed, Completion, Counts, FailedCard,
-    GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent, Template,
+    Batch, Card, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed, Completion, Counts,
+    FailedCard, GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent,
+    Template,
 };
 pub use sqlite::SqliteStore;
 pub use store::{
-    BatchStore, CardStore, EventStore, ResultStore, RunStore, SharedStore, Store, TemplateStore,
+    BatchStore, CardStore, CheckStore, EventStore, ResultStore, RunStore, SharedStore, Store,
+    TemplateStore,
 };
 
 /// What can go wrong in the store. `NotFound` and `Conflict` are the

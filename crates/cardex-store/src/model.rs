@@ -234,6 +234,51 @@ pub struct Completion<'a> {
     pub flags: &'a [Flag],
     /// Field → confidence 0–1 or null.
     pub confidence: &'a Value,
+    /// The card's own text, when the engine read it (the OCR engine).
+    pub text: Option<&'a str>,
+    /// The result waits for its cross-check against the card's own text.
+    pub check: bool,
+}
+
+/// A model's result waiting for its cross-check against the card's own
+/// OCR text (DESIGN §13).
+#[derive(Debug, Clone)]
+pub struct CheckJob {
+    /// The card.
+    pub card_id: i64,
+    /// Its batch.
+    pub batch_id: String,
+    /// The batch's name, for the image's path.
+    pub batch_name: String,
+    /// The image's name in the batch dir.
+    pub stored_name: String,
+    /// The batch's OCR language; `None` = the server's default.
+    pub ocr_lang: Option<String>,
+    /// The result's fields, as committed.
+    pub result: Value,
+    /// The result's flags so far.
+    pub flags: Vec<Flag>,
+}
+
+/// How a cross-check ended.
+#[derive(Debug, Clone, Copy)]
+pub enum CheckOutcome<'a> {
+    /// The card was read: its text, and the result's flags with the
+    /// cross-check's added.
+    Done {
+        /// The card's own text.
+        text: &'a str,
+        /// Every flag of the result now.
+        flags: &'a [Flag],
+    },
+    /// The card could not be checked; why, in words, and its text when
+    /// it was read (too poorly to check against).
+    Skipped {
+        /// Why.
+        note: &'a str,
+        /// The card's own text, if it was read at all.
+        text: Option<&'a str>,
+    },
 }
 
 /// What a group commit changed.
@@ -262,6 +307,13 @@ pub struct ResultRow {
     pub flags: Vec<Flag>,
     /// Field → confidence 0–1 or null (an empty object without a result).
     pub confidence: Value,
+    /// The card's own OCR text, once read.
+    pub text: Option<String>,
+    /// The cross-check: `pending`, `done` or `skipped`; `None` when the
+    /// card has none.
+    pub check: Option<String>,
+    /// Why a cross-check was skipped.
+    pub check_note: Option<String>,
 }
 
 /// How good a batch's results look (DESIGN §13), over its done cards.
@@ -273,6 +325,12 @@ pub struct Quality {
     pub empty_cards: u64,
     /// Done cards.
     pub done_cards: u64,
+    /// Flag code → done cards with at least one flag of it.
+    pub flags: std::collections::BTreeMap<String, u64>,
+    /// Done cards whose cross-check has not run yet.
+    pub checks_pending: u64,
+    /// Done cards whose cross-check could not be done.
+    pub checks_skipped: u64,
     /// Field → share of done cards with a value, 0–1.
     pub fill_rate: std::collections::BTreeMap<String, f64>,
     /// Field → mean confidence of its values, where the engine gave one.

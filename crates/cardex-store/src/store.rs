@@ -41,8 +41,9 @@ use cardex_core::{BatchState, Field};
 use crate::Result;
 use crate::layout::DataDir;
 use crate::model::{
-    Batch, Card, CardFailure, ClaimedCard, Committed, Completion, FailedCard, GroupCommitted,
-    NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent, Template,
+    Batch, Card, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed, Completion,
+    FailedCard, GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent,
+    Template,
 };
 
 /// The store as the runner and the server share it.
@@ -51,7 +52,14 @@ pub type SharedStore = Arc<dyn Store>;
 /// Everything cardex keeps: all resources, and the data dir's files.
 #[async_trait]
 pub trait Store:
-    BatchStore + CardStore + RunStore + EventStore + ResultStore + TemplateStore + std::fmt::Debug
+    BatchStore
+    + CardStore
+    + RunStore
+    + EventStore
+    + ResultStore
+    + CheckStore
+    + TemplateStore
+    + std::fmt::Debug
 {
     /// Where the images live; every file path is built by it.
     fn layout(&self) -> &DataDir;
@@ -181,6 +189,26 @@ pub trait ResultStore: Send + Sync {
 
     /// The quality summary of a batch's results so far.
     async fn batch_quality(&self, batch_id: &str) -> Result<Quality>;
+}
+
+/// The cross-check's queue: model results waiting to be compared with the
+/// card's own OCR text. The queue is the results themselves (their
+/// `check` is `pending`), so it survives restarts and never overflows;
+/// the cross-check catches up whenever it falls behind.
+#[async_trait]
+pub trait CheckStore: Send + Sync {
+    /// Up to `limit` results waiting for their cross-check, oldest batch
+    /// first, leaving out the cards in `skip` (being checked already).
+    async fn pending_checks(&self, limit: usize, skip: &[i64]) -> Result<Vec<CheckJob>>;
+
+    /// Records a cross-check's outcome with its `card_checked` event, in
+    /// one transaction; `None` when the result was no longer waiting for
+    /// one (its batch deleted, say).
+    async fn record_check(
+        &self,
+        card_id: i64,
+        outcome: CheckOutcome<'_>,
+    ) -> Result<Option<(String, StoredEvent)>>;
 }
 
 /// Saved field lists.

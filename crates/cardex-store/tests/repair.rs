@@ -3,7 +3,9 @@
 //! and group commits, which recovery relies on being all-or-nothing.
 
 use cardex_core::{BatchName, Field, FieldType};
-use cardex_store::{BatchStore, CardStore, NewCard, RunStore, SqliteStore, Store};
+use cardex_store::{
+    BatchStore, CardStore, CheckStore, NewCard, ResultStore, RunStore, SqliteStore, Store,
+};
 
 async fn staged_batch(store: &SqliteStore, n: usize) -> (String, String, Vec<String>) {
     let name = BatchName::new("crash test", time::OffsetDateTime::now_utc(), "abcdefgh").unwrap();
@@ -214,6 +216,8 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             raw: "{}",
             flags: &[],
             confidence: &serde_json::Value::Null,
+            text: None,
+            check: false,
         })
         .collect();
     let committed = store.complete_cards(&items).await.unwrap();
@@ -235,6 +239,8 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             raw: "{}",
             flags: &[],
             confidence: &serde_json::Value::Null,
+            text: None,
+            check: false,
         }])
         .await
         .unwrap();
@@ -243,4 +249,86 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
     let batch = store.get_batch(&id).await.unwrap();
     assert_eq!(batch.state, cardex_core::BatchState::Completed);
     assert_eq!(batch.counts.done, 5);
+}
+
+#[tokio::test]
+async fn cross_checks_wait_in_the_store_and_land_once_with_their_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
+    let (id, _, stored) = staged_batch(&store, 3).await;
+    store.start_batch(&id).await.unwrap();
+    let cards = store.claim_cards("ocr", 10).await.unwrap();
+    let result = serde_json::json!({"title": "Basel"});
+    let items: Vec<cardex_store::Completion<'_>> = cards
+        .iter()
+        .enumerate()
+        .map(|(i, card)| cardex_store::Completion {
+            card,
+            result: &result,
+            raw: "{}",
+            flags: &[],
+            confidence: &serde_json::Value::Null,
+            text: None,
+            check: i < 2,
+        })
+        .collect();
+    store.complete_cards(&items).await.unwrap();
+    assert_eq!(store.batch_quality(&id).await.unwrap().checks_pending, 2);
+
+    let jobs = store.pending_checks(10, &[]).await.unwrap();
+    assert_eq!(
+        jobs.len(),
+        2,
+        "only the cards sent for a check wait for one"
+    );
+    assert_eq!(jobs[0].stored_name, stored[0]);
+    assert_eq!(jobs[0].result["title"], "Basel");
+    let later = store.pending_checks(10, &[jobs[0].card_id]).await.unwrap();
+    assert_eq!(later.len(), 1, "cards being checked are left out");
+
+    // The store is the queue: it survives a restart.
+    store.close().await;
+    let store = SqliteStore::open(tmp.path()).await.unwrap();
+    assert_eq!(store.pending_checks(10, &[]).await.unwrap().len(), 2);
+
+    let flag = cardex_core::Flag::on("title", cardex_core::FlagCode::NotInText, "not there");
+    let flags = [flag];
+    let outcome = cardex_store::CheckOutcome::Done {
+        text: "Zurich 1931",
+        flags: &flags,
+    };
+    let (batch, event) = store
+        .record_check(jobs[0].card_id, outcome)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch, id);
+    assert_eq!(event.payload["type"], "card_checked");
+    assert_eq!(event.payload["flags"][0]["code"], "not_in_text");
+    assert!(
+        store
+            .record_check(jobs[0].card_id, outcome)
+            .await
+            .unwrap()
+            .is_none(),
+        "a check lands once"
+    );
+    let skipped = cardex_store::CheckOutcome::Skipped {
+        note: "the image is gone",
+        text: None,
+    };
+    store.record_check(jobs[1].card_id, skipped).await.unwrap();
+
+    let rows = store.results_page(&id, 0, 10).await.unwrap();
+    assert_eq!(rows[0].text.as_deref(), Some("Zurich 1931"));
+    assert_eq!(rows[0].check.as_deref(), Some("done"));
+    assert_eq!(rows[0].flags.len(), 1);
+    assert_eq!(rows[1].check.as_deref(), Some("skipped"));
+    assert_eq!(rows[2].check, None);
+    let quality = store.batch_quality(&id).await.unwrap();
+    assert_eq!((quality.checks_pending, quality.checks_skipped), (0, 1));
+    assert_eq!(quality.flagged_cards, 1);
+    assert_eq!(quality.flags.get("not_in_text"), Some(&1));
+    assert!(store.pending_checks(10, &[]).await.unwrap().is_empty());
+    store.close().await;
 }

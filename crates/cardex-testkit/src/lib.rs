@@ -2,6 +2,8 @@
 //! format, hostile files (pixel bombs, truncated data) and hand-built
 //! multipart bodies that no well-behaved client would send.
 
+pub mod cards;
+
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};

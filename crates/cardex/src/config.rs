@@ -31,6 +31,30 @@ impl FromStr for Secret {
     }
 }
 
+/// `--cross-check`: when a model's values are compared with the card's
+/// own OCR text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossCheck {
+    /// Whenever a model reads the cards and the OCR engine loads.
+    #[default]
+    Auto,
+    /// Always with a model; a missing OCR engine stops the server.
+    On,
+    /// Never.
+    Off,
+}
+
+impl From<CrossCheck> for cardex_server::CrossCheckMode {
+    fn from(c: CrossCheck) -> Self {
+        match c {
+            CrossCheck::Auto => Self::Auto,
+            CrossCheck::On => Self::On,
+            CrossCheck::Off => Self::Off,
+        }
+    }
+}
+
 /// Flags of `cardex serve`; also the keys of the TOML file.
 #[derive(Debug, Clone, Default, PartialEq, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +140,15 @@ pub struct ServeArgs {
     /// OCR worker threads, each with its own Tesseract [default: the cores].
     #[arg(long, env = "CARDEX_OCR_WORKERS", value_name = "N")]
     pub ocr_workers: Option<usize>,
+    /// Cross-check a model's text values against the card's own OCR text
+    /// and flag those not on the card (not_in_text); auto = whenever a
+    /// model reads the cards and the OCR engine loads [default: auto].
+    #[arg(long, env = "CARDEX_CROSS_CHECK", value_name = "auto|on|off")]
+    pub cross_check: Option<CrossCheck>,
+    /// Threads of the cross-check's OCR, at a lower CPU priority
+    /// [default: half the cores, at least 1].
+    #[arg(long, env = "CARDEX_CROSS_CHECK_WORKERS", value_name = "N")]
+    pub cross_check_workers: Option<usize>,
     /// Largest accepted image file in bytes [default: 104857600 (100 MB)].
     #[arg(long, env = "CARDEX_MAX_FILE_BYTES", value_name = "BYTES")]
     pub max_file_bytes: Option<u64>,
@@ -153,6 +186,8 @@ impl ServeArgs {
             max_side: self.max_side.or(file.max_side),
             ocr_lang: self.ocr_lang.or(file.ocr_lang),
             ocr_workers: self.ocr_workers.or(file.ocr_workers),
+            cross_check: self.cross_check.or(file.cross_check),
+            cross_check_workers: self.cross_check_workers.or(file.cross_check_workers),
             max_file_bytes: self.max_file_bytes.or(file.max_file_bytes),
             max_request_bytes: self.max_request_bytes.or(file.max_request_bytes),
             max_pixels: self.max_pixels.or(file.max_pixels),
@@ -240,6 +275,11 @@ impl ServeArgs {
         if let Some(n) = self.ocr_workers {
             anyhow::ensure!(n >= 1, "--ocr-workers must be at least 1");
             ocr.workers = n;
+        }
+        ocr.cross_check = self.cross_check.unwrap_or_default().into();
+        if let Some(n) = self.cross_check_workers {
+            anyhow::ensure!(n >= 1, "--cross-check-workers must be at least 1");
+            ocr.check_workers = n;
         }
         Ok(cardex_server::ServerConfig {
             api_token: self.api_token.clone().map(|s| s.0),

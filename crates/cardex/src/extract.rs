@@ -21,7 +21,7 @@ use clap::Args;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Secret, ServeArgs};
+use crate::config::{CrossCheck, Secret, ServeArgs};
 
 /// Flags of `cardex extract`.
 #[derive(Debug, Args)]
@@ -85,6 +85,13 @@ pub struct ExtractArgs {
     /// Most tokens the model may generate for one card [default: 2048].
     #[arg(long, env = "CARDEX_VLM_MAX_TOKENS", value_name = "N")]
     pub vlm_max_tokens: Option<u32>,
+    /// Cross-check a model's text values against the card's own OCR text
+    /// (not_in_text) [default: auto: whenever a model reads the cards].
+    #[arg(long, env = "CARDEX_CROSS_CHECK", value_name = "auto|on|off")]
+    pub cross_check: Option<CrossCheck>,
+    /// Threads of the cross-check's OCR [default: half the cores, at least 1].
+    #[arg(long, env = "CARDEX_CROSS_CHECK_WORKERS", value_name = "N")]
+    pub cross_check_workers: Option<usize>,
 }
 
 /// Parses `NAME[:TYPE][=DESCRIPTION]`.
@@ -133,6 +140,8 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         max_attempts: args.max_attempts,
         vlm_max_tokens: args.vlm_max_tokens,
         low_confidence: args.low_confidence,
+        cross_check: args.cross_check,
+        cross_check_workers: args.cross_check_workers,
         ..ServeArgs::default()
     };
     let config = serve.server_config()?;
@@ -161,14 +170,19 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     let engine = config.default_engine();
     let (engines, _) =
         cardex_runner::configured(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;
+    let check =
+        cardex_runner::cross_check(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;
     let (hub, stop) = (Hub::default(), CancellationToken::new());
-    let runner = Runner::new(
+    let mut runner = Runner::new(
         store.clone(),
         engines,
         hub.clone(),
         config.runner,
         stop.clone(),
     );
+    if let Some(check) = check {
+        runner = runner.with_cross_check(check);
+    }
     let running = tokio::spawn(runner.clone().run());
     let intake = Intake::new(store.clone(), config.limits.files());
 
@@ -212,6 +226,9 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     store.start_batch(&batch.id).await?;
     runner.wake();
     let done = watch(events, store.as_ref(), &batch.id).await?;
+    if runner.cross_checks() {
+        wait_for_checks(store.as_ref(), &batch.id).await?;
+    }
 
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -269,10 +286,26 @@ const EXIT_EMPTY: i32 = 3;
 /// found and how sure the engine was, and the warning when most cards
 /// came out empty.
 fn print_quality(q: &Quality) {
+    let by_code: Vec<String> = q
+        .flags
+        .iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect();
+    let by_code = if by_code.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_code.join(", "))
+    };
     eprintln!(
-        "{} flagged for a look, {} empty",
+        "{} flagged for a look{by_code}, {} empty",
         q.flagged_cards, q.empty_cards
     );
+    if q.checks_skipped > 0 {
+        eprintln!(
+            "{} cards could not be cross-checked against their own text",
+            q.checks_skipped
+        );
+    }
     for (field, rate) in &q.fill_rate {
         let confidence = match q.mean_confidence.get(field).copied().flatten() {
             Some(c) => format!(", mean confidence {c:.2}"),
@@ -354,6 +387,39 @@ async fn watch(
     let batch = store.get_batch(id).await?;
     progress.finish(batch.counts.done, batch.counts.failed);
     Ok(batch)
+}
+
+/// Waits until every done card's cross-check has run, showing how many
+/// are left: the checks may run behind the model, and the results are
+/// written with their flags.
+async fn wait_for_checks(store: &dyn Store, id: &str) -> anyhow::Result<()> {
+    let pending = store.batch_quality(id).await?.checks_pending;
+    if pending == 0 {
+        return Ok(());
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(pending);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} cross-checked against the cards' own text  ETA {eta}",
+            )
+            .expect("a fixed template parses"),
+        );
+        bar
+    } else {
+        eprintln!("cross-checking {pending} cards against their own text ...");
+        indicatif::ProgressBar::hidden()
+    };
+    loop {
+        let left = store.batch_quality(id).await?.checks_pending;
+        bar.set_position(pending.saturating_sub(left));
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bar.finish();
+    Ok(())
 }
 
 /// Whether a batch in state `to` will make no more progress by itself.

@@ -79,6 +79,12 @@ pub struct SimConfig {
     /// Share of cards (by content) whose first text value loops
     /// (`"… 1. 1. 1. 1."`), as a model stuck on a pattern writes.
     pub repeat_rate: f64,
+    /// What is on each card, by the SHA-256 (hex) of the image as it is
+    /// sent: such a card is answered with its own values, like a model
+    /// that reads well, and an invention ([`SimConfig::hallucinate_rate`])
+    /// takes the same field's value from another card of the table.
+    /// Cards not in it get [`answer_for`]'s made-up values.
+    pub answers: std::sync::Arc<std::collections::BTreeMap<String, Map<String, Value>>>,
 }
 
 impl Default for SimConfig {
@@ -104,6 +110,7 @@ impl Default for SimConfig {
             hallucinate_rate: 0.0,
             reject_logprobs: false,
             repeat_rate: 0.0,
+            answers: Default::default(),
         }
     }
 }
@@ -343,19 +350,25 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
         "I'm sorry, I can't make out the text on this card.".to_owned()
     } else {
         stats.completed.fetch_add(1, Ordering::Relaxed);
-        let mut values = match &config.fixed_answer {
-            Some(fixed) => fixed.clone(),
-            None => answer_for(&request.image, &request.fields),
+        let sha = hex_sha256(&request.image);
+        let truth = config.answers.get(&sha);
+        let mut values = match (&config.fixed_answer, truth) {
+            (Some(fixed), _) => fixed.clone(),
+            (None, Some(truth)) => answer_from(truth, &request.fields),
+            (None, None) => answer_for(&request.image, &request.fields),
         };
         if image_share(&request.image, 3) < config.hallucinate_rate {
-            invented = invent(&request.image, &request.fields, &mut values);
+            invented = match truth {
+                Some(_) => invent_from(&config.answers, &sha, &request.fields, &mut values),
+                None => invent(&request.image, &request.fields, &mut values),
+            };
             if let Some((field, value)) = &invented {
                 let mut list = stats
                     .inventions
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if list.len() < 10_000 {
-                    list.push(json!({"image_sha256": hex_sha256(&request.image), "field": field, "value": value}));
+                    list.push(json!({"image_sha256": sha, "field": field, "value": value}));
                 }
             }
         }
@@ -670,6 +683,63 @@ pub fn answer_for(image: &[u8], fields: &[(String, String)]) -> Map<String, Valu
         .collect()
 }
 
+/// The answer for a card of [`SimConfig::answers`]: its own value of each
+/// field asked for (numbers as numbers where the schema wants them), null
+/// where the card has none.
+fn answer_from(truth: &Map<String, Value>, fields: &[(String, String)]) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|(name, ty)| {
+            let value = match (truth.get(name), ty.as_str()) {
+                (None, _) => Value::Null,
+                (Some(Value::String(s)), "integer") => {
+                    s.parse::<i64>().map_or(Value::Null, Value::from)
+                }
+                (Some(Value::String(s)), "number") => {
+                    s.parse::<f64>().map_or(Value::Null, Value::from)
+                }
+                (Some(v), _) => v.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// The fields of the schema that are text and hold a text value.
+fn text_fields<'a>(fields: &'a [(String, String)], values: &Map<String, Value>) -> Vec<&'a String> {
+    fields
+        .iter()
+        .filter(|(name, ty)| ty == "string" && values.get(name).is_some_and(Value::is_string))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Replaces one text value of a card of [`SimConfig::answers`] with the
+/// same field's value on another card of the table, different from this
+/// one's: the most plausible invention there is. Returns the field and
+/// the made-up value.
+fn invent_from(
+    answers: &std::collections::BTreeMap<String, Map<String, Value>>,
+    sha: &str,
+    fields: &[(String, String)],
+    values: &mut Map<String, Value>,
+) -> Option<(String, String)> {
+    let text_fields = text_fields(fields, values);
+    let seed = Sha256::digest(sha.as_bytes());
+    let pick = *text_fields.get(usize::from(seed[0]) % text_fields.len().max(1))?;
+    let own = values.get(pick).cloned();
+    let others: Vec<&str> = answers
+        .iter()
+        .filter(|(other, _)| other.as_str() != sha)
+        .filter_map(|(_, card)| card.get(pick)?.as_str())
+        .filter(|v| Some(Value::String((*v).to_owned())) != own)
+        .collect();
+    let n = u64::from_be_bytes(seed[1..9].try_into().expect("8 bytes"));
+    let made_up = (*others.get((n % others.len().max(1) as u64) as usize)?).to_owned();
+    values.insert(pick.clone(), Value::String(made_up.clone()));
+    Some((pick.clone(), made_up))
+}
+
 /// Replaces one text value of `values` with a plausible one of another
 /// card; returns the field and the made-up value.
 fn invent(
@@ -677,11 +747,7 @@ fn invent(
     fields: &[(String, String)],
     values: &mut Map<String, Value>,
 ) -> Option<(String, String)> {
-    let text_fields: Vec<&String> = fields
-        .iter()
-        .filter(|(name, ty)| ty == "string" && values.get(name).is_some_and(Value::is_string))
-        .map(|(name, _)| name)
-        .collect();
+    let text_fields = text_fields(fields, values);
     let pick = text_fields.get((image_share(image, 4) * text_fields.len() as f64) as usize)?;
     let mut other = image.to_vec();
     other.extend_from_slice(b"another card");

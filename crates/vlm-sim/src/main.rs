@@ -48,11 +48,48 @@ struct Args {
     /// Refuse `logprobs`.
     #[arg(long)]
     reject_logprobs: bool,
+    /// What is on each card: JSON lines `{"image_sha256": ..., "values":
+    /// {...}}`, by the SHA-256 of the image as it is sent; those cards are
+    /// answered with their own values.
+    #[arg(long, value_name = "FILE")]
+    answers: Option<std::path::PathBuf>,
+}
+
+/// Reads `--answers`.
+fn read_answers(
+    path: &std::path::Path,
+) -> std::io::Result<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>>
+{
+    let bad = |line: usize, why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}:{line}: {why}", path.display()),
+        )
+    };
+    let mut answers = std::collections::BTreeMap::new();
+    for (i, line) in std::fs::read_to_string(path)?.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(i + 1, e.to_string()))?;
+        match (row["image_sha256"].as_str(), row["values"].as_object()) {
+            (Some(sha), Some(values)) => {
+                answers.insert(sha.to_ascii_lowercase(), values.clone());
+            }
+            _ => return Err(bad(i + 1, "needs image_sha256 and values".into())),
+        }
+    }
+    Ok(answers)
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let a = Args::parse();
+    let answers = match &a.answers {
+        Some(path) => read_answers(path)?,
+        None => Default::default(),
+    };
     let config = vlm_sim::SimConfig {
         model: a.model,
         slots: a.slots,
@@ -66,6 +103,7 @@ async fn main() -> std::io::Result<()> {
         hallucinate_rate: a.hallucinate_rate,
         repeat_rate: a.repeat_rate,
         reject_logprobs: a.reject_logprobs,
+        answers: std::sync::Arc::new(answers),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(&a.bind).await?;

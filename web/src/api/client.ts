@@ -20,6 +20,7 @@ export type ResultRow = Omit<S['ResultRow'], 'result' | 'error' | 'confidence'> 
   confidence?: Record<string, number | null>;
 };
 export type Flag = S['Flag'];
+export type FlagCode = S['FlagCode'];
 export type Quality = S['Quality'];
 /** A stored card error. */
 export interface ErrorInfo {

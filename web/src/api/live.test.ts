@@ -35,6 +35,19 @@ describe('the progress reducer', () => {
     expect(s.progress?.percent).toBe(60);
   });
 
+  it('adds a cross-check\'s flags to its row once, however often it arrives', () => {
+    let s = applyEvent(emptyLive(0), snapshot(0, 0));
+    s = applyEvent(s, done(1, 7));
+    const notInText = { code: 'not_in_text', field: 'title', message: '"x" is not in the card\'s own text' };
+    const checked = { type: 'card_checked', seq: 2, card_id: 7, check: 'done', flags: [notInText] };
+    s = applyEvent(s, checked);
+    s = applyEvent(s, checked);
+    expect(s.rows.get(7)?.flags).toEqual([notInText]);
+    expect(s.rows.get(7)?.check).toBe('done');
+    expect(s.checked).toBe(1);
+    expect(s.progress?.done).toBe(1);
+  });
+
   it('moves retried cards from failed to pending, then counts their new outcome', () => {
     let s = applyEvent(emptyLive(0), snapshot(0, 0, 0, 3));
     s = applyEvent(s, failed(1, 8));

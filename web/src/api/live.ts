@@ -25,12 +25,14 @@ export interface LiveState {
   countedTo: number;
   /** Result rows by card id, in the order they first arrived. */
   rows: Map<number, ResultRow>;
+  /** Cross-checks applied from the stream. */
+  checked: number;
   /** Bumped on every change, for cheap re-renders. */
   version: number;
 }
 
 export function emptyLive(seq = 0): LiveState {
-  return { seq, countedTo: seq, progress: null, rows: new Map(), version: 0 };
+  return { seq, countedTo: seq, progress: null, rows: new Map(), checked: 0, version: 0 };
 }
 
 /** Seeds the state with rows from the results export. */
@@ -44,9 +46,9 @@ export function withRows(state: LiveState, rows: ResultRow[]): LiveState {
 type Event = Record<string, any>;
 
 /**
- * Applies one event. Durable events (card_done, card_failed, state) at or
- * below the last seq are ones already applied and are ignored, so a replay
- * after a reconnect never shows a row twice. Counts come whole from
+ * Applies one event. Durable events (card_done, card_failed, card_checked,
+ * state) at or below the last seq are ones already applied and are
+ * ignored, so a replay after a reconnect never shows a row twice. Counts come whole from
  * `snapshot` and `progress`, and move by one for each card event after
  * them; a `state` event with `retried` (retry-failed) moves the failed
  * cards back to pending.
@@ -87,6 +89,14 @@ export function applyEvent(state: LiveState, ev: Event): LiveState {
           ? countChange(state.progress, previous?.state, row.state)
           : state.progress;
       return { ...state, seq: ev.seq, rows, progress, version: state.version + 1 };
+    }
+    case 'card_checked': {
+      // A cross-check landed: the row's flags now include its not_in_text ones.
+      if (ev.seq <= state.seq) return state;
+      const rows = new Map(state.rows);
+      const row = rows.get(ev.card_id);
+      if (row) rows.set(ev.card_id, { ...row, check: ev.check, flags: ev.flags ?? row.flags });
+      return { ...state, seq: ev.seq, rows, checked: state.checked + 1, version: state.version + 1 };
     }
     case 'state': {
       if (ev.seq <= state.seq) return state;

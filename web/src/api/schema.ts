@@ -475,6 +475,11 @@ export interface components {
          * @enum {string}
          */
         CardState: "uploaded" | "pending" | "processing" | "done" | "failed";
+        /**
+         * @description Where a result's cross-check stands.
+         * @enum {string}
+         */
+        CheckState: "pending" | "done" | "skipped";
         /** @description How many cards of a batch are in each state. */
         Counts: {
             /**
@@ -610,7 +615,6 @@ export interface components {
          * @enum {string}
          */
         FieldType: "text" | "number" | "integer" | "date" | "boolean" | "list";
-        /** @description A likely mistake in a result row. */
         Flag: {
             /** @description What kind of mistake. */
             code: components["schemas"]["FlagCode"];
@@ -654,6 +658,18 @@ export interface components {
         Quality: {
             /**
              * Format: int64
+             * @description Done cards whose cross-check against their own OCR text has not
+             *     run yet: their `not_in_text` flags may still come.
+             */
+            checks_pending: number;
+            /**
+             * Format: int64
+             * @description Done cards whose cross-check could not be done (the card could not
+             *     be read).
+             */
+            checks_skipped: number;
+            /**
+             * Format: int64
              * @description Done cards on which no field was found.
              */
             empty_cards: number;
@@ -666,6 +682,10 @@ export interface components {
              * @description Done cards with at least one flag.
              */
             flagged_cards: number;
+            /** @description Flag code → done cards with at least one flag of it. */
+            flags: {
+                [key: string]: number;
+            };
             /**
              * @description Active field → mean confidence of its values, or null where the
              *     engine gave none.
@@ -693,6 +713,9 @@ export interface components {
              * @description Card id.
              */
             card_id: number;
+            check?: null | components["schemas"]["CheckState"];
+            /** @description Why the cross-check was skipped, in words. */
+            check_note?: string | null;
             /**
              * @description Field → how sure the engine is of its value, 0–1, or null where it
              *     cannot say (DESIGN §13).
@@ -708,6 +731,11 @@ export interface components {
             result?: Record<string, never> | null;
             /** @description The card's state. */
             state: string;
+            /**
+             * @description The card's own text as OCR read it (the OCR engine's, or the
+             *     cross-check's), once read.
+             */
+            text?: string | null;
         };
         /** @description A saved field list. */
         Template: {

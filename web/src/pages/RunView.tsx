@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useRef, useState } from 'react';
-import type { Batch, Flag, Quality, ResultRow } from '../api/client';
+import type { Batch, Flag, FlagCode, Quality, ResultRow } from '../api/client';
 import { api, downloadResults } from '../api/client';
 import type { LiveState, SocketStatus } from '../api/live';
 import { applyEvent, emptyLive, watch, withRows } from '../api/live';
@@ -86,10 +86,12 @@ export function RunView({ batch }: { batch: Batch }) {
   const columns = batch.fields.filter((f) => f.active ?? true).map((f) => f.name);
   const percent = p?.percent ?? batch.percent;
   const done = p?.done ?? batch.counts.done;
-  // The summary is read again as cards land (every 25) and when the state changes.
+  // The summary is read again as cards land (every 25), when the state
+  // changes, and every few seconds while cross-checks are still to come.
   const quality = useQuery({
     queryKey: ['quality', batch.id, state, Math.floor(done / 25)],
     queryFn: () => api.batch(batch.id).then((b) => b.quality ?? null),
+    refetchInterval: (q) => (q.state.data?.checks_pending ? 3000 : false),
   });
   const [flaggedOnly, setFlaggedOnly] = useState(false);
   return (
@@ -232,6 +234,27 @@ function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done
         {' · '}
         {quality.empty_cards.toLocaleString()} empty
       </p>
+      {Object.keys(quality.flags).length > 0 && (
+        <ul className="flag-counts" aria-label="Flags by kind">
+          {Object.entries(quality.flags).map(([code, cards]) => (
+            <li key={code}>
+              {cards.toLocaleString()} {cards === 1 ? 'card' : 'cards'}: {FLAG_WORDS[code as FlagCode] ?? code}
+            </li>
+          ))}
+        </ul>
+      )}
+      {quality.checks_pending > 0 && (
+        <p className="muted" role="status">
+          Cross-checking the model's values against each card's own text: {quality.checks_pending.toLocaleString()} cards
+          to go. Values not written on the card will be flagged as they are found.
+        </p>
+      )}
+      {quality.checks_skipped > 0 && (
+        <p className="muted">
+          {quality.checks_skipped.toLocaleString()} cards could not be cross-checked (their image could not be read
+          again).
+        </p>
+      )}
       <table className="list quality" aria-label="Fields found">
         <thead>
           <tr>
@@ -263,6 +286,16 @@ function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done
     </section>
   );
 }
+
+/** What each kind of flag means, in a few words. */
+const FLAG_WORDS: Record<FlagCode, string> = {
+  empty: 'no field found',
+  low_confidence: 'a value the engine is unsure of',
+  not_in_text: "a value not written on the card (cross-check with the card's own text)",
+  invalid_value: "a value not of its field's type, kept as written",
+  truncated_answer: "the model's answer was cut off",
+  repetition: "the model's answer repeats itself",
+};
 
 /** Words for a field's flags, for its cell's tooltip. */
 function flagText(flags: Flag[]): string {

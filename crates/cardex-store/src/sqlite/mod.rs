@@ -8,6 +8,7 @@
 
 mod batches;
 mod cards;
+mod checks;
 mod events;
 mod recovery;
 mod results;

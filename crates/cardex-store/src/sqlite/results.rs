@@ -22,9 +22,13 @@ impl ResultStore for SqliteStore {
             error: Option<String>,
             flags: Option<String>,
             confidence: Option<String>,
+            text: Option<String>,
+            check_state: Option<String>,
+            check_note: Option<String>,
         }
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, r.confidence FROM cards c \
+            "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, r.confidence, \
+               r.text, r.check_state, r.check_note FROM cards c \
              LEFT JOIN results r ON r.card_id = c.id \
              WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
         )
@@ -49,6 +53,9 @@ impl ResultStore for SqliteStore {
                         Some(c) => serde_json::from_str(&c)?,
                         None => Value::Object(Default::default()),
                     },
+                    text: r.text,
+                    check: r.check_state,
+                    check_note: r.check_note,
                 })
             })
             .collect()
@@ -92,11 +99,13 @@ impl ResultStore for SqliteStore {
     async fn batch_quality(&self, batch_id: &str) -> Result<Quality> {
         let mut tx = self.read.begin().await?;
         batch_state(&mut tx, batch_id).await?;
-        let (done, flagged, empty): (i64, i64, i64) = sqlx::query_as(
+        let (done, flagged, empty, pending, skipped): (i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), \
                COUNT(*) FILTER (WHERE flags <> '[]'), \
                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM json_each(r.flags) f \
-                                             WHERE json_extract(f.value, '$.code') = 'empty')) \
+                                             WHERE json_extract(f.value, '$.code') = 'empty')), \
+               COUNT(*) FILTER (WHERE check_state = 'pending'), \
+               COUNT(*) FILTER (WHERE check_state = 'skipped') \
              FROM results r WHERE r.batch_id = ?",
         )
         .bind(batch_id)
@@ -108,6 +117,13 @@ impl ResultStore for SqliteStore {
                                     WHEN j.type = 'array' AND json_array_length(j.value) = 0 THEN 0 \
                                     ELSE 1 END) \
              FROM results r, json_each(r.result) j WHERE r.batch_id = ? GROUP BY j.key",
+        )
+        .bind(batch_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let by_code: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT json_extract(f.value, '$.code'), COUNT(DISTINCT r.card_id) \
+             FROM results r, json_each(r.flags) f WHERE r.batch_id = ? GROUP BY 1",
         )
         .bind(batch_id)
         .fetch_all(&mut *tx)
@@ -131,6 +147,9 @@ impl ResultStore for SqliteStore {
             flagged_cards: flagged as u64,
             empty_cards: empty as u64,
             done_cards: done as u64,
+            flags: by_code.into_iter().map(|(c, n)| (c, n as u64)).collect(),
+            checks_pending: pending as u64,
+            checks_skipped: skipped as u64,
             fill_rate: filled.into_iter().map(|(k, n)| (k, share(n))).collect(),
             mean_confidence: confident.into_iter().collect(),
         })

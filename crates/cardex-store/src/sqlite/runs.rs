@@ -90,10 +90,10 @@ impl RunStore for SqliteStore {
             return Ok(out);
         }
 
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
         let sql = format!(
-            "INSERT INTO results (card_id, batch_id, result, raw, flags, confidence, created_at) \
-             VALUES {rows}"
+            "INSERT INTO results (card_id, batch_id, result, raw, flags, confidence, text, \
+             check_state, created_at) VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
         for item in &items {
@@ -104,6 +104,8 @@ impl RunStore for SqliteStore {
                 .bind(item.raw)
                 .bind(serde_json::to_string(item.flags)?)
                 .bind(item.confidence.to_string())
+                .bind(item.text)
+                .bind(item.check.then_some("pending"))
                 .bind(&at);
         }
         insert.execute(&mut *tx).await?;
