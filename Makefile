@@ -71,6 +71,7 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: release-build benchmarks; prints a table and writes bench/results.md
-bench: test-deps
+bench:
+	@scripts/deps.sh bench
 	$(CARGO) build --release --locked -p cardex -p cardex-bench -p vlm-sim
 	./target/release/cardex-bench

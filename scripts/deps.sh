@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what cardex needs on a Debian/Ubuntu machine, and only what is
-# missing. Usage: scripts/deps.sh run|test
+# missing. Usage: scripts/deps.sh run|bench|test
 #   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
 #         Tesseract with English, German, French and Italian data and what
 #         its Rust binding builds with
-#   test  also what `make test` needs: Debian's Chromium for the browser
-#         tests, the DejaVu fonts for synthetic cards, Python 3 with venv for the API fuzzer (schemathesis),
-#         cargo-nextest (optional, falls back to cargo test); cargo-deny is
+#   bench also the DejaVu fonts the benchmarks' synthetic cards are set in
+#   test  also what `make test` needs: the same fonts, Debian's Chromium
+#         for the browser tests, Python 3 with venv for the API fuzzer
+#         (schemathesis), cargo-nextest (optional, falls back to cargo test); cargo-deny is
 #         installed by scripts/audit.sh
-# Both also need Node.js 20 or newer with npm, for the web UI; its npm
+# All also need Node.js 20 or newer with npm, for the web UI; its npm
 # packages are installed from web/package-lock.json when missing.
 # System packages are installed with apt-get when running as root or with
 # password-less sudo; otherwise the script names them and stops.
@@ -19,9 +20,10 @@ want=${1:-run}
 # cards; a batch picks its own (its `ocr_lang`).
 packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr
   tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita)
+# DejaVu: the synthetic cards of the cross-check's test and benchmark.
+[ "$want" = run ] || packages+=(fonts-dejavu-core)
 if [ "$want" = test ]; then
-  # DejaVu: the synthetic cards of the cross-check's test.
-  packages+=(chromium fonts-dejavu-core)
+  packages+=(chromium)
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3 python3-venv)
 fi
 
