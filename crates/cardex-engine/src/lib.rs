@@ -25,6 +25,8 @@ pub mod ocr;
 pub mod prepare;
 pub mod retry;
 pub mod score;
+#[cfg(feature = "ocr")]
+mod tess_log;
 pub mod tessdata;
 pub mod vlm;
 pub mod vocabulary;

@@ -156,7 +156,13 @@ fn load(lang: &str) -> Result<Tesseract, EngineError> {
             return Err(missing_package("no data".into(), missing));
         }
     }
-    Tesseract::new(None, Some(lang)).map_err(|e| missing_package(e.to_string(), vec![lang]))
+    Tesseract::new(None, Some(lang))
+        .map_err(|e| missing_package(e.to_string(), vec![lang]))?
+        // Its messages go to the log, not the terminal.
+        .set_variable("debug_file", crate::tess_log::sink())
+        .map_err(|e| EngineError::Config {
+            message: format!("Tesseract refused a setting: {e}"),
+        })
 }
 
 impl OcrEngine {

@@ -38,7 +38,10 @@ fn main() -> anyhow::Result<()> {
     #[cfg(feature = "ocr")]
     cardex_runner::ensure_openmp_thread_limit()?;
     let cli = Cli::parse();
+    // The log goes to stderr: stdout carries results (`extract` without
+    // `-o`, `openapi`) and the server's URL.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),

@@ -176,3 +176,50 @@ fn a_batch_of_empty_cards_says_so_and_can_fail() {
     let strict = run(&["--fail-on-empty"]);
     assert_eq!(strict.status.code(), Some(3));
 }
+
+/// Tesseract's own messages (`Image too small to scale!!`, `Line cannot be
+/// recognized!!`, which this real catalog card makes it print) never
+/// reach the terminal; with `RUST_LOG=tesseract=debug` they are in the
+/// log, at debug level.
+#[test]
+fn tesseract_messages_go_to_the_log_not_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let card = "00417303.jpg";
+    std::fs::copy(
+        cardex_testkit::sample_cards_dir()
+            .join("../real-cards/basel-catalog")
+            .join(card),
+        dir.path().join(card),
+    )
+    .unwrap();
+    let run = |log: &str| {
+        // The CSV on stdout, the log and the summary on stderr.
+        let out = Command::new(env!("CARGO_BIN_EXE_cardex"))
+            .arg("extract")
+            .arg(dir.path())
+            .args(["--field", "author", "--ocr-lang", "eng"])
+            .env("RUST_LOG", log)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let csv = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(csv.lines().count(), 2, "the CSV alone on stdout:\n{csv}");
+        assert!(csv.starts_with("card_id,"), "{csv}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run("info");
+    assert!(
+        !quiet.contains("too small") && !quiet.contains("cannot be recognized"),
+        "Tesseract's messages on the terminal:\n{quiet}"
+    );
+    assert!(quiet.contains("1 cards: 1 done"), "{quiet}");
+    let logged = run("info,tesseract=debug");
+    let line = logged
+        .lines()
+        .find(|l| l.contains("Line cannot be recognized!!"))
+        .unwrap_or_else(|| panic!("not in the log:\n{logged}"));
+    assert!(
+        line.contains("DEBUG") && line.contains("tesseract"),
+        "{line}"
+    );
+}
