@@ -213,6 +213,12 @@ fn tesseract_messages_go_to_the_log_not_the_terminal() {
         "Tesseract's messages on the terminal:\n{quiet}"
     );
     assert!(quiet.contains("1 cards: 1 done"), "{quiet}");
+    // Without pseudo-terminals (a container without /dev/pts) the
+    // messages are dropped instead; the terminal stays clean either way.
+    if !std::path::Path::new("/dev/ptmx").exists() {
+        eprintln!("no /dev/ptmx here: Tesseract's messages are dropped, not logged");
+        return;
+    }
     let logged = run("info,tesseract=debug");
     let line = logged
         .lines()
