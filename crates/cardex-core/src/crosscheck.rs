@@ -109,16 +109,23 @@ pub fn not_in_text(fields: &[Field], values: &Map<String, Value>, text: &CardTex
 fn fold(text: &str) -> Vec<u8> {
     let plain = deunicode::deunicode(text).to_ascii_lowercase();
     let mut out: Vec<u8> = Vec::with_capacity(plain.len());
+    // Two shapes are joined only within a word: `Herr Nagel` has no `m`.
+    let mut in_word = false;
     for b in plain.bytes() {
         let b = match b {
             b'0' => b'o',
             b'1' | b'i' | b'|' => b'l',
             b'5' => b's',
             b if b.is_ascii_alphanumeric() => b,
-            _ => continue,
+            _ => {
+                in_word = false;
+                continue;
+            }
         };
+        let last = if in_word { out.last() } else { None };
+        in_word = true;
         // Two shapes that read as one.
-        let joined = match (out.last(), b) {
+        let joined = match (last, b) {
             (Some(b'r'), b'n') => Some(b'm'),
             (Some(b'v'), b'v') => Some(b'w'),
             (Some(b'c'), b'l') => Some(b'd'),
@@ -189,6 +196,15 @@ mod tests {
         assert_eq!(found("Illustrationen", "lllustrati0nen"), Some(true));
         // one misread letter in ten
         assert_eq!(found("Froschauer", "Frosehauer"), Some(true));
+    }
+
+    #[test]
+    fn joins_shapes_only_within_a_word() {
+        // `…c\nL…` and `…r N…` must not fold into a d or an m.
+        assert_eq!(found("Marc", "Lewis, Marc\nLondon"), Some(true));
+        assert_eq!(found("Herr", "Herr Nagel"), Some(true));
+        assert_eq!(found("Eric", "Eric Ingram"), Some(true));
+        assert_eq!(found("Hermann", "Herrnann"), Some(true));
     }
 
     #[test]

@@ -41,18 +41,38 @@ fn open() -> std::io::Result<String> {
         OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let lines = std::io::BufReader::new(std::fs::File::from(near));
+    let mut lines = std::io::BufReader::new(std::fs::File::from(near));
     std::thread::Builder::new()
         .name("tesseract-log".into())
         .spawn(move || {
-            let _held = held;
-            for line in lines.lines() {
-                let Ok(line) = line else { break };
-                // The terminal ends lines with \r\n.
-                let line = line.trim_end_matches('\r').trim();
-                if !line.is_empty() {
-                    tracing::debug!(target: "tesseract", "{line}");
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        // The terminal ends lines with \r\n; Tesseract's
+                        // text need not be UTF-8.
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim();
+                        if !text.is_empty() {
+                            tracing::debug!(target: "tesseract", "{text}");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::debug!("Tesseract's messages are no longer read: {e}");
+                        break;
+                    }
                 }
+            }
+            // Both ends stay open for the life of the process: Tesseract
+            // opens the far end without O_NOCTTY, so for a session leader
+            // with no terminal (a service) it becomes the controlling one,
+            // and closing the near end would hang it up (SIGHUP).
+            let _ends = (lines, held);
+            loop {
+                std::thread::park();
             }
         })?;
     Ok(far)

@@ -11,9 +11,10 @@
 //! restarts: they catch up. A card that cannot be read is marked
 //! `skipped`, with the reason.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cardex_core::crosscheck::{CardText, MIN_LEGIBLE, not_in_text};
 use cardex_engine::{EngineError, Reading};
@@ -78,29 +79,35 @@ impl CrossCheck {
     }
 }
 
-/// How long a check that could not be recorded waits before it is tried
-/// again, so that a failing database is not asked in a tight loop.
-const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a check whose outcome could not be written waits before it
+/// tries again (doubling each time), and how often it tries.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
+const RECORD_ATTEMPTS: u32 = 4;
+
+/// Longest wait for one card's reading; a hung one is given up on (the
+/// card is marked skipped).
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Runner {
     /// Checks waiting results until stopped, `check.workers` at a time,
     /// with one more card each waiting so that no worker idles.
     pub(crate) async fn check_loop(self, check: CrossCheck) {
-        let mut tasks: JoinSet<i64> = JoinSet::new();
-        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        // Card of each running task, so that a card is let go however its
+        // task ends.
+        let mut cards: HashMap<tokio::task::Id, i64> = HashMap::new();
         let room = check.workers * 2;
         loop {
             let mut fetched = 0;
             if tasks.len() < room {
-                let skip: Vec<i64> = in_flight.iter().copied().collect();
+                let skip: Vec<i64> = cards.values().copied().collect();
                 match self.store().pending_checks(room - tasks.len(), &skip).await {
                     Ok(jobs) => {
                         fetched = jobs.len();
                         for job in jobs {
-                            in_flight.insert(job.card_id);
+                            let id = job.card_id;
                             let (runner, check) = (self.clone(), check.clone());
-                            tasks.spawn(async move {
-                                let id = job.card_id;
+                            let task = tasks.spawn(async move {
                                 let checked = AssertUnwindSafe(runner.check_card(&check, job))
                                     .catch_unwind()
                                     .await;
@@ -117,8 +124,8 @@ impl Runner {
                                     };
                                     runner.record(id, skipped).await;
                                 }
-                                id
                             });
+                            cards.insert(task.id(), id);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot read the cross-check's queue"),
@@ -127,13 +134,15 @@ impl Runner {
             tokio::select! {
                 biased;
                 _ = self.stopped() => break,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(id) = done {
-                        in_flight.remove(&id);
-                    }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let task = match &done {
+                        Ok((task, ())) => *task,
+                        Err(e) => e.id(),
+                    };
+                    cards.remove(&task);
                 }
                 _ = self.check_wake().notified() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if fetched == 0 => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)), if fetched == 0 => {}
             }
         }
         tasks.shutdown().await;
@@ -142,69 +151,91 @@ impl Runner {
     /// Reads one card's text, compares the model's values with it and
     /// records the outcome with its event.
     async fn check_card(&self, check: &CrossCheck, job: CheckJob) {
+        let mut flags = job.flags.clone();
+        // The card's text, or why it was not judged (with its text when
+        // it was read, too poorly).
+        let checked: Result<String, (String, Option<String>)> =
+            match self.read_card(check, &job).await {
+                Err(why) => {
+                    tracing::warn!(card = job.card_id, "cross-check skipped: {why}");
+                    Err((why, None))
+                }
+                Ok((reading, _)) if reading.confidence < MIN_LEGIBLE => {
+                    let why = format!(
+                        "OCR could not read this card well enough to check the model against \
+                         (confidence {:.2}): handwriting or a poor scan; check it by eye",
+                        reading.confidence
+                    );
+                    Err((why, Some(reading.text)))
+                }
+                Ok((reading, fields)) => {
+                    let values = job.result.as_object().cloned().unwrap_or_default();
+                    let card = CardText::new(&reading.text);
+                    flags.extend(not_in_text(&fields, &values, &card));
+                    Ok(reading.text)
+                }
+            };
+        let outcome = match &checked {
+            Ok(text) => CheckOutcome::Done {
+                text,
+                flags: &flags,
+            },
+            Err((note, text)) => CheckOutcome::Skipped {
+                note,
+                text: text.as_deref(),
+            },
+        };
+        self.record(job.card_id, outcome).await;
+    }
+
+    /// The card's own text and its batch's fields, or why not. A reading
+    /// that takes longer than [`READ_TIMEOUT`] is given up on.
+    async fn read_card(
+        &self,
+        check: &CrossCheck,
+        job: &CheckJob,
+    ) -> Result<(Reading, Vec<cardex_core::Field>), String> {
+        // The batch's fields, read each time: the runner's cache of plans
+        // is for batches still reading cards, and checks run after them.
+        let fields = self
+            .store()
+            .get_batch(&job.batch_id)
+            .await
+            .map_err(|e| format!("the batch could not be read: {e}"))?
+            .fields;
         let path = self
             .store()
             .layout()
             .batch_image(&job.batch_name, &job.stored_name);
-        let plan = self.plan_for(&job.batch_id).await;
-        let read = match tokio::fs::read(&path).await {
-            Err(e) => Err(format!("the card's image could not be read: {e}")),
-            Ok(bytes) => check
-                .reader
-                .read_text(bytes, self.max_pixels(), job.ocr_lang.as_deref())
-                .await
-                .map_err(|e| format!("OCR could not read the card: {e}")),
-        };
-        let mut flags = job.flags;
-        let mut note = None;
-        let reading = match (read, plan) {
-            (Ok(reading), _) if reading.confidence < MIN_LEGIBLE => {
-                note = Some(format!(
-                    "OCR could not read this card well enough to check the model against \
-                     (confidence {:.2}): handwriting or a poor scan; check it by eye",
-                    reading.confidence
-                ));
-                Some(reading)
-            }
-            (Ok(reading), Ok(plan)) => {
-                let values = job.result.as_object().cloned().unwrap_or_default();
-                flags.extend(not_in_text(
-                    &plan.prompt.fields,
-                    &values,
-                    &CardText::new(&reading.text),
-                ));
-                Some(reading)
-            }
-            (Err(why), _) | (_, Err(why)) => {
-                note = Some(why);
-                None
-            }
-        };
-        let text = reading.as_ref().map(|r| r.text.as_str());
-        let outcome = match (&note, text) {
-            (None, Some(text)) => CheckOutcome::Done {
-                text,
-                flags: &flags,
-            },
-            (note, text) => CheckOutcome::Skipped {
-                note: note.as_deref().unwrap_or("not read"),
-                text,
-            },
-        };
-        if let CheckOutcome::Skipped { note, .. } = outcome {
-            tracing::warn!(card = job.card_id, "cross-check skipped: {note}");
-        }
-        self.record(job.card_id, outcome).await;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("the card's image could not be read: {e}"))?;
+        let reading = check
+            .reader
+            .read_text(bytes, self.max_pixels(), job.ocr_lang.as_deref());
+        let reading = tokio::time::timeout(READ_TIMEOUT, reading)
+            .await
+            .map_err(|_| format!("OCR took over {} s", READ_TIMEOUT.as_secs()))?
+            .map_err(|e| format!("OCR could not read the card: {e}"))?;
+        Ok((reading, fields))
     }
 
-    /// Records a check's outcome and tells the batch's watchers.
+    /// Records a check's outcome and tells the batch's watchers; a failed
+    /// write is tried again a few times, so the card is not read again.
     async fn record(&self, card_id: i64, outcome: CheckOutcome<'_>) {
-        match self.store().record_check(card_id, outcome).await {
-            Ok(Some((batch_id, event))) => self.publish(&batch_id, &event),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(card = card_id, error = %e, "cannot record a cross-check; it is tried again");
-                tokio::time::sleep(RECORD_RETRY).await;
+        let mut wait = RECORD_RETRY;
+        for attempt in 1..=RECORD_ATTEMPTS {
+            match self.store().record_check(card_id, outcome).await {
+                Ok(Some((batch_id, event))) => return self.publish(&batch_id, &event),
+                Ok(None) => return,
+                Err(e) if attempt < RECORD_ATTEMPTS => {
+                    tracing::warn!(card = card_id, error = %e, "cannot record a cross-check; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(card = card_id, error = %e, "cannot record a cross-check; it stays waiting");
+                }
             }
         }
     }

@@ -109,20 +109,6 @@ pub enum CrossCheckMode {
     On,
 }
 
-impl std::str::FromStr for CrossCheckMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "on" => Ok(Self::On),
-            "off" => Ok(Self::Off),
-            other => Err(format!(
-                "{other:?} is not a cross-check mode: use auto, on or off"
-            )),
-        }
-    }
-}
-
 /// The cross-check the configuration asks for: `None` when it is off or
 /// there is no model to check; an error when it is `on` and the OCR
 /// engine cannot read.

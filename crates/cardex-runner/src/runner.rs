@@ -105,8 +105,8 @@ struct Inner {
 
 /// How a batch's cards are read: its compiled prompt and OCR language.
 #[derive(Debug)]
-pub(crate) struct BatchPlan {
-    pub(crate) prompt: CompiledPrompt,
+struct BatchPlan {
+    prompt: CompiledPrompt,
     ocr_lang: Option<String>,
 }
 
@@ -682,7 +682,7 @@ impl Runner {
     }
 
     /// What every card of the batch is read with, compiled once.
-    pub(crate) async fn plan_for(&self, batch_id: &str) -> Result<Arc<BatchPlan>, String> {
+    async fn plan_for(&self, batch_id: &str) -> Result<Arc<BatchPlan>, String> {
         if let Some(p) = self
             .inner
             .prompts
@@ -812,14 +812,15 @@ impl Runner {
             self.send_progress(batch_id).await;
         }
         for (batch_id, state) in &committed.finished {
-            self.batch_finished(batch_id);
+            self.forget_batch(batch_id);
             self.publish(batch_id, state);
         }
     }
 
-    /// A finished batch needs its prompt again only after a retry, which
+    /// Drops what the runner keeps of a batch that will read no more cards
+    /// (finished, cancelled or deleted): its compiled prompt. A retry
     /// compiles it anew.
-    fn batch_finished(&self, batch_id: &str) {
+    pub fn forget_batch(&self, batch_id: &str) {
         self.inner
             .prompts
             .lock()

@@ -220,9 +220,11 @@ pub enum CheckState {
     Pending,
     /// Checked: its `not_in_text` flags are in.
     Done,
-    /// The card could not be read for it.
+    /// The card could not be read for it, or too poorly to judge.
     Skipped,
 }
+
+/// A likely mistake in a result row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Flag {
     /// What kind of mistake.

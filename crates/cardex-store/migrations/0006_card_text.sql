@@ -7,3 +7,8 @@ ALTER TABLE results ADD COLUMN text TEXT;
 ALTER TABLE results ADD COLUMN check_state TEXT;
 ALTER TABLE results ADD COLUMN check_note TEXT;
 CREATE INDEX results_check_pending ON results (card_id) WHERE check_state = 'pending';
+-- Results of the OCR engine kept the card's text as a `_text` field; it is
+-- the row's text now.
+UPDATE results SET text = json_extract(result, '$._text'),
+                   result = json_remove(result, '$._text')
+ WHERE json_type(result, '$._text') = 'text';

@@ -35,7 +35,7 @@ impl FromStr for Secret {
 /// own OCR text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CrossCheck {
+pub enum CrossCheckArg {
     /// Whenever a model reads the cards and the OCR engine loads.
     #[default]
     Auto,
@@ -45,12 +45,12 @@ pub enum CrossCheck {
     Off,
 }
 
-impl From<CrossCheck> for cardex_server::CrossCheckMode {
-    fn from(c: CrossCheck) -> Self {
+impl From<CrossCheckArg> for cardex_server::CrossCheckMode {
+    fn from(c: CrossCheckArg) -> Self {
         match c {
-            CrossCheck::Auto => Self::Auto,
-            CrossCheck::On => Self::On,
-            CrossCheck::Off => Self::Off,
+            CrossCheckArg::Auto => Self::Auto,
+            CrossCheckArg::On => Self::On,
+            CrossCheckArg::Off => Self::Off,
         }
     }
 }
@@ -144,7 +144,7 @@ pub struct ServeArgs {
     /// and flag those not on the card (not_in_text); auto = whenever a
     /// model reads the cards and the OCR engine loads [default: auto].
     #[arg(long, env = "CARDEX_CROSS_CHECK", value_name = "auto|on|off")]
-    pub cross_check: Option<CrossCheck>,
+    pub cross_check: Option<CrossCheckArg>,
     /// Threads of the cross-check's OCR, at a lower CPU priority
     /// [default: half the cores, at least 1].
     #[arg(long, env = "CARDEX_CROSS_CHECK_WORKERS", value_name = "N")]

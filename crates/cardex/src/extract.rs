@@ -21,7 +21,7 @@ use clap::Args;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CrossCheck, Secret, ServeArgs};
+use crate::config::{CrossCheckArg, Secret, ServeArgs};
 
 /// Flags of `cardex extract`.
 #[derive(Debug, Args)]
@@ -88,7 +88,7 @@ pub struct ExtractArgs {
     /// Cross-check a model's text values against the card's own OCR text
     /// (not_in_text) [default: auto: whenever a model reads the cards].
     #[arg(long, env = "CARDEX_CROSS_CHECK", value_name = "auto|on|off")]
-    pub cross_check: Option<CrossCheck>,
+    pub cross_check: Option<CrossCheckArg>,
     /// Threads of the cross-check's OCR [default: half the cores, at least 1].
     #[arg(long, env = "CARDEX_CROSS_CHECK_WORKERS", value_name = "N")]
     pub cross_check_workers: Option<usize>,
@@ -226,7 +226,8 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     store.start_batch(&batch.id).await?;
     runner.wake();
     let done = watch(events, store.as_ref(), &batch.id).await?;
-    if runner.cross_checks() {
+    // A paused batch stops here; its checks would wait with it.
+    if runner.cross_checks() && done.state != BatchState::Paused {
         wait_for_checks(store.as_ref(), &batch.id).await?;
     }
 
@@ -391,7 +392,8 @@ async fn watch(
 
 /// Waits until every done card's cross-check has run, showing how many
 /// are left: the checks may run behind the model, and the results are
-/// written with their flags.
+/// written with their flags. Gives up, saying so, when none has landed
+/// for [`CHECK_STALL`] (the results are written without the rest).
 async fn wait_for_checks(store: &dyn Store, id: &str) -> anyhow::Result<()> {
     let pending = store.batch_quality(id).await?.checks_pending;
     if pending == 0 {
@@ -410,17 +412,28 @@ async fn wait_for_checks(store: &dyn Store, id: &str) -> anyhow::Result<()> {
         eprintln!("cross-checking {pending} cards against their own text ...");
         indicatif::ProgressBar::hidden()
     };
+    let (mut last, mut moved) = (pending, Instant::now());
     loop {
         let left = store.batch_quality(id).await?.checks_pending;
         bar.set_position(pending.saturating_sub(left));
         if left == 0 {
             break;
         }
+        if left < last {
+            (last, moved) = (left, Instant::now());
+        } else if moved.elapsed() > CHECK_STALL {
+            bar.abandon();
+            eprintln!("warning: {left} cards were not cross-checked: the checks stopped moving");
+            return Ok(());
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     bar.finish();
     Ok(())
 }
+
+/// How long `extract` waits for the next cross-check before it gives up.
+const CHECK_STALL: Duration = Duration::from_secs(300);
 
 /// Whether a batch in state `to` will make no more progress by itself.
 fn ended(to: Option<&str>) -> bool {

@@ -44,7 +44,7 @@ describe('the progress reducer', () => {
     s = applyEvent(s, checked);
     expect(s.rows.get(7)?.flags).toEqual([notInText]);
     expect(s.rows.get(7)?.check).toBe('done');
-    expect(s.checked).toBe(1);
+    expect(s.seq).toBe(2);
     expect(s.progress?.done).toBe(1);
   });
 

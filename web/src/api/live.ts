@@ -25,14 +25,12 @@ export interface LiveState {
   countedTo: number;
   /** Result rows by card id, in the order they first arrived. */
   rows: Map<number, ResultRow>;
-  /** Cross-checks applied from the stream. */
-  checked: number;
   /** Bumped on every change, for cheap re-renders. */
   version: number;
 }
 
 export function emptyLive(seq = 0): LiveState {
-  return { seq, countedTo: seq, progress: null, rows: new Map(), checked: 0, version: 0 };
+  return { seq, countedTo: seq, progress: null, rows: new Map(), version: 0 };
 }
 
 /** Seeds the state with rows from the results export. */
@@ -96,7 +94,7 @@ export function applyEvent(state: LiveState, ev: Event): LiveState {
       const rows = new Map(state.rows);
       const row = rows.get(ev.card_id);
       if (row) rows.set(ev.card_id, { ...row, check: ev.check, flags: ev.flags ?? row.flags });
-      return { ...state, seq: ev.seq, rows, checked: state.checked + 1, version: state.version + 1 };
+      return { ...state, seq: ev.seq, rows, version: state.version + 1 };
     }
     case 'state': {
       if (ev.seq <= state.seq) return state;

@@ -615,6 +615,7 @@ export interface components {
          * @enum {string}
          */
         FieldType: "text" | "number" | "integer" | "date" | "boolean" | "list";
+        /** @description A likely mistake in a result row. */
         Flag: {
             /** @description What kind of mistake. */
             code: components["schemas"]["FlagCode"];

@@ -251,8 +251,8 @@ function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done
       )}
       {quality.checks_skipped > 0 && (
         <p className="muted">
-          {quality.checks_skipped.toLocaleString()} cards could not be cross-checked (their image could not be read
-          again).
+          {quality.checks_skipped.toLocaleString()} cards were not cross-checked: OCR could not read them well enough
+          (handwriting or a poor scan) — check those by eye.
         </p>
       )}
       <table className="list quality" aria-label="Fields found">

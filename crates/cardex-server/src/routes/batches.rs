@@ -143,6 +143,7 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let id = batch_id(id)?;
     state.store.delete_batch(&id).await?;
+    state.runner.forget_batch(&id);
     state.runner.hub().remove(&id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,6 +18,9 @@ async fn move_to(
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
     let event = state.store.transition(&id, from, to, None).await?;
+    if to == BatchState::Cancelled {
+        state.runner.forget_batch(&id);
+    }
     state.runner.publish(&id, &event);
     state.runner.wake();
     state.runner.send_progress(&id).await;

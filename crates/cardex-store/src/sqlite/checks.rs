@@ -14,13 +14,14 @@ impl CheckStore for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // The index on pending checks keeps this cheap however many done
-        // results the database holds.
+        // Oldest first by card id (ids only grow), which the partial index
+        // on pending checks serves without a sort, however many results
+        // the database holds.
         let rows: Vec<(i64, String, String, String, Option<String>, String, String)> =
             sqlx::query_as(
                 "SELECT r.card_id, b.id, b.name, c.stored_name, b.ocr_lang, r.result, r.flags \
                  FROM results r JOIN cards c ON c.id = r.card_id JOIN batches b ON b.id = r.batch_id \
-                 WHERE r.check_state = 'pending' ORDER BY b.rowid, r.card_id LIMIT ?",
+                 WHERE r.check_state = 'pending' ORDER BY r.card_id LIMIT ?",
             )
             .bind((limit + skip.len()) as i64)
             .fetch_all(&self.read)
