@@ -301,11 +301,10 @@ fn print_quality(q: &Quality) {
         "{} flagged for a look{by_code}, {} empty",
         q.flagged_cards, q.empty_cards
     );
-    if q.checks_skipped > 0 {
-        eprintln!(
-            "{} cards could not be cross-checked against their own text",
-            q.checks_skipped
-        );
+    match q.checks_skipped {
+        0 => {}
+        1 => eprintln!("1 card could not be cross-checked against its own text"),
+        n => eprintln!("{n} cards could not be cross-checked against their own text"),
     }
     for (field, rate) in &q.fill_rate {
         let confidence = match q.mean_confidence.get(field).copied().flatten() {

@@ -245,14 +245,15 @@ function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done
       )}
       {quality.checks_pending > 0 && (
         <p className="muted" role="status">
-          Cross-checking the model's values against each card's own text: {quality.checks_pending.toLocaleString()} cards
-          to go. Values not written on the card will be flagged as they are found.
+          Cross-checking the model's values against each card's own text: {quality.checks_pending.toLocaleString()}{' '}
+          {quality.checks_pending === 1 ? 'card' : 'cards'} to go. Values not written on the card will be flagged as they are found.
         </p>
       )}
       {quality.checks_skipped > 0 && (
         <p className="muted">
-          {quality.checks_skipped.toLocaleString()} cards were not cross-checked: OCR could not read them well enough
-          (handwriting or a poor scan) — check those by eye.
+          {quality.checks_skipped === 1
+            ? '1 card was not cross-checked: OCR could not read it well enough (handwriting or a poor scan) — check it by eye.'
+            : `${quality.checks_skipped.toLocaleString()} cards were not cross-checked: OCR could not read them well enough (handwriting or a poor scan) — check those by eye.`}
         </p>
       )}
       <table className="list quality" aria-label="Fields found">
