@@ -160,7 +160,7 @@ impl Runner {
                     tracing::warn!(card = job.card_id, "cross-check skipped: {why}");
                     Err((why, None))
                 }
-                Ok((reading, _)) if reading.confidence < MIN_LEGIBLE => {
+                Ok(reading) if reading.confidence < MIN_LEGIBLE => {
                     let why = format!(
                         "OCR could not read this card well enough to check the model against \
                          (confidence {:.2}): handwriting or a poor scan; check it by eye",
@@ -168,10 +168,10 @@ impl Runner {
                     );
                     Err((why, Some(reading.text)))
                 }
-                Ok((reading, fields)) => {
+                Ok(reading) => {
                     let values = job.result.as_object().cloned().unwrap_or_default();
                     let card = CardText::new(&reading.text);
-                    flags.extend(not_in_text(&fields, &values, &card));
+                    flags.extend(not_in_text(&job.fields, &values, &card));
                     Ok(reading.text)
                 }
             };
@@ -188,21 +188,9 @@ impl Runner {
         self.record(job.card_id, outcome).await;
     }
 
-    /// The card's own text and its batch's fields, or why not. A reading
-    /// that takes longer than [`READ_TIMEOUT`] is given up on.
-    async fn read_card(
-        &self,
-        check: &CrossCheck,
-        job: &CheckJob,
-    ) -> Result<(Reading, Vec<cardex_core::Field>), String> {
-        // The batch's fields, read each time: the runner's cache of plans
-        // is for batches still reading cards, and checks run after them.
-        let fields = self
-            .store()
-            .get_batch(&job.batch_id)
-            .await
-            .map_err(|e| format!("the batch could not be read: {e}"))?
-            .fields;
+    /// The card's own text, or why not. A reading that takes longer than
+    /// [`READ_TIMEOUT`] is given up on.
+    async fn read_card(&self, check: &CrossCheck, job: &CheckJob) -> Result<Reading, String> {
         let path = self
             .store()
             .layout()
@@ -213,11 +201,10 @@ impl Runner {
         let reading = check
             .reader
             .read_text(bytes, self.max_pixels(), job.ocr_lang.as_deref());
-        let reading = tokio::time::timeout(READ_TIMEOUT, reading)
+        tokio::time::timeout(READ_TIMEOUT, reading)
             .await
             .map_err(|_| format!("OCR took over {} s", READ_TIMEOUT.as_secs()))?
-            .map_err(|e| format!("OCR could not read the card: {e}"))?;
-        Ok((reading, fields))
+            .map_err(|e| format!("OCR could not read the card: {e}"))
     }
 
     /// Records a check's outcome and tells the batch's watchers; a failed

@@ -159,12 +159,15 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 const MAX_GROUP: usize = 256;
 
 impl Runner {
-    /// A runner over `store`; call [`Runner::run`] to start it.
+    /// A runner over `store`; call [`Runner::run`] to start it. With
+    /// `check`, every result a model gives is cross-checked against the
+    /// card's own text ([`crate::check`]).
     pub fn new(
         store: SharedStore,
         engines: Engines,
         hub: Hub,
         config: RunnerConfig,
+        check: Option<CrossCheck>,
         stop: CancellationToken,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -181,26 +184,13 @@ impl Runner {
                 panics: Mutex::new(HashMap::new()),
                 disk_full: AtomicBool::new(false),
                 unreleased: Mutex::new(Vec::new()),
-                cross_check: None,
+                cross_check: check,
                 check_wake: Notify::new(),
                 commits,
                 commit_queue: Mutex::new(Some(commit_queue)),
                 stop,
             }),
         }
-    }
-
-    /// Cross-checks every result a model gives against the card's own
-    /// text, read by `check` ([`crate::check`]). Call before the runner
-    /// is cloned or run.
-    pub fn with_cross_check(mut self, check: CrossCheck) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.cross_check = Some(check),
-            None => {
-                tracing::error!("the cross-check was set on a runner already shared; it is off")
-            }
-        }
-        self
     }
 
     /// Whether results of models are cross-checked.
@@ -392,23 +382,35 @@ impl Runner {
             let reason = format!(
                 "the {engine} engine is not available on this server; configure it and resume the batch"
             );
-            if let Ok(event) = self
-                .inner
-                .store
-                .transition(
+            let _ = self
+                .pause_batch(
                     &id,
-                    &[BatchState::Running],
-                    BatchState::Paused,
-                    Some(Reason {
+                    Reason {
                         code: "engine_unavailable",
                         message: &reason,
-                    }),
+                    },
                 )
-                .await
-            {
-                tracing::warn!(batch = %id, "{reason}");
-                self.publish(&id, &event);
+                .await;
+        }
+    }
+
+    /// Pauses batch `id` if it is running, with `reason`, and tells its
+    /// watchers; `Ok(false)` when it was no longer running (paused or
+    /// ended meanwhile, or another card paused it first).
+    async fn pause_batch(&self, id: &str, reason: Reason<'_>) -> Result<bool, StoreError> {
+        let paused = self
+            .inner
+            .store
+            .transition(id, &[BatchState::Running], BatchState::Paused, Some(reason))
+            .await;
+        match paused {
+            Ok(event) => {
+                tracing::warn!(batch = %id, code = reason.code, "batch paused: {}", reason.message);
+                self.publish(id, &event);
+                Ok(true)
             }
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -507,24 +509,7 @@ impl Runner {
         };
         let mut all = true;
         for (id, _) in running {
-            match self
-                .inner
-                .store
-                .transition(
-                    &id,
-                    &[BatchState::Running],
-                    BatchState::Paused,
-                    Some(reason),
-                )
-                .await
-            {
-                Ok(event) => {
-                    tracing::warn!(batch = %id, "batch paused: {}", reason.message);
-                    self.publish(&id, &event);
-                }
-                Err(StoreError::Conflict { .. }) => {} // paused or ended meanwhile
-                Err(_) => all = false,
-            }
+            all &= self.pause_batch(&id, reason).await.is_ok();
         }
         all
     }
@@ -771,24 +756,15 @@ impl Runner {
     /// The engine refused our configuration: put the card back and pause
     /// the batch with the reason, once.
     async fn pause_for(&self, card: &ClaimedCard, message: &str) {
-        let store = &self.inner.store;
         self.release(card.id).await;
         // Only the first card to see the refusal pauses; for the others the
-        // batch is no longer running and the transition is refused.
-        if let Ok(event) = store
-            .transition(
-                &card.batch_id,
-                &[BatchState::Running],
-                BatchState::Paused,
-                Some(Reason {
-                    code: "engine_misconfigured",
-                    message,
-                }),
-            )
-            .await
-        {
-            tracing::error!(batch = %card.batch_id, "batch paused: {message}");
-            self.publish(&card.batch_id, &event);
+        // batch is no longer running.
+        let reason = Reason {
+            code: "engine_misconfigured",
+            message,
+        };
+        if let Err(e) = self.pause_batch(&card.batch_id, reason).await {
+            tracing::error!(batch = %card.batch_id, error = %e, "could not pause the batch: {message}");
         }
     }
 

@@ -91,9 +91,9 @@ async fn checks_flag_missing_values_and_mark_what_they_cannot_judge() {
         engines,
         Hub::default(),
         RunnerConfig::default(),
+        Some(CrossCheck::new(Arc::new(Reader { cards }), 2)),
         stop.clone(),
-    )
-    .with_cross_check(CrossCheck::new(Arc::new(Reader { cards }), 2));
+    );
     let running = tokio::spawn(runner.clone().run());
     runner.wake();
 

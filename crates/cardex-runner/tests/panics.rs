@@ -79,6 +79,7 @@ async fn a_panicking_card_is_released_and_the_batch_goes_on() {
         engines,
         Hub::default(),
         RunnerConfig::default(),
+        None,
         stop.clone(),
     );
     let running = tokio::spawn(runner.clone().run());

@@ -33,16 +33,14 @@ impl AppState {
         let (engines, vlm) = cardex_runner::configured(config.vlm.as_ref(), &config.ocr)?;
         let check = cardex_runner::cross_check(config.vlm.as_ref(), &config.ocr)?;
         let stop = CancellationToken::new();
-        let mut runner = Runner::new(
+        let runner = Runner::new(
             store.clone(),
             engines,
             Hub::default(),
             config.runner,
+            check,
             stop.clone(),
         );
-        if let Some(check) = check {
-            runner = runner.with_cross_check(check);
-        }
         Ok(Self {
             intake: Intake::new(store.clone(), config.limits.files()),
             store,

@@ -254,6 +254,8 @@ pub struct CheckJob {
     pub stored_name: String,
     /// The batch's OCR language; `None` = the server's default.
     pub ocr_lang: Option<String>,
+    /// The batch's field definitions (which are text).
+    pub fields: Vec<cardex_core::Field>,
     /// The result's fields, as committed.
     pub result: Value,
     /// The result's flags so far.

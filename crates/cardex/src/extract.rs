@@ -173,16 +173,14 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     let check =
         cardex_runner::cross_check(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;
     let (hub, stop) = (Hub::default(), CancellationToken::new());
-    let mut runner = Runner::new(
+    let runner = Runner::new(
         store.clone(),
         engines,
         hub.clone(),
         config.runner,
+        check,
         stop.clone(),
     );
-    if let Some(check) = check {
-        runner = runner.with_cross_check(check);
-    }
     let running = tokio::spawn(runner.clone().run());
     let intake = Intake::new(store.clone(), config.limits.files());
 
