@@ -1340,13 +1340,16 @@ mod tests {
         );
     }
 
+    /// Part `part` of an entry whose imprint is followed by `tail`.
+    fn after_the_imprint(tail: &str, part: &str) -> Option<String> {
+        card(&[&format!("Roth, Eva. Recht. -- Bern 1950. -- {tail}")])
+            .value(part)
+            .map(str::to_owned)
+    }
+
     #[test]
     fn extent_forms() {
-        let extent = |tail: &str| {
-            card(&[&format!("Roth, Eva. Recht. -- Bern 1950. -- {tail}")])
-                .value("extent")
-                .map(str::to_owned)
-        };
+        let extent = |tail: &str| after_the_imprint(tail, "extent");
         let s = |v: &str| Some(v.to_owned());
         assert_eq!(extent("61 S."), s("61"));
         assert_eq!(extent("xii, 300 p. ; 24 cm"), s("xii, 300"));
@@ -1361,11 +1364,7 @@ mod tests {
 
     #[test]
     fn format_forms() {
-        let format = |tail: &str| {
-            card(&[&format!("Roth, Eva. Recht. -- Bern 1950. -- {tail}")])
-                .value("format")
-                .map(str::to_owned)
-        };
+        let format = |tail: &str| after_the_imprint(tail, "format");
         let s = |v: &str| Some(v.to_owned());
         assert_eq!(format("8° 61 S."), s("8°"));
         assert_eq!(format("4' X,184 S."), s("4'"));

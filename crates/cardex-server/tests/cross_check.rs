@@ -1,5 +1,6 @@
 //! The cross-check from a real server run (DESIGN §13): a simulated model
-//! that reads 200 synthetic catalog cards right, but makes up one value
+//! that reads 200 synthetic catalog cards (`CARDEX_CROSS_CHECK_CARDS` for
+//! more or fewer, at least 200 for the figures) right, but makes up one value
 //! on 30% of them (another card's value of the same field); the embedded
 //! OCR reads every card again, and `not_in_text` must catch at least 90%
 //! of the inventions while flagging at most 5% of the true values.
@@ -16,7 +17,13 @@ use common::*;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-const CARDS: usize = 200;
+/// Cards read, unless `CARDEX_CROSS_CHECK_CARDS` says otherwise.
+fn card_count() -> usize {
+    std::env::var("CARDEX_CROSS_CHECK_CARDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
 
 /// The fields of a catalog card, all text: the cross-check judges text.
 fn catalog_fields() -> Value {
@@ -51,7 +58,8 @@ async fn wait_checked(srv: &TestServer, id: &str, within: Duration) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cross_check_catches_made_up_values_and_spares_true_ones() {
-    let cards = cardex_testkit::cards::synthetic_cards(CARDS, 7).unwrap();
+    let count = card_count();
+    let cards = cardex_testkit::cards::synthetic_cards(count, 7).unwrap();
     // The simulator knows each card by the image the runner sends it.
     let options = cardex_engine::PrepareOptions::default();
     let mut answers = BTreeMap::new();
@@ -81,7 +89,7 @@ async fn the_cross_check_catches_made_up_values_and_spares_true_ones() {
         .collect();
     let id = srv.started_batch(&catalog_fields(), &files).await;
     let finished = srv.wait_finished(&id).await;
-    assert_eq!(finished["counts"]["done"], CARDS as u64, "{finished}");
+    assert_eq!(finished["counts"]["done"], count as u64, "{finished}");
     // The model is not held back by the checks: they are still running.
     assert!(
         finished["quality"]["checks_pending"].as_u64().unwrap() > 0,
@@ -150,7 +158,7 @@ async fn the_cross_check_catches_made_up_values_and_spares_true_ones() {
     let caught_pct = caught as f64 * 100.0 / inventions as f64;
     let false_pct = false_alarms as f64 * 100.0 / true_values as f64;
     println!(
-        "cross-check over {CARDS} synthetic cards: {caught} of {inventions} inventions flagged \
+        "cross-check over {count} synthetic cards: {caught} of {inventions} inventions flagged \
          ({caught_pct:.1}%), {false_alarms} of {true_values} true values flagged ({false_pct:.1}%)"
     );
     println!("missed: {missed:#?}\nflagged wrongly: {wrongly:#?}");
@@ -186,6 +194,6 @@ async fn the_cross_check_catches_made_up_values_and_spares_true_ones() {
             assert!(event["flags"].is_array(), "{event}");
         }
     }
-    assert_eq!(replayed, CARDS, "one card_checked event per card");
+    assert_eq!(replayed, count, "one card_checked event per card");
     srv.stop().await;
 }
