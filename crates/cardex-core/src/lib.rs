@@ -8,6 +8,7 @@ pub mod flag;
 pub mod naming;
 pub mod prompt;
 pub mod state;
+pub mod usage;
 pub mod values;
 
 pub use field::{Field, FieldError, FieldType, validate_fields};
@@ -15,3 +16,4 @@ pub use flag::{Flag, FlagCode};
 pub use naming::{BatchName, NameError};
 pub use prompt::{Prompt, build_prompt};
 pub use state::{BatchState, CardState};
+pub use usage::{Budget, Prices, Usage};

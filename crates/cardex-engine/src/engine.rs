@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use cardex_core::Flag;
+use cardex_core::{Flag, Usage};
 use futures_util::future::BoxFuture;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::answer::CompiledPrompt;
@@ -19,10 +18,14 @@ pub struct Extraction {
     pub fields: Map<String, Value>,
     /// The engine's answer text, as received.
     pub raw: String,
-    /// Token counts, when the server reports them.
-    pub usage: Option<Usage>,
+    /// Tokens (where the server reports them), requests and time of this
+    /// attempt.
+    pub usage: Usage,
     /// Time the engine took for the successful attempt.
     pub elapsed: Duration,
+    /// How the answer was asked for (`json_schema`, `json_object`,
+    /// `plain`), for engines that have a choice.
+    pub response_mode: Option<&'static str>,
     /// Likely mistakes the engine saw (values not of their type, a cut-off
     /// answer).
     pub flags: Vec<Flag>,
@@ -40,8 +43,12 @@ impl Extraction {
         Self {
             fields,
             raw: "{}".into(),
-            usage: None,
+            usage: Usage {
+                requests: 1,
+                ..Usage::default()
+            },
             elapsed: Duration::ZERO,
+            response_mode: None,
             flags: Vec::new(),
             confidence: Map::new(),
             text: None,
@@ -58,17 +65,6 @@ pub struct Reading {
     /// weighted by length. Typed cards read at 0.8–0.95; handwriting and
     /// poor scans much lower.
     pub confidence: f64,
-}
-
-/// Token usage as OpenAI-compatible servers report it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Usage {
-    /// Tokens in the request (image included).
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    /// Tokens generated.
-    #[serde(default)]
-    pub completion_tokens: u64,
 }
 
 /// What went wrong, sorted by what the runner should do about it.
@@ -92,6 +88,8 @@ pub enum EngineError {
         message: String,
         /// The answer text.
         raw: String,
+        /// What the answer cost (it was read by the model all the same).
+        usage: Usage,
     },
     /// This card will never succeed (undecodable image, request refused).
     #[error("{message}")]
@@ -100,6 +98,8 @@ pub enum EngineError {
         code: &'static str,
         /// What happened.
         message: String,
+        /// What the request cost, when the server answered it.
+        usage: Usage,
     },
     /// No card can succeed until a person fixes the configuration (bad
     /// API key, unknown model): the batch is paused.
@@ -123,6 +123,19 @@ impl EngineError {
             Self::BadAnswer { .. } => "unusable_answer",
             Self::Permanent { code, .. } => code,
             Self::Config { .. } => "engine_misconfigured",
+        }
+    }
+
+    /// What the failed attempt cost: the tokens of an answer that could
+    /// not be used, and one request.
+    pub fn usage(&self) -> Usage {
+        let tokens = match self {
+            Self::BadAnswer { usage, .. } | Self::Permanent { usage, .. } => *usage,
+            _ => Usage::default(),
+        };
+        Usage {
+            requests: tokens.requests.max(1),
+            ..tokens
         }
     }
 
@@ -166,5 +179,15 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// made for a model ([`crate::prepare::prepare_file`]).
     fn reads_original(&self) -> bool {
         false
+    }
+
+    /// The model the engine asks, for each result's provenance.
+    fn model(&self) -> Option<&str> {
+        None
+    }
+
+    /// Where the engine sends its requests, for each result's provenance.
+    fn endpoint(&self) -> Option<&str> {
+        None
     }
 }

@@ -32,6 +32,7 @@ pub mod vlm;
 pub mod vocabulary;
 
 pub use answer::CompiledPrompt;
-pub use engine::{Engine, EngineError, Extraction, Reading, Usage};
+pub use cardex_core::Usage;
+pub use engine::{Engine, EngineError, Extraction, Reading};
 pub use prepare::{PrepareOptions, PreparedImage};
 pub use retry::{Attempted, RetryPolicy, extract_with_retries, retry_attempts};

@@ -345,8 +345,13 @@ impl OcrEngine {
         Ok(Extraction {
             fields: read,
             raw: reading.text.clone(),
-            usage: None,
+            usage: cardex_core::Usage {
+                requests: 1,
+                ms: started.elapsed().as_millis() as u64,
+                ..Default::default()
+            },
             elapsed: started.elapsed(),
+            response_mode: None,
             flags: answer.flags,
             confidence,
             text: Some(reading),
@@ -415,6 +420,7 @@ fn recognize(
     let permanent = |message: String| EngineError::Permanent {
         code: "ocr_failed",
         message,
+        usage: Default::default(),
     };
     let gray = match input {
         Input::Gray(g) => g,
@@ -533,6 +539,10 @@ impl Engine for OcrEngine {
 
     fn reads_original(&self) -> bool {
         true
+    }
+
+    fn model(&self) -> Option<&str> {
+        Some("tesseract")
     }
 }
 

@@ -12,6 +12,7 @@ use backon::{ExponentialBuilder, Retryable};
 use crate::answer::CompiledPrompt;
 use crate::engine::{Engine, EngineError, Extraction};
 use crate::prepare::PreparedImage;
+use cardex_core::Usage;
 
 /// How hard to try one card.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +48,9 @@ pub struct Attempted {
     /// The last unusable answer seen in any attempt, even when a later
     /// attempt failed differently (so a quarantined card keeps it).
     pub last_answer: Option<String>,
+    /// What every attempt cost together: tokens of the answers (usable or
+    /// not), requests, engine time.
+    pub usage: Usage,
 }
 
 /// Calls `engine` until it succeeds, fails for good, or attempts run out.
@@ -70,6 +74,7 @@ where
 {
     let attempts = AtomicU32::new(0);
     let last_answer = Mutex::new(None);
+    let spent = Mutex::new(Usage::default());
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.first_delay)
         .with_max_delay(policy.max_delay)
@@ -78,6 +83,14 @@ where
     let result = (|| async {
         attempts.fetch_add(1, Ordering::Relaxed);
         let result = attempt().await;
+        let usage = match &result {
+            Ok(x) => Usage {
+                requests: x.usage.requests.max(1),
+                ..x.usage
+            },
+            Err(e) => e.usage(),
+        };
+        spent.lock().expect("lock poisoned").add(&usage);
         if let Err(EngineError::BadAnswer { raw, .. }) = &result {
             *last_answer.lock().expect("lock poisoned") = Some(raw.clone());
         }
@@ -101,6 +114,7 @@ where
         result,
         attempts: attempts.load(Ordering::Relaxed),
         last_answer: last_answer.into_inner().expect("lock poisoned"),
+        usage: spent.into_inner().expect("lock poisoned"),
     }
 }
 
@@ -159,6 +173,12 @@ mod tests {
         EngineError::BadAnswer {
             message: "no json".into(),
             raw: "sorry".into(),
+            usage: cardex_core::Usage {
+                prompt_tokens: 10,
+                completion_tokens: 2,
+                total_tokens: 12,
+                ..Default::default()
+            },
         }
     }
 
@@ -177,6 +197,9 @@ mod tests {
         assert!(a.result.is_ok());
         assert_eq!(a.attempts, 4);
         assert_eq!(a.last_answer.as_deref(), Some("sorry"));
+        // Every request counts, and the unusable answer's tokens too.
+        assert_eq!(a.usage.requests, 4);
+        assert_eq!(a.usage.total_tokens, 12);
     }
 
     #[tokio::test]

@@ -25,8 +25,9 @@ use serde_json::{Value, json};
 
 use crate::answer::{AnswerError, CompiledPrompt};
 use crate::confidence;
-use crate::engine::{Engine, EngineError, Extraction, Usage};
+use crate::engine::{Engine, EngineError, Extraction};
 use crate::prepare::PreparedImage;
+use cardex_core::Usage;
 
 /// How to reach a model server.
 #[derive(Clone)]
@@ -87,6 +88,15 @@ impl ResponseMode {
             0 => Self::JsonSchema,
             1 => Self::JsonObject,
             _ => Self::Plain,
+        }
+    }
+
+    /// The name results' provenance gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JsonSchema => "json_schema",
+            Self::JsonObject => "json_object",
+            Self::Plain => "plain",
         }
     }
 
@@ -218,8 +228,10 @@ impl VlmEngine {
         let mut mode = self.mode();
         let mut completion_tokens = self.completion_tokens.load(Ordering::Relaxed);
         let mut logprobs = !self.no_logprobs.load(Ordering::Relaxed);
+        let mut requests = 0;
         loop {
             let started = Instant::now();
+            requests += 1;
             let mut req = self
                 .client
                 .post(format!("{}/chat/completions", self.config.base_url))
@@ -236,7 +248,18 @@ impl VlmEngine {
             let retry_after = retry_after(res.headers(), SystemTime::now());
             let text = read_body(res).await?;
             if status.is_success() {
-                return read_completion(&text, prompt, started.elapsed());
+                let mut read = read_completion(&text, prompt, started.elapsed());
+                match &mut read {
+                    Ok(x) => {
+                        x.usage.requests = requests;
+                        x.response_mode = Some(mode.name());
+                    }
+                    Err(
+                        EngineError::BadAnswer { usage, .. } | EngineError::Permanent { usage, .. },
+                    ) => usage.requests = requests,
+                    Err(_) => {}
+                }
+                return read;
             }
             if status == StatusCode::BAD_REQUEST
                 && logprobs
@@ -288,6 +311,10 @@ impl VlmEngine {
                 _ => EngineError::Permanent {
                     code: "model_rejected_request",
                     message: format!("the model server refused the request ({status}): {excerpt}"),
+                    usage: Usage {
+                        requests,
+                        ..Usage::default()
+                    },
                 },
             });
         }
@@ -306,6 +333,14 @@ impl Engine for VlmEngine {
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
         Box::pin(self.call(image, prompt))
     }
+
+    fn model(&self) -> Option<&str> {
+        Some(&self.config.model)
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.config.base_url)
+    }
 }
 
 /// Reads a chat-completions response body: the message content (a string
@@ -316,12 +351,22 @@ pub fn read_completion(
     prompt: &CompiledPrompt,
     elapsed: Duration,
 ) -> Result<Extraction, EngineError> {
+    let body: Value = serde_json::from_str(text).map_err(|e| EngineError::BadAnswer {
+        message: format!("the response is not JSON: {e}"),
+        raw: excerpt(text, 2000),
+        usage: Usage::default(),
+    })?;
+    // What the answer cost, usable or not.
+    let usage = Usage {
+        requests: 1,
+        ms: elapsed.as_millis() as u64,
+        ..Usage::from_openai(&body["usage"]).unwrap_or_default()
+    };
     let bad = |message: String| EngineError::BadAnswer {
         message,
         raw: excerpt(text, 2000),
+        usage,
     };
-    let body: Value =
-        serde_json::from_str(text).map_err(|e| bad(format!("the response is not JSON: {e}")))?;
     let message = &body["choices"][0]["message"];
     if let Some(refusal) = message["refusal"].as_str().filter(|r| !r.trim().is_empty()) {
         return Err(EngineError::Permanent {
@@ -330,6 +375,7 @@ pub fn read_completion(
                 "the model refused to read the card: {}",
                 excerpt(refusal, 300)
             ),
+            usage,
         });
     }
     // `content` is a string, or (some servers) a list of text parts.
@@ -343,7 +389,6 @@ pub fn read_completion(
         _ => return Err(bad("the response has no message content".into())),
     };
     let cut_off = body["choices"][0]["finish_reason"] == "length";
-    let usage = serde_json::from_value::<Usage>(body["usage"].clone()).ok();
     let names: Vec<&str> = prompt.fields.iter().map(|f| f.name.as_str()).collect();
     match prompt.read_answer(&content) {
         Ok(answer) => {
@@ -381,6 +426,7 @@ pub fn read_completion(
                 raw: content,
                 usage,
                 elapsed,
+                response_mode: None,
                 flags,
                 confidence,
                 text: None,
@@ -391,10 +437,12 @@ pub fn read_completion(
             message: "the model's answer was cut off at the token limit before it was complete; \
                       raise --vlm-max-tokens"
                 .into(),
+            usage,
         }),
         Err(e @ (AnswerError::NoJson | AnswerError::Invalid(_))) => Err(EngineError::BadAnswer {
             message: e.to_string(),
             raw: excerpt(&content, 2000),
+            usage,
         }),
     }
 }
@@ -430,6 +478,7 @@ async fn read_body(mut res: reqwest::Response) -> Result<String, EngineError> {
             MAX_ANSWER_BYTES / (1024 * 1024)
         ),
         raw: String::new(),
+        usage: Usage::default(),
     };
     if res
         .content_length()
@@ -588,7 +637,7 @@ mod tests {
         assert_eq!(x.flags[0].code, FlagCode::TruncatedAnswer);
         let refused = completion(Value::Null, "stop", json!("I can't help with that."));
         match read_completion(&refused, &prompt, Duration::ZERO) {
-            Err(EngineError::Permanent { code, message }) => {
+            Err(EngineError::Permanent { code, message, .. }) => {
                 assert_eq!(code, "model_refused");
                 assert!(message.contains("can't help"));
             }

@@ -137,7 +137,12 @@ impl Hub {
 }
 
 /// The `progress`/`snapshot` body for a batch.
-pub fn progress_body(batch: &cardex_store::Batch, rate: Rate, concurrency: Option<usize>) -> Value {
+pub fn progress_body(
+    batch: &cardex_store::Batch,
+    rate: Rate,
+    concurrency: Option<usize>,
+    prices: Option<&cardex_core::Prices>,
+) -> Value {
     let c = &batch.counts;
     let finished = c.done + c.failed;
     let position = if finished >= c.total {
@@ -155,6 +160,20 @@ pub fn progress_body(batch: &cardex_store::Batch, rate: Rate, concurrency: Optio
         "eta_seconds": rate.eta_seconds,
         "cards_per_minute": rate.cards_per_minute,
         "concurrency": concurrency,
+        "usage": usage_body(&batch.usage, crate::runner::batch_cost(batch, prices)),
+    })
+}
+
+/// A batch's usage as the API and the progress stream give it.
+pub fn usage_body(usage: &cardex_core::Usage, cost: Option<f64>) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "requests": usage.requests,
+        "ms": usage.ms,
+        "cost": cost,
     })
 }
 

@@ -19,4 +19,4 @@ pub use check::{CrossCheck, ReadsText};
 pub use engines::{CrossCheckMode, EngineConfig, Engines, OcrConfig, configured, cross_check};
 pub use hub::Hub;
 pub use limit::Limiter;
-pub use runner::{DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig};
+pub use runner::{BUDGET_REACHED, DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig, batch_cost};

@@ -25,12 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cardex_core::flag::review_flags;
-use cardex_core::{BatchState, Flag};
+use cardex_core::{BatchState, Flag, Prices, Usage};
 use cardex_engine::{
     CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
 };
 use cardex_store::{
-    CardFailure, ClaimedCard, Completion, GroupCommitted, Reason, SharedStore, StoreError,
+    CardFailure, ClaimedCard, Completion, GroupCommitted, Reason, SharedStore, Spent, StoreError,
     StoredEvent,
 };
 use futures_util::FutureExt;
@@ -53,6 +53,9 @@ pub struct RunnerConfig {
     pub retry: RetryPolicy,
     /// Values whose confidence is under this are flagged `low_confidence`.
     pub low_confidence: f64,
+    /// What the model's tokens cost; without, batches have no cost and a
+    /// cost budget cannot be reached.
+    pub prices: Option<Prices>,
 }
 
 impl Default for RunnerConfig {
@@ -61,9 +64,21 @@ impl Default for RunnerConfig {
             prepare: PrepareOptions::default(),
             retry: RetryPolicy::default(),
             low_confidence: DEFAULT_LOW_CONFIDENCE,
+            prices: None,
         }
     }
 }
+
+/// What `batch`'s tokens cost at `prices`, in US dollars: `None` without
+/// prices, and for engines that are not priced per token (OCR).
+pub fn batch_cost(batch: &cardex_store::Batch, prices: Option<&Prices>) -> Option<f64> {
+    prices
+        .filter(|_| batch.engine == "vlm")
+        .map(|p| p.cost(&batch.usage))
+}
+
+/// Why batches pause at their budget.
+pub const BUDGET_REACHED: &str = "budget_reached";
 
 /// The default confidence under which a value is flagged (DESIGN §13).
 pub const DEFAULT_LOW_CONFIDENCE: f64 = 0.6;
@@ -89,6 +104,10 @@ struct Inner {
     unreleased: Mutex<Vec<i64>>,
     /// Panics so far of cards whose processing panicked, by card id.
     panics: Mutex<HashMap<i64, u32>>,
+    /// Batches paused or cancelled since their cards were claimed: their
+    /// cards not yet sent are put back rather than sent (a batch paused at
+    /// its budget spends no more than its requests in flight).
+    held: Mutex<std::collections::HashSet<String>>,
     /// Each batch's compiled prompt and OCR language, by batch id; they
     /// never change after start.
     prompts: Mutex<HashMap<String, Arc<BatchPlan>>>,
@@ -107,6 +126,9 @@ struct Inner {
 #[derive(Debug)]
 struct BatchPlan {
     prompt: CompiledPrompt,
+    /// Hex SHA-256 of the prompt as sent (system, user, schema), for each
+    /// result's provenance.
+    prompt_sha256: String,
     ocr_lang: Option<String>,
 }
 
@@ -120,6 +142,10 @@ struct PendingCommit {
     text: Option<String>,
     /// The result is to be cross-checked.
     check: bool,
+    /// What reading the card cost.
+    usage: Usage,
+    /// Where the result came from.
+    provenance: Value,
     /// Answered once the result is committed; dropped unanswered when
     /// it was not, and the card task then puts the card back.
     done: oneshot::Sender<()>,
@@ -181,6 +207,7 @@ impl Runner {
                 wake: Notify::new(),
                 prepare_slots: Semaphore::new(cores),
                 prompts: Mutex::new(HashMap::new()),
+                held: Mutex::new(Default::default()),
                 panics: Mutex::new(HashMap::new()),
                 disk_full: AtomicBool::new(false),
                 unreleased: Mutex::new(Vec::new()),
@@ -310,6 +337,8 @@ impl Runner {
                 confidence: &p.confidence,
                 text: p.text.as_deref(),
                 check: p.check,
+                usage: &p.usage,
+                provenance: &p.provenance,
             })
             .collect();
         let committed = match self.inner.store.complete_cards(&items).await {
@@ -346,6 +375,13 @@ impl Runner {
                 }
             };
             claimed += cards.len();
+            if !cards.is_empty() {
+                // Claimed while running: no longer held.
+                let mut held = self.inner.held.lock().expect("lock poisoned");
+                for card in &cards {
+                    held.remove(&card.batch_id);
+                }
+            }
             for card in cards {
                 slot.claimed.fetch_add(1, Ordering::AcqRel);
                 let guard = SlotGuard(slot.claimed.clone());
@@ -404,9 +440,12 @@ impl Runner {
             .transition(id, &[BatchState::Running], BatchState::Paused, Some(reason))
             .await;
         match paused {
-            Ok(event) => {
+            Ok(events) => {
+                self.hold(id);
                 tracing::warn!(batch = %id, code = reason.code, "batch paused: {}", reason.message);
-                self.publish(id, &event);
+                for event in &events {
+                    self.publish(id, event);
+                }
                 Ok(true)
             }
             Err(StoreError::Conflict { .. }) => Ok(false),
@@ -539,6 +578,7 @@ impl Runner {
             ),
             attempts: 0,
             last_answer: None,
+            usage: Usage::default(),
         };
         self.fail(card, failure).await;
     }
@@ -568,6 +608,7 @@ impl Runner {
                 message: e,
                 attempts: 0,
                 last_answer: None,
+                usage: Usage::default(),
             }),
             Ok(plan) => match self.prepare(card, slot.engine.as_ref()).await {
                 Err(e) => Err(CardFailure {
@@ -575,10 +616,18 @@ impl Runner {
                     message: e.to_string(),
                     attempts: 1,
                     last_answer: None,
+                    usage: Usage::default(),
                 }),
                 Ok(image) => {
+                    let (first, held) = (AtomicBool::new(true), AtomicBool::new(false));
                     let attempted = retry_attempts(&self.inner.config.retry, || async {
                         let permit = slot.limiter.acquire().await;
+                        if first.swap(false, Ordering::Relaxed) && self.is_held(&card.batch_id) {
+                            held.store(true, Ordering::Relaxed);
+                            return Err(EngineError::Config {
+                                message: "the batch was paused".into(),
+                            });
+                        }
                         let result = slot
                             .engine
                             .extract_in(&image, &plan.prompt, plan.ocr_lang.as_deref())
@@ -587,6 +636,11 @@ impl Runner {
                         result
                     })
                     .await;
+                    if held.load(Ordering::Relaxed) {
+                        // Never sent: back in line for when the batch resumes.
+                        self.release(card.id).await;
+                        return;
+                    }
                     match attempted.result {
                         Ok(mut x) => {
                             x.flags.extend(review_flags(
@@ -595,7 +649,14 @@ impl Runner {
                                 &x.confidence,
                                 self.inner.config.low_confidence,
                             ));
-                            Ok(x)
+                            let provenance = json!({
+                                "engine": slot.engine.name(),
+                                "model": slot.engine.model(),
+                                "endpoint": slot.engine.endpoint(),
+                                "prompt_sha256": plan.prompt_sha256,
+                                "response_mode": x.response_mode,
+                            });
+                            Ok((x, attempted.usage, provenance))
                         }
                         Err(EngineError::Config { message }) => {
                             self.pause_for(card, &message).await;
@@ -609,19 +670,20 @@ impl Runner {
                                 .last_answer
                                 .as_deref()
                                 .map(|r| cardex_engine::vlm::excerpt(r, 500)),
+                            usage: attempted.usage,
                         }),
                     }
                 }
             },
         };
         match outcome {
-            Ok(x) => self.commit(card, x).await,
+            Ok((x, usage, provenance)) => self.commit(card, x, usage, provenance).await,
             Err(failure) => self.fail(card, failure).await,
         }
     }
 
     /// Hands a result to the group committer and waits for it.
-    async fn commit(&self, card: &ClaimedCard, x: Extraction) {
+    async fn commit(&self, card: &ClaimedCard, x: Extraction, usage: Usage, provenance: Value) {
         let (done, committed) = oneshot::channel();
         let pending = PendingCommit {
             card: card.clone(),
@@ -632,6 +694,8 @@ impl Runner {
             // What the engine did not read itself is read by the check.
             check: x.text.is_none() && self.inner.cross_check.is_some(),
             text: x.text.map(|r| r.text),
+            usage,
+            provenance,
             done,
         };
         let sent = self.inner.commits.send(pending).await.is_ok();
@@ -654,6 +718,7 @@ impl Runner {
                 self.announce(&GroupCommitted {
                     events: vec![(batch(), c.event)],
                     finished: c.finished.map(|f| (batch(), f)).into_iter().collect(),
+                    spent: vec![(batch(), c.spent)],
                 })
                 .await;
             }
@@ -683,8 +748,10 @@ impl Runner {
             .get_batch(batch_id)
             .await
             .map_err(|e| e.to_string())?;
+        let prompt = CompiledPrompt::new(&batch.fields)?;
         let plan = Arc::new(BatchPlan {
-            prompt: CompiledPrompt::new(&batch.fields)?,
+            prompt_sha256: prompt_sha256(&prompt),
+            prompt,
             ocr_lang: batch.ocr_lang,
         });
         self.inner
@@ -791,6 +858,35 @@ impl Runner {
             self.forget_batch(batch_id);
             self.publish(batch_id, state);
         }
+        for (batch_id, spent) in &committed.spent {
+            if committed.finished.iter().all(|(id, _)| id != batch_id) {
+                self.hold_to_budget(batch_id, spent).await;
+            }
+        }
+    }
+
+    /// Pauses a running batch that has reached its budget, with reason
+    /// `budget_reached`. Its cards in flight finish and are kept (and
+    /// counted); raising the budget and resuming goes on.
+    async fn hold_to_budget(&self, batch_id: &str, spent: &Spent) {
+        let Some(why) = spent
+            .budget
+            .reached(&spent.usage, self.inner.config.prices.as_ref())
+        else {
+            return;
+        };
+        let reason = Reason {
+            code: BUDGET_REACHED,
+            message: &why,
+        };
+        if let Err(e) = self.pause_batch(batch_id, reason).await {
+            tracing::error!(batch = %batch_id, error = %e, "could not pause a batch at its budget");
+        }
+    }
+
+    /// What the model's tokens cost, when prices are configured.
+    pub fn prices(&self) -> Option<&Prices> {
+        self.inner.config.prices.as_ref()
     }
 
     /// Drops what the runner keeps of a batch that will read no more cards
@@ -802,6 +898,27 @@ impl Runner {
             .lock()
             .expect("lock poisoned")
             .remove(batch_id);
+        self.inner
+            .held
+            .lock()
+            .expect("lock poisoned")
+            .remove(batch_id);
+    }
+
+    /// Batch `batch_id` was paused or cancelled: its claimed cards whose
+    /// first request has not gone out yet go back in line instead. The
+    /// requests in flight finish.
+    pub fn hold(&self, batch_id: &str) {
+        self.inner
+            .held
+            .lock()
+            .expect("lock poisoned")
+            .insert(batch_id.to_owned());
+    }
+
+    fn is_held(&self, batch_id: &str) -> bool {
+        let held = self.inner.held.lock().expect("lock poisoned");
+        !held.is_empty() && held.contains(batch_id)
     }
 
     /// Publishes a `progress` event for the batch.
@@ -811,13 +928,27 @@ impl Runner {
         };
         let remaining = batch.counts.pending + batch.counts.processing;
         let rate = self.inner.hub.rate(batch_id, remaining);
-        let mut body =
-            hub::progress_body(&batch, rate, self.inner.engines.concurrency(&batch.engine));
+        let mut body = hub::progress_body(
+            &batch,
+            rate,
+            self.inner.engines.concurrency(&batch.engine),
+            self.prices(),
+        );
         body["type"] = json!("progress");
         body["seq"] = json!(batch.last_seq);
         body["batch_id"] = json!(batch_id);
         self.inner.hub.publish(batch_id, body);
     }
+}
+
+/// Hex SHA-256 of a compiled prompt as a model receives it: system text,
+/// user text and JSON Schema.
+fn prompt_sha256(prompt: &CompiledPrompt) -> String {
+    use sha2::Digest;
+    let p = &prompt.prompt;
+    let sent = json!({"system": p.system, "user": p.user, "json_schema": p.json_schema});
+    let digest = sha2::Sha256::digest(sent.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What an engine call says about the server's load.

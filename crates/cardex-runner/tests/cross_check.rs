@@ -67,6 +67,7 @@ impl ReadsText for Reader {
                 Some(3) => Err(EngineError::Permanent {
                     code: "ocr_failed",
                     message: "Tesseract refused the image".into(),
+                    usage: Default::default(),
                 }),
                 _ => panic!("injected: the reader panics"),
             }

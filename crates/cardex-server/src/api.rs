@@ -45,6 +45,150 @@ pub struct Batch {
     /// How good the results look so far (one batch only, once started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<Quality>,
+    /// What its cards cost so far, done and failed alike (DESIGN §14).
+    pub usage: BatchUsage,
+    /// Most tokens the batch may use; reaching it pauses the batch
+    /// (`budget_reached`).
+    pub max_tokens: Option<u64>,
+    /// Most US dollars the batch may cost at the server's prices;
+    /// reaching it pauses the batch.
+    pub max_cost: Option<f64>,
+    /// The last estimate made for the batch, to set beside `usage`.
+    pub estimate: Option<Estimate>,
+}
+
+/// What a batch's cards cost so far.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct BatchUsage {
+    /// Tokens in the requests (images included).
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Both.
+    pub total_tokens: u64,
+    /// Prompt tokens the server had cached, where it says.
+    pub cached_tokens: u64,
+    /// Requests made, retries included.
+    pub requests: u64,
+    /// Engine time, summed over the requests, in milliseconds.
+    pub ms: u64,
+    /// US dollars at the server's `--vlm-price-input`/`--vlm-price-output`;
+    /// null without prices (and for the OCR engine).
+    pub cost: Option<f64>,
+}
+
+/// What reading one card cost, every attempt summed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct CardUsage {
+    /// Tokens in the requests.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Both.
+    pub total_tokens: u64,
+    /// Prompt tokens the server had cached.
+    pub cached_tokens: u64,
+    /// Requests made, retries included.
+    pub requests: u64,
+    /// Engine time in milliseconds.
+    pub ms: u64,
+}
+
+impl From<cardex_core::Usage> for CardUsage {
+    fn from(u: cardex_core::Usage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens,
+            cached_tokens: u.cached_tokens,
+            requests: u.requests,
+            ms: u.ms,
+        }
+    }
+}
+
+/// Where a result came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Provenance {
+    /// The engine (`vlm`, `ocr`).
+    pub engine: String,
+    /// The model it asked (`tesseract` for OCR).
+    pub model: Option<String>,
+    /// The server it asked.
+    pub endpoint: Option<String>,
+    /// Hex SHA-256 of the prompt as sent: system text, user text, JSON
+    /// Schema. Results with the same hash were asked the same question.
+    pub prompt_sha256: String,
+    /// How the answer was asked for: `json_schema`, `json_object` or
+    /// `plain`; null for engines without a choice.
+    pub response_mode: Option<String>,
+}
+
+/// A batch's budget: either bound, or none (null).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Most tokens (prompt and generated) the batch may use, at least 1.
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u64>,
+    /// Most US dollars it may cost at the server's prices, more than 0.
+    #[schema(exclusive_minimum = 0.0)]
+    pub max_cost: Option<f64>,
+}
+
+impl Budget {
+    /// The budget, checked: 422 `invalid_budget` for a bound that could
+    /// never let a card through.
+    pub fn checked(self) -> Result<cardex_core::Budget, crate::ApiError> {
+        if self.max_tokens == Some(0) {
+            return Err(crate::ApiError::invalid(
+                "invalid_budget",
+                "`max_tokens` must be at least 1 (leave it out for no bound)",
+            ));
+        }
+        if let Some(cost) = self.max_cost
+            && !(cost.is_finite() && cost > 0.0)
+        {
+            return Err(crate::ApiError::invalid(
+                "invalid_budget",
+                "`max_cost` must be a number of US dollars above 0 (leave it out for no bound)",
+            ));
+        }
+        Ok(cardex_core::Budget {
+            max_tokens: self.max_tokens,
+            max_cost: self.max_cost,
+        })
+    }
+}
+
+/// What reading a whole batch will likely take, from a sample of its
+/// cards read without keeping their results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Estimate {
+    /// Cards read for it.
+    pub sample_cards: u64,
+    /// Mean tokens per card (prompt and generated) over the sample.
+    pub tokens_per_card: f64,
+    /// Of which in the request.
+    pub prompt_tokens_per_card: f64,
+    /// Of which generated.
+    pub completion_tokens_per_card: f64,
+    /// Seconds per card with as many requests at once as the engine's
+    /// limit allows now: the sample's mean time per card over that limit.
+    pub seconds_per_card: f64,
+    /// Requests at once assumed.
+    pub concurrency: u64,
+    /// Cards in the batch.
+    pub cards: u64,
+    /// Tokens for the whole batch.
+    pub total_tokens: u64,
+    /// US dollars for the whole batch at the server's prices; null without
+    /// prices (and for the OCR engine).
+    pub cost: Option<f64>,
+    /// Seconds for the whole batch.
+    pub duration_seconds: f64,
+    /// When it was made, RFC 3339 UTC.
+    pub made_at: String,
 }
 
 /// How good a batch's results look (DESIGN §13), over its done cards.
@@ -210,6 +354,12 @@ pub struct ResultRow {
     /// Why the cross-check was skipped, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_note: Option<String>,
+    /// What reading the card cost (JSONL, and JSON with `include=usage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<CardUsage>,
+    /// Where the result came from (with `usage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// Where a result's cross-check stands.
@@ -473,9 +623,28 @@ impl From<cardex_store::Counts> for Counts {
     }
 }
 
-impl From<cardex_store::Batch> for Batch {
-    fn from(b: cardex_store::Batch) -> Self {
+impl Batch {
+    /// The batch as the API shows it, its cost at `prices`.
+    pub fn new(b: cardex_store::Batch, prices: Option<&cardex_core::Prices>) -> Self {
+        let u = b.usage;
+        let usage = BatchUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens,
+            cached_tokens: u.cached_tokens,
+            requests: u.requests,
+            ms: u.ms,
+            cost: cardex_runner::batch_cost(&b, prices),
+        };
+        let estimate = b
+            .estimate
+            .as_ref()
+            .and_then(|e| serde_json::from_value(e.clone()).ok());
         Self {
+            usage,
+            max_tokens: b.budget.max_tokens,
+            max_cost: b.budget.max_cost,
+            estimate,
             id: b.id,
             name: b.name,
             state: b.state.into(),
@@ -542,6 +711,8 @@ impl From<cardex_store::ResultRow> for ResultRow {
                 _ => None,
             }),
             check_note: r.check_note,
+            usage: r.usage.map(CardUsage::from),
+            provenance: r.provenance.and_then(|p| serde_json::from_value(p).ok()),
         }
     }
 }

@@ -53,18 +53,54 @@ impl Format {
     }
 }
 
+/// What an export adds to its rows (`include=`, comma-separated).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Include {
+    /// Each card's `usage` and `provenance` (JSONL rows always have them;
+    /// CSV gets token, request and model columns).
+    pub usage: bool,
+}
+
+impl Include {
+    /// Parses `include=usage`; an unknown part is named in the error.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut include = Self::default();
+        for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "usage" => include.usage = true,
+                other => return Err(format!("`include` takes `usage`, not {other:?}")),
+            }
+        }
+        Ok(include)
+    }
+}
+
+/// The CSV columns `include=usage` adds.
+const USAGE_COLUMNS: [&str; 6] = [
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "requests",
+    "ms",
+    "model",
+];
+
 /// Renders rows in one format; feed it pages in order.
 #[derive(Debug)]
 pub struct Exporter {
     format: Format,
     columns: Vec<String>,
+    include: Include,
     first: bool,
 }
 
 impl Exporter {
     /// An exporter for a batch with `fields` (active ones become CSV
     /// columns), and the bytes that open the document.
-    pub fn new(format: Format, fields: &[Field], bom: bool) -> (Self, Vec<u8>) {
+    pub fn new(format: Format, fields: &[Field], bom: bool, include: Include) -> (Self, Vec<u8>) {
+        let include = Include {
+            usage: include.usage || format == Format::Jsonl,
+        };
         let columns: Vec<String> = fields
             .iter()
             .filter(|f| f.active)
@@ -80,6 +116,9 @@ impl Exporter {
                 let mut header = vec!["card_id".to_owned(), "original_name".into(), "state".into()];
                 header.extend(columns.iter().cloned());
                 header.push("error".into());
+                if include.usage {
+                    header.extend(USAGE_COLUMNS.map(String::from));
+                }
                 head.extend(csv_line(&header));
             }
             Format::Jsonl => {}
@@ -87,6 +126,7 @@ impl Exporter {
         let exporter = Self {
             format,
             columns,
+            include,
             first: true,
         };
         (exporter, head)
@@ -101,13 +141,13 @@ impl Exporter {
                     if !self.first {
                         out.push(b',');
                     }
-                    out.extend(json_row(row));
+                    out.extend(json_row(row, self.include));
                 }
                 Format::Jsonl => {
-                    out.extend(json_row(row));
+                    out.extend(json_row(row, self.include));
                     out.push(b'\n');
                 }
-                Format::Csv => out.extend(csv_line(&csv_row(&row, &self.columns))),
+                Format::Csv => out.extend(csv_line(&csv_row(&row, &self.columns, self.include))),
             }
             self.first = false;
         }
@@ -131,7 +171,7 @@ pub async fn write_results(
     out: &mut impl std::io::Write,
 ) -> Result<u64, StoreError> {
     let batch = store.get_batch(batch_id).await?;
-    let (mut exporter, head) = Exporter::new(format, &batch.fields, false);
+    let (mut exporter, head) = Exporter::new(format, &batch.fields, false, Include::default());
     out.write_all(&head)?;
     let (mut after, mut written) = (0, 0u64);
     loop {
@@ -149,11 +189,16 @@ pub async fn write_results(
 }
 
 /// A row as the API shows it, as JSON.
-fn json_row(row: ResultRow) -> Vec<u8> {
-    serde_json::to_vec(&crate::api::ResultRow::from(row)).unwrap_or_default()
+fn json_row(row: ResultRow, include: Include) -> Vec<u8> {
+    let mut row = crate::api::ResultRow::from(row);
+    if !include.usage {
+        row.usage = None;
+        row.provenance = None;
+    }
+    serde_json::to_vec(&row).unwrap_or_default()
 }
 
-fn csv_row(row: &ResultRow, columns: &[String]) -> Vec<String> {
+fn csv_row(row: &ResultRow, columns: &[String], include: Include) -> Vec<String> {
     let mut out = vec![
         row.card_id.to_string(),
         row.original_name.clone(),
@@ -178,6 +223,30 @@ fn csv_row(row: &ResultRow, columns: &[String]) -> Vec<String> {
             .unwrap_or_default()
             .to_owned(),
     );
+    if include.usage {
+        let u = row.usage.unwrap_or_default();
+        let n = |v: u64| {
+            if row.usage.is_some() {
+                v.to_string()
+            } else {
+                String::new()
+            }
+        };
+        out.extend([
+            n(u.prompt_tokens),
+            n(u.completion_tokens),
+            n(u.total_tokens),
+            n(u.requests),
+            n(u.ms),
+        ]);
+        out.push(
+            row.provenance
+                .as_ref()
+                .and_then(|p| p["model"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
     out
 }
 

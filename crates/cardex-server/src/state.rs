@@ -50,4 +50,14 @@ impl AppState {
             stop,
         })
     }
+
+    /// A batch as the API shows it, priced at the server's prices.
+    pub fn batch_out(&self, batch: cardex_store::Batch) -> crate::api::Batch {
+        crate::api::Batch::new(batch, self.runner.prices())
+    }
+
+    /// Batch `id` as the API shows it, read now.
+    pub async fn read_batch(&self, id: &str) -> Result<crate::api::Batch, crate::ApiError> {
+        Ok(self.batch_out(self.store.get_batch(id).await?))
+    }
 }

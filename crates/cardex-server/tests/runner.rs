@@ -49,7 +49,11 @@ async fn a_clean_batch_completes_with_every_answer_right() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 
-    // JSONL: the same rows, one per line.
+    // JSONL: the same rows, one per line, with their usage as
+    // `include=usage` gives it in JSON.
+    let (_, with_usage) = srv
+        .get(&format!("/api/batches/{id}/results?include=usage"))
+        .await;
     let res = srv
         .client
         .get(srv.url(&format!("/api/batches/{id}/results?format=jsonl")))
@@ -62,7 +66,7 @@ async fn a_clean_batch_completes_with_every_answer_right() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines, rows);
+    assert_eq!(Value::Array(lines), with_usage);
 
     // CSV with a BOM: header, then one line per card.
     let res = srv

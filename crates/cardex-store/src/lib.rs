@@ -15,7 +15,7 @@ pub use layout::DataDir;
 pub use lock::{DataDirLock, LockError};
 pub use model::{
     Batch, Card, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed, Completion, Counts,
-    FailedCard, GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent,
+    FailedCard, GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, Spent, StoredEvent,
     Template,
 };
 pub use sqlite::SqliteStore;

@@ -2,7 +2,7 @@
 //! API's shapes (and their OpenAPI schemas) live in the server, which
 //! builds them from these.
 
-use cardex_core::{BatchState, CardState, Field, Flag};
+use cardex_core::{BatchState, Budget, CardState, Field, Flag, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,6 +38,12 @@ pub struct Batch {
     pub pause_code: Option<String>,
     /// The number of the batch's latest progress-stream event.
     pub last_seq: i64,
+    /// What its cards cost so far, done and failed alike.
+    pub usage: Usage,
+    /// Its budget.
+    pub budget: Budget,
+    /// The last estimate made for it, as the API answered it.
+    pub estimate: Option<Value>,
 }
 
 /// What a new batch is made of.
@@ -51,6 +57,8 @@ pub struct NewBatch<'a> {
     pub template_id: Option<&'a str>,
     /// The OCR language(s), when not the server's default.
     pub ocr_lang: Option<&'a str>,
+    /// Its budget.
+    pub budget: Budget,
 }
 
 impl<'a> NewBatch<'a> {
@@ -61,6 +69,7 @@ impl<'a> NewBatch<'a> {
             engine,
             template_id: None,
             ocr_lang: None,
+            budget: Budget::default(),
         }
     }
 }
@@ -201,6 +210,8 @@ pub struct CardFailure {
     pub attempts: u32,
     /// The start of the last answer, if the answer was the problem.
     pub last_answer: Option<String>,
+    /// What the attempts cost (counted in the batch's usage).
+    pub usage: Usage,
 }
 
 /// A durable event, as sent over the progress stream.
@@ -219,6 +230,18 @@ pub struct Committed {
     pub event: StoredEvent,
     /// The batch's state change, when this was its last card.
     pub finished: Option<StoredEvent>,
+    /// The batch's usage now, and its budget.
+    pub spent: Spent,
+}
+
+/// A batch's usage just after a commit, beside its budget, so the runner
+/// can pause it once the budget is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    /// The batch's usage so far.
+    pub usage: Usage,
+    /// Its budget.
+    pub budget: Budget,
 }
 
 /// One card's result, for [`Store::complete_cards`].
@@ -238,6 +261,11 @@ pub struct Completion<'a> {
     pub text: Option<&'a str>,
     /// The result waits for its cross-check against the card's own text.
     pub check: bool,
+    /// What reading the card cost, every attempt summed.
+    pub usage: &'a Usage,
+    /// Where the result came from: `{engine, model, endpoint,
+    /// prompt_sha256, response_mode}`.
+    pub provenance: &'a Value,
 }
 
 /// A model's result waiting for its cross-check against the card's own
@@ -290,6 +318,8 @@ pub struct GroupCommitted {
     pub events: Vec<(String, StoredEvent)>,
     /// Batches that ended, with their `state` events.
     pub finished: Vec<(String, StoredEvent)>,
+    /// Each batch's usage after the commit, with its budget.
+    pub spent: Vec<(String, Spent)>,
 }
 
 /// One row of a batch's results: every card, with its result or error.
@@ -316,6 +346,11 @@ pub struct ResultRow {
     pub check: Option<String>,
     /// Why a cross-check was skipped.
     pub check_note: Option<String>,
+    /// What reading the card cost (done cards; failed ones have it in
+    /// `error`).
+    pub usage: Option<Usage>,
+    /// Where the result came from.
+    pub provenance: Option<Value>,
 }
 
 /// How good a batch's results look (DESIGN §13), over its done cards.

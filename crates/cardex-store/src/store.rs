@@ -88,20 +88,28 @@ pub trait BatchStore: Send + Sync {
     /// Replaces the field list of an open batch. The caller validates it.
     async fn set_fields(&self, id: &str, fields: &[Field]) -> Result<Batch>;
 
+    /// Sets the budget of a batch that may still read cards (not
+    /// completed nor cancelled); a conflict otherwise.
+    async fn set_budget(&self, id: &str, budget: cardex_core::Budget) -> Result<Batch>;
+
+    /// Keeps the latest estimate made for a batch (the API's JSON).
+    async fn set_estimate(&self, id: &str, estimate: &serde_json::Value) -> Result<()>;
+
     /// Locks an open batch, queues its cards and moves their images from
     /// the staging dir into the batch dir (crash-safe: a start cut short
     /// is finished when the store opens).
     async fn start_batch(&self, id: &str) -> Result<(Batch, StoredEvent)>;
 
     /// Moves a batch between states if it is in one of `from`; returns the
-    /// `state` event, or a conflict naming the current state.
+    /// `state` event (and, when a resumed batch has nothing left to read,
+    /// the event of its end), or a conflict naming the current state.
     async fn transition(
         &self,
         batch_id: &str,
         from: &[BatchState],
         to: BatchState,
         reason: Option<Reason<'_>>,
-    ) -> Result<StoredEvent>;
+    ) -> Result<Vec<StoredEvent>>;
 
     /// Resumes every batch the system paused with reason `code` (the disk
     /// has room again, say); returns their `state` events.

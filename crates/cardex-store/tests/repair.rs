@@ -207,10 +207,21 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
     let results: Vec<serde_json::Value> = (0..5)
         .map(|i| serde_json::json!({"title": format!("card {i}")}))
         .collect();
+    let usage = |i: u64| cardex_core::Usage {
+        prompt_tokens: 1000 + i,
+        completion_tokens: 10,
+        total_tokens: 1010 + i,
+        cached_tokens: 0,
+        requests: 1,
+        ms: 100,
+    };
+    let usages: Vec<cardex_core::Usage> = (0..5).map(usage).collect();
+    let provenance = serde_json::json!({"engine": "ocr"});
     let items: Vec<cardex_store::Completion<'_>> = cards
         .iter()
         .zip(&results)
-        .map(|(card, result)| cardex_store::Completion {
+        .zip(&usages)
+        .map(|((card, result), usage)| cardex_store::Completion {
             card,
             result,
             raw: "{}",
@@ -218,6 +229,8 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             confidence: &serde_json::Value::Null,
             text: None,
             check: false,
+            usage,
+            provenance: &provenance,
         })
         .collect();
     let committed = store.complete_cards(&items).await.unwrap();
@@ -231,6 +244,10 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
 
     let batch = store.get_batch(&id).await.unwrap();
     assert_eq!((batch.counts.done, batch.counts.pending), (4, 1));
+    // Usage is counted with the cards' outcomes: the released card's not
+    // at all, the committed ones once however often they are sent.
+    assert_eq!(batch.usage.total_tokens, 1010 * 4 + 6);
+    assert_eq!((batch.usage.requests, batch.usage.ms), (4, 400));
     let last = store.claim_cards("ocr", 10).await.unwrap();
     let done = store
         .complete_cards(&[cardex_store::Completion {
@@ -241,6 +258,8 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
             confidence: &serde_json::Value::Null,
             text: None,
             check: false,
+            usage: &usages[4],
+            provenance: &provenance,
         }])
         .await
         .unwrap();
@@ -249,6 +268,11 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
     let batch = store.get_batch(&id).await.unwrap();
     assert_eq!(batch.state, cardex_core::BatchState::Completed);
     assert_eq!(batch.counts.done, 5);
+    assert_eq!(batch.usage.total_tokens, 1010 * 5 + 10);
+    assert_eq!(done.spent[0].1.usage, batch.usage);
+    let rows = store.results_page(&id, 0, 10).await.unwrap();
+    assert_eq!(rows[4].usage, Some(usages[4]));
+    assert_eq!(rows[4].provenance, Some(provenance.clone()));
 }
 
 #[tokio::test]
@@ -259,6 +283,7 @@ async fn cross_checks_wait_in_the_store_and_land_once_with_their_event() {
     store.start_batch(&id).await.unwrap();
     let cards = store.claim_cards("ocr", 10).await.unwrap();
     let result = serde_json::json!({"title": "Basel"});
+    let usage = cardex_core::Usage::default();
     let items: Vec<cardex_store::Completion<'_>> = cards
         .iter()
         .enumerate()
@@ -270,6 +295,8 @@ async fn cross_checks_wait_in_the_store_and_land_once_with_their_event() {
             confidence: &serde_json::Value::Null,
             text: None,
             check: i < 2,
+            usage: &usage,
+            provenance: &serde_json::Value::Null,
         })
         .collect();
     store.complete_cards(&items).await.unwrap();

@@ -128,6 +128,13 @@ pub struct ServeArgs {
     /// there fails as `answer_truncated` [default: 2048].
     #[arg(long, env = "CARDEX_VLM_MAX_TOKENS", value_name = "N")]
     pub vlm_max_tokens: Option<u32>,
+    /// What the model's prompt tokens cost, in US dollars per million;
+    /// with --vlm-price-output, batches show their cost.
+    #[arg(long, env = "CARDEX_VLM_PRICE_INPUT", value_name = "USD")]
+    pub vlm_price_input: Option<f64>,
+    /// What the model's generated tokens cost, in US dollars per million.
+    #[arg(long, env = "CARDEX_VLM_PRICE_OUTPUT", value_name = "USD")]
+    pub vlm_price_output: Option<f64>,
     /// Attempts per card before it fails [default: 5].
     #[arg(long, env = "CARDEX_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
@@ -182,6 +189,8 @@ impl ServeArgs {
             vlm_request_timeout: self.vlm_request_timeout.or(file.vlm_request_timeout),
             max_attempts: self.max_attempts.or(file.max_attempts),
             vlm_max_tokens: self.vlm_max_tokens.or(file.vlm_max_tokens),
+            vlm_price_input: self.vlm_price_input.or(file.vlm_price_input),
+            vlm_price_output: self.vlm_price_output.or(file.vlm_price_output),
             low_confidence: self.low_confidence.or(file.low_confidence),
             max_side: self.max_side.or(file.max_side),
             ocr_lang: self.ocr_lang.or(file.ocr_lang),
@@ -268,6 +277,21 @@ impl ServeArgs {
             anyhow::ensure!(n >= 1, "--max-attempts must be at least 1");
             runner.retry.max_attempts = n;
         }
+        runner.prices = match (self.vlm_price_input, self.vlm_price_output) {
+            (None, None) => None,
+            (Some(input), Some(output)) => {
+                for (flag, price) in [("input", input), ("output", output)] {
+                    anyhow::ensure!(
+                        price.is_finite() && price >= 0.0,
+                        "--vlm-price-{flag} is US dollars per million tokens, 0 or more"
+                    );
+                }
+                Some(cardex_core::Prices { input, output })
+            }
+            _ => anyhow::bail!(
+                "--vlm-price-input and --vlm-price-output go together: give both or neither"
+            ),
+        };
         let mut ocr = cardex_server::OcrConfig::default();
         if let Some(lang) = &self.ocr_lang {
             ocr.lang = lang.clone();

@@ -92,6 +92,19 @@ pub struct ExtractArgs {
     /// Threads of the cross-check's OCR [default: half the cores, at least 1].
     #[arg(long, env = "CARDEX_CROSS_CHECK_WORKERS", value_name = "N")]
     pub cross_check_workers: Option<usize>,
+    /// What the model's prompt tokens cost, in US dollars per million.
+    #[arg(long, env = "CARDEX_VLM_PRICE_INPUT", value_name = "USD")]
+    pub vlm_price_input: Option<f64>,
+    /// What the model's generated tokens cost, in US dollars per million.
+    #[arg(long, env = "CARDEX_VLM_PRICE_OUTPUT", value_name = "USD")]
+    pub vlm_price_output: Option<f64>,
+    /// Stop once the cards have used this many tokens (the cards in
+    /// flight finish; the results so far are written).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// Stop once the cards have cost this many US dollars (needs the prices).
+    #[arg(long, value_name = "USD", requires = "vlm_price_input")]
+    pub max_cost: Option<f64>,
 }
 
 /// Parses `NAME[:TYPE][=DESCRIPTION]`.
@@ -142,6 +155,8 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         low_confidence: args.low_confidence,
         cross_check: args.cross_check,
         cross_check_workers: args.cross_check_workers,
+        vlm_price_input: args.vlm_price_input,
+        vlm_price_output: args.vlm_price_output,
         ..ServeArgs::default()
     };
     let config = serve.server_config()?;
@@ -167,6 +182,18 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
             .collect::<anyhow::Result<_>>()?,
     };
     validate_fields(&fields)?;
+    anyhow::ensure!(
+        args.max_tokens != Some(0),
+        "--max-tokens must be at least 1"
+    );
+    anyhow::ensure!(
+        args.max_cost.is_none_or(|c| c.is_finite() && c > 0.0),
+        "--max-cost is US dollars above 0"
+    );
+    let budget = cardex_core::Budget {
+        max_tokens: args.max_tokens,
+        max_cost: args.max_cost,
+    };
     let engine = config.default_engine();
     let (engines, _) =
         cardex_runner::configured(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;
@@ -201,7 +228,10 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         )
     })?;
     let batch = store
-        .create_batch(&cardex_store::NewBatch::blank(&name, engine))
+        .create_batch(&cardex_store::NewBatch {
+            budget,
+            ..cardex_store::NewBatch::blank(&name, engine)
+        })
         .await?;
     store.set_fields(&batch.id, &fields).await?;
     let mut refused = 0;
@@ -241,6 +271,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     drop(out);
     stop.cancel();
     let _ = running.await;
+    let cost = cardex_runner::batch_cost(&done, runner.prices());
     // Shuts the OCR workers down before the process exits.
     drop(runner);
 
@@ -253,6 +284,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         c.failed,
         c.total as f64 / secs.max(1e-9)
     );
+    print_usage(&done, cost);
     for failed in store.failed_cards(&batch.id).await? {
         eprintln!(
             "failed {}: {}",
@@ -276,6 +308,48 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// What the batch cost: a model's tokens and requests (and dollars, at
+/// the configured prices); the OCR engine's time.
+fn print_usage(batch: &cardex_store::Batch, cost: Option<f64>) {
+    let u = &batch.usage;
+    if batch.engine != "vlm" {
+        eprintln!(
+            "OCR time: {:.1} s over {} readings",
+            u.ms as f64 / 1000.0,
+            grouped(u.requests)
+        );
+        return;
+    }
+    let cached = match u.cached_tokens {
+        0 => String::new(),
+        n => format!(", {} of them cached", grouped(n)),
+    };
+    let cost = match cost {
+        Some(c) => format!(", ${c:.2}"),
+        None => " (set --vlm-price-input and --vlm-price-output for the cost)".into(),
+    };
+    eprintln!(
+        "{} tokens ({} in the requests{cached}, {} generated) in {} requests{cost}",
+        grouped(u.total_tokens),
+        grouped(u.prompt_tokens),
+        grouped(u.completion_tokens),
+        grouped(u.requests),
+    );
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// The exit code of `--fail-on-empty` when most cards came out empty.
@@ -530,6 +604,14 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn field_specs_parse() {

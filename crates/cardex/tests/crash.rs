@@ -179,8 +179,11 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
         assert!(Instant::now() < deadline, "the batch did not finish: {b}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let rows: Vec<Value> =
-        get_json(&client, format!("{}/api/batches/{id}/results", server.base)).await;
+    let rows: Vec<Value> = get_json(
+        &client,
+        format!("{}/api/batches/{id}/results?include=usage", server.base),
+    )
+    .await;
     let cards: Vec<Value> =
         get_json(&client, format!("{}/api/batches/{id}/images", server.base)).await;
     drop(server);
@@ -220,6 +223,42 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     assert_eq!(
         batch["counts"]["done"].as_u64().unwrap() + batch["counts"]["failed"].as_u64().unwrap(),
         u64::from(n_cards)
+    );
+
+    // Usage is counted once, with each card's outcome: the batch's totals
+    // are the sum of its cards'. Requests whose answers were lost with a
+    // killed process are not counted, so the simulator may have reported
+    // more, never less.
+    let sim_stats: Value = get_json(&client, sim.replace("/v1", "/sim/stats")).await;
+    for key in [
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "requests",
+    ] {
+        let of_cards: u64 = rows
+            .iter()
+            .map(|r| {
+                r["usage"][key]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{key}: {r}"))
+            })
+            .sum();
+        let counted = batch["usage"][key].as_u64().unwrap();
+        assert_eq!(
+            counted, of_cards,
+            "{key}: the batch's total is not its cards' sum"
+        );
+        let reported = sim_stats[key].as_u64().unwrap();
+        assert!(
+            counted <= reported,
+            "{key}: counted {counted}, the simulator reported {reported}"
+        );
+        assert!(counted > 0, "{key}");
+    }
+    eprintln!(
+        "tokens: {} counted, {} reported by the simulator (the rest were lost with the kills)",
+        batch["usage"]["total_tokens"], sim_stats["total_tokens"]
     );
 
     // Every image is where its state says, nowhere else.

@@ -136,6 +136,18 @@ pub struct Stats {
     pub truncated: AtomicU64,
     /// Refusals sent.
     pub refused: AtomicU64,
+    /// Prompt tokens reported in answers' `usage`, summed.
+    pub prompt_tokens: AtomicU64,
+    /// Generated tokens reported, summed.
+    pub completion_tokens: AtomicU64,
+    /// Total tokens reported, summed.
+    pub total_tokens: AtomicU64,
+    /// Cached prompt tokens reported, summed.
+    pub cached_tokens: AtomicU64,
+    /// Hashes of the prompt texts seen, for `cached_tokens`: a prompt's
+    /// text is cached once it has been seen (prefix caching).
+    #[serde(skip)]
+    pub prompts_seen: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
     /// Values made up ([`SimConfig::hallucinate_rate`]), the most recent
     /// 10,000: `{image_sha256, field, value}`.
     pub inventions: std::sync::Mutex<Vec<Value>>,
@@ -336,11 +348,13 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
     };
     if image_share(&request.image, 2) < config.refuse_rate {
         stats.refused.fetch_add(1, Ordering::Relaxed);
+        let refusal = "I'm sorry, I can't help with that request.";
         return Json(json!({
             "id": "chatcmpl-sim", "object": "chat.completion", "model": config.model,
             "choices": [{"index": 0, "finish_reason": "stop", "message": {
                 "role": "assistant", "content": null,
-                "refusal": "I'm sorry, I can't help with that request."}}],
+                "refusal": refusal}}],
+            "usage": request.usage(refusal, stats),
         }))
         .into_response();
     }
@@ -412,9 +426,7 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
         "object": "chat.completion",
         "model": config.model,
         "choices": [choice],
-        "usage": {"prompt_tokens": 100 + request.image.len() / 1000,
-                  "completion_tokens": content.len() / 4,
-                  "total_tokens": 100 + request.image.len() / 1000 + content.len() / 4},
+        "usage": request.usage(&content, stats),
     }))
     .into_response()
 }
@@ -428,6 +440,39 @@ struct Request {
     fenced: bool,
     /// `logprobs: true` was asked for.
     logprobs: bool,
+    /// The prompt's text: system and user messages.
+    prompt_text: String,
+}
+
+impl Request {
+    /// The `usage` of an answer with `content`: the prompt's text at about
+    /// four characters a token (cached once seen), the image at 85 tokens
+    /// and one per kilobyte, the answer at four characters a token. So the
+    /// sums depend on the images and the answers, and a test can check
+    /// them against [`Stats`].
+    fn usage(&self, content: &str, stats: &Stats) -> Value {
+        use sha2::Digest;
+        let text = (self.prompt_text.len() / 4) as u64;
+        let prompt = text + 85 + (self.image.len() / 1000) as u64;
+        let completion = (content.len() / 4) as u64 + 1;
+        let seen = !stats
+            .prompts_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(sha2::Sha256::digest(self.prompt_text.as_bytes()).into());
+        let cached = if seen { text } else { 0 };
+        stats.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
+        stats
+            .completion_tokens
+            .fetch_add(completion, Ordering::Relaxed);
+        stats
+            .total_tokens
+            .fetch_add(prompt + completion, Ordering::Relaxed);
+        stats.cached_tokens.fetch_add(cached, Ordering::Relaxed);
+        json!({"prompt_tokens": prompt, "completion_tokens": completion,
+               "total_tokens": prompt + completion,
+               "prompt_tokens_details": {"cached_tokens": cached}})
+    }
 }
 
 enum Rejection {
@@ -493,12 +538,15 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
         .ok_or("`messages` must be an array")?;
     let mut image = None;
     let mut user_text = String::new();
+    let mut system_text = String::new();
     for m in messages {
         match m["role"].as_str() {
             Some("system") => {
-                m["content"]
-                    .as_str()
-                    .ok_or("a system message's content must be a string")?;
+                system_text.push_str(
+                    m["content"]
+                        .as_str()
+                        .ok_or("a system message's content must be a string")?,
+                );
             }
             Some("user") => {
                 let parts = m["content"]
@@ -551,6 +599,7 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
         fields,
         fenced,
         logprobs,
+        prompt_text: system_text + &user_text,
     })
 }
 

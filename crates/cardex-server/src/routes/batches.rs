@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
-use crate::api::{Batch, Quality};
+use crate::api::{Batch, Budget, Quality};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, PathParams};
 use crate::{ApiError, AppState};
@@ -30,6 +30,12 @@ pub struct CreateBatch {
     /// `deu+eng`; the server's `--ocr-lang` when absent.
     #[schema(example = "deu+eng", pattern = "^[a-z_]{3,16}(\\+[a-z_]{3,16}){0,7}$")]
     pub ocr_lang: Option<String>,
+    /// Most tokens the batch may use; reaching it pauses the batch.
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u64>,
+    /// Most US dollars the batch may cost at the server's prices.
+    #[schema(exclusive_minimum = 0.0)]
+    pub max_cost: Option<f64>,
 }
 
 /// Every batch, newest first, with counts.
@@ -38,7 +44,9 @@ pub struct CreateBatch {
     responses((status = 200, body = Vec<Batch>)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Batch>>, ApiError> {
     let batches = state.store.list_batches().await?;
-    Ok(Json(batches.into_iter().map(Batch::from).collect()))
+    Ok(Json(
+        batches.into_iter().map(|b| state.batch_out(b)).collect(),
+    ))
 }
 
 /// Creates an open batch, blank or with a copy of a template's fields.
@@ -84,6 +92,11 @@ pub(crate) async fn create(
             ),
         ));
     }
+    let budget = Budget {
+        max_tokens: body.max_tokens,
+        max_cost: body.max_cost,
+    }
+    .checked()?;
     let batch = state
         .store
         .create_batch(&NewBatch {
@@ -91,13 +104,14 @@ pub(crate) async fn create(
             engine,
             template_id: body.template_id.as_deref(),
             ocr_lang,
+            budget,
         })
         .await?;
     let location = format!("/api/batches/{}", batch.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(Batch::from(batch)),
+        Json(state.batch_out(batch)),
     ))
 }
 
@@ -124,7 +138,7 @@ pub(crate) async fn get(
     };
     Ok(Json(Batch {
         quality,
-        ..batch.into()
+        ..state.batch_out(batch)
     }))
 }
 
@@ -165,5 +179,28 @@ pub(crate) async fn start(
     let (batch, event) = state.store.start_batch(&id).await?;
     state.runner.publish(&id, &event);
     state.runner.wake();
-    Ok(Json(batch.into()))
+    Ok(Json(state.batch_out(batch)))
+}
+
+/// Sets the batch's budget (`null` for no bound) while it may still read
+/// cards. A batch paused at its budget goes on once resumed.
+#[utoipa::path(put, path = "/api/batches/{id}/budget",
+    operation_id = "set_budget", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    request_body = Budget,
+    responses(
+        (status = 200, body = Batch),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The batch has ended"),
+        (status = 422, body = ErrorBody, description = "A bound is not above 0"),
+    ))]
+pub(crate) async fn set_budget(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<Budget>,
+) -> Result<Json<Batch>, ApiError> {
+    let id = batch_id(id)?;
+    let budget = body.checked()?;
+    let batch = state.store.set_budget(&id, budget).await?;
+    Ok(Json(state.batch_out(batch)))
 }

@@ -17,14 +17,19 @@ async fn move_to(
     to: BatchState,
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
-    let event = state.store.transition(&id, from, to, None).await?;
-    if to == BatchState::Cancelled {
+    let events = state.store.transition(&id, from, to, None).await?;
+    if to == BatchState::Paused {
+        state.runner.hold(&id);
+    }
+    if to == BatchState::Cancelled || events.len() > 1 {
         state.runner.forget_batch(&id);
     }
-    state.runner.publish(&id, &event);
+    for event in &events {
+        state.runner.publish(&id, event);
+    }
     state.runner.wake();
     state.runner.send_progress(&id).await;
-    Ok(Json(state.store.get_batch(&id).await?.into()))
+    Ok(Json(state.read_batch(&id).await?))
 }
 
 /// Stops taking new cards; cards in flight finish.
@@ -43,11 +48,21 @@ pub(crate) async fn pause(
 #[utoipa::path(post, path = "/api/batches/{id}/resume", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "The batch is not paused")))]
+        (status = 409, body = ErrorBody, description = "The batch is not paused, or it is at its budget")))]
 pub(crate) async fn resume(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
+    let batch = state.store.get_batch(&batch_id(id.clone())?).await?;
+    if batch.state == BatchState::Paused
+        && let Some(why) = batch.budget.reached(&batch.usage, state.runner.prices())
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            cardex_runner::BUDGET_REACHED,
+            why,
+        ));
+    }
     move_to(&state, id, &[BatchState::Paused], BatchState::Running).await
 }
 
@@ -83,5 +98,5 @@ pub(crate) async fn retry_failed(
     state.runner.publish(&id, &event);
     state.runner.wake();
     state.runner.send_progress(&id).await;
-    Ok(Json(state.store.get_batch(&id).await?.into()))
+    Ok(Json(state.read_batch(&id).await?))
 }

@@ -130,6 +130,7 @@ async fn run_stream(
         &batch,
         rate,
         state.runner.engines().concurrency(&batch.engine),
+        state.runner.prices(),
     );
     snapshot["type"] = json!("snapshot");
     snapshot["seq"] = json!(batch.last_seq);

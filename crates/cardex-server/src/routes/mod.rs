@@ -5,6 +5,7 @@
 mod batches;
 mod control;
 mod engines;
+mod estimate;
 mod events;
 mod fields;
 mod health;
@@ -29,6 +30,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(batches::list, batches::create))
         .routes(routes!(batches::get, batches::delete))
         .routes(routes!(batches::start))
+        .routes(routes!(batches::set_budget))
+        .routes(routes!(estimate::estimate))
         .routes(routes!(control::pause))
         .routes(routes!(control::resume))
         .routes(routes!(control::cancel))

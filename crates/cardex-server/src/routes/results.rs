@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 use super::batch_id;
 use crate::api::{FailedCard, ResultRow};
 use crate::error::ErrorBody;
-use crate::export::{Exporter, Format, PAGE};
+use crate::export::{Exporter, Format, Include, PAGE};
 use crate::extract::{PathParams, QueryParams};
 use crate::{ApiError, AppState};
 
@@ -28,6 +28,11 @@ pub struct ResultsQuery {
     /// `1` adds a UTF-8 byte-order mark to CSV, for Excel.
     #[param(minimum = 0, maximum = 1)]
     pub bom: Option<u8>,
+    /// Comma-separated extras: `usage` adds each card's usage and
+    /// provenance (JSONL rows always have them; CSV gets `prompt_tokens`,
+    /// `completion_tokens`, `total_tokens`, `requests`, `ms`, `model`).
+    #[param(example = "usage", pattern = "^(usage)?$")]
+    pub include: Option<String>,
 }
 
 /// The batch's results so far, one row per card, streamed.
@@ -53,7 +58,9 @@ pub(crate) async fn results(
         Some(1) => true,
         Some(_) => return Err(ApiError::bad_request("invalid_query", "`bom` is 0 or 1")),
     };
-    let (exporter, head) = Exporter::new(format, &batch.fields, bom);
+    let include = Include::parse(q.include.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::bad_request("invalid_query", e))?;
+    let (exporter, head) = Exporter::new(format, &batch.fields, bom, include);
     let body = export_stream(state.store.clone(), id, exporter, head);
     Ok((
         [

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cardex_engine::{CompiledPrompt, EngineError, Usage, retry_attempts};
+use cardex_engine::{CompiledPrompt, EngineError, retry_attempts};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -41,9 +41,9 @@ pub struct TestResult {
     pub total_ms: u64,
     /// Attempts made.
     pub attempts: u32,
-    /// Token usage, when the server reports it.
-    #[schema(value_type = Option<Object>)]
-    pub usage: Option<Usage>,
+    /// What reading it cost, every attempt summed (tokens where the
+    /// server reports them).
+    pub usage: crate::api::CardUsage,
 }
 
 /// Extracts one card now, without starting the batch or changing anything.
@@ -122,7 +122,7 @@ pub(crate) async fn test_card(
             elapsed_ms: x.elapsed.as_millis() as u64,
             total_ms: started.elapsed().as_millis() as u64,
             attempts: attempted.attempts,
-            usage: x.usage,
+            usage: attempted.usage.into(),
         })),
         Err(e) => {
             let mut err = ApiError::new(StatusCode::BAD_GATEWAY, e.code(), e.to_string());

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use cardex_core::{BatchState, Field};
+use cardex_core::{BatchState, Budget, Field, Usage};
 use sqlx::FromRow;
 
 use super::events::append_event;
@@ -26,10 +26,20 @@ struct BatchRow {
     pause_code: Option<String>,
     last_seq: i64,
     ocr_lang: Option<String>,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+    cached_tokens: i64,
+    requests: i64,
+    engine_ms: i64,
+    max_tokens: Option<i64>,
+    max_cost: Option<f64>,
+    estimate: Option<String>,
 }
 
 const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, pause_code, last_seq, \
-     ocr_lang";
+     ocr_lang, prompt_tokens, completion_tokens, total_tokens, cached_tokens, requests, engine_ms, \
+     max_tokens, max_cost, estimate";
 
 impl BatchRow {
     fn into_batch(self, counts: Counts) -> Result<Batch> {
@@ -48,6 +58,23 @@ impl BatchRow {
             pause_reason: self.pause_reason,
             pause_code: self.pause_code,
             last_seq: self.last_seq,
+            usage: Usage {
+                prompt_tokens: self.prompt_tokens as u64,
+                completion_tokens: self.completion_tokens as u64,
+                total_tokens: self.total_tokens as u64,
+                cached_tokens: self.cached_tokens as u64,
+                requests: self.requests as u64,
+                ms: self.engine_ms as u64,
+            },
+            budget: Budget {
+                max_tokens: self.max_tokens.map(|n| n as u64),
+                max_cost: self.max_cost,
+            },
+            estimate: self
+                .estimate
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
         })
     }
 }
@@ -61,6 +88,7 @@ impl BatchStore for SqliteStore {
             engine,
             template_id,
             ocr_lang,
+            budget,
         } = *batch;
         let mut tx = self.write.begin().await?;
         let fields = match template_id {
@@ -73,8 +101,8 @@ impl BatchStore for SqliteStore {
         };
         let now = now();
         sqlx::query(
-            "INSERT INTO batches (id, name, state, engine, fields, created_at, ocr_lang) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batches (id, name, state, engine, fields, created_at, ocr_lang, \
+             max_tokens, max_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&name.id)
         .bind(&name.full)
@@ -83,6 +111,8 @@ impl BatchStore for SqliteStore {
         .bind(&fields)
         .bind(&now)
         .bind(ocr_lang)
+        .bind(budget.max_tokens.map(saturating_i64))
+        .bind(budget.max_cost)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -180,6 +210,42 @@ impl BatchStore for SqliteStore {
         self.get_batch(id).await
     }
 
+    /// Sets the budget of a batch that may still read cards: not
+    /// completed nor cancelled (one completed with errors may read its
+    /// failed cards again).
+    async fn set_budget(&self, id: &str, budget: Budget) -> Result<Batch> {
+        let mut tx = self.write.begin().await?;
+        let state = batch_state(&mut tx, id).await?;
+        if matches!(state, BatchState::Completed | BatchState::Cancelled) {
+            return Err(StoreError::conflict(
+                "batch_ended",
+                format!("the batch has ended (it is {state}); its budget can no longer change"),
+            ));
+        }
+        sqlx::query("UPDATE batches SET max_tokens = ?, max_cost = ? WHERE id = ?")
+            .bind(budget.max_tokens.map(saturating_i64))
+            .bind(budget.max_cost)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.get_batch(id).await
+    }
+
+    /// Keeps the latest estimate made for a batch.
+    async fn set_estimate(&self, id: &str, estimate: &serde_json::Value) -> Result<()> {
+        let updated = sqlx::query("UPDATE batches SET estimate = ? WHERE id = ?")
+            .bind(estimate.to_string())
+            .bind(id)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound { what: "batch" });
+        }
+        Ok(())
+    }
+
     /// Locks an open batch, queues its cards and moves the staged images to
     /// `batches/<name>/`. The state change commits first with
     /// `files_ready = 0`; the moves follow and then set it to 1, so a crash
@@ -246,7 +312,7 @@ impl BatchStore for SqliteStore {
         from: &[BatchState],
         to: BatchState,
         reason: Option<Reason<'_>>,
-    ) -> Result<StoredEvent> {
+    ) -> Result<Vec<StoredEvent>> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, batch_id).await?;
         if !from.contains(&state) {
@@ -255,9 +321,16 @@ impl BatchStore for SqliteStore {
                 format!("the batch is {state}; it cannot become {to} from there"),
             ));
         }
-        let event = change_state(&mut tx, batch_id, state, to, reason, None).await?;
+        let mut events = vec![change_state(&mut tx, batch_id, state, to, reason, None).await?];
+        // A batch paused after its last cards were taken (at its budget,
+        // say) has nothing left to read: resumed, it ends at once.
+        if to == BatchState::Running
+            && let Some(ended) = super::states::finish_if_done(&mut tx, batch_id).await?
+        {
+            events.push(ended);
+        }
         tx.commit().await?;
-        Ok(event)
+        Ok(events)
     }
 
     /// Running batches as (id, engine), oldest first.
@@ -328,4 +401,9 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// A count as SQLite stores it (an `i64`), the most it can hold when larger.
+pub(crate) fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

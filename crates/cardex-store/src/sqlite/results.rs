@@ -25,10 +25,15 @@ impl ResultStore for SqliteStore {
             text: Option<String>,
             check_state: Option<String>,
             check_note: Option<String>,
+            usage: Option<String>,
+            provenance: Option<String>,
         }
+        // A failed card's usage is kept with its error.
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, r.confidence, \
-               r.text, r.check_state, r.check_note FROM cards c \
+               r.text, r.check_state, r.check_note, \
+               COALESCE(r.usage, json_extract(c.error, '$.usage')) AS usage, r.provenance \
+             FROM cards c \
              LEFT JOIN results r ON r.card_id = c.id \
              WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
         )
@@ -56,6 +61,12 @@ impl ResultStore for SqliteStore {
                     text: r.text,
                     check: r.check_state,
                     check_note: r.check_note,
+                    usage: r.usage.as_deref().map(serde_json::from_str).transpose()?,
+                    provenance: r
+                        .provenance
+                        .as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()?,
                 })
             })
             .collect()

@@ -8,15 +8,17 @@
 //! is redone at start-up if a crash came in between.
 
 use async_trait::async_trait;
-use cardex_core::BatchState;
+use cardex_core::{BatchState, Budget, Usage};
 use serde_json::json;
+use sqlx::SqliteConnection;
 
+use super::batches::saturating_i64;
 use super::events::append_event;
 use super::states::{batch_state, change_state, finish_if_done};
 use super::{SqliteStore, now};
 use crate::{
     CardFailure, ClaimedCard, Committed, Completion, EventStore, GroupCommitted, Result, RunStore,
-    StoreError, StoredEvent,
+    Spent, StoreError, StoredEvent,
 };
 
 #[async_trait]
@@ -90,10 +92,10 @@ impl RunStore for SqliteStore {
             return Ok(out);
         }
 
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
         let sql = format!(
             "INSERT INTO results (card_id, batch_id, result, raw, flags, confidence, text, \
-             check_state, created_at) VALUES {rows}"
+             check_state, usage, provenance, created_at) VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
         for item in &items {
@@ -106,6 +108,8 @@ impl RunStore for SqliteStore {
                 .bind(item.confidence.to_string())
                 .bind(item.text)
                 .bind(item.check.then_some("pending"))
+                .bind(serde_json::to_string(item.usage)?)
+                .bind(item.provenance.to_string())
                 .bind(&at);
         }
         insert.execute(&mut *tx).await?;
@@ -130,6 +134,12 @@ impl RunStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
             let first = last - cards.len() as i64 + 1;
+            let mut usage = Usage::default();
+            for item in &cards {
+                usage.add(item.usage);
+            }
+            let spent = add_usage(&mut tx, batch_id, &usage).await?;
+            out.spent.push((batch_id.to_string(), spent));
             for (seq, item) in (first..).zip(cards) {
                 let payload = json!({
                     "type": "card_done",
@@ -199,6 +209,7 @@ impl RunStore for SqliteStore {
         .bind(now())
         .execute(&mut *tx)
         .await?;
+        let spent = add_usage(&mut tx, &card.batch_id, &failure.usage).await?;
         let event = append_event(
             &mut tx,
             &card.batch_id,
@@ -209,7 +220,11 @@ impl RunStore for SqliteStore {
         let finished = finish_if_done(&mut tx, &card.batch_id).await?;
         tx.commit().await?;
         self.quarantine(card.id).await?;
-        Ok(Some(Committed { event, finished }))
+        Ok(Some(Committed {
+            event,
+            finished,
+            spent,
+        }))
     }
 
     /// Puts a claimed card back in line (shutdown, or its batch was paused
@@ -295,4 +310,43 @@ impl RunStore for SqliteStore {
         }
         committed
     }
+}
+
+/// Adds a card's (or a group's) usage to its batch's totals, in the
+/// transaction of their outcomes; returns the totals now, with the budget.
+async fn add_usage(conn: &mut SqliteConnection, batch_id: &str, usage: &Usage) -> Result<Spent> {
+    type Row = (i64, i64, i64, i64, i64, i64, Option<i64>, Option<f64>);
+    let n = |v: u64| saturating_i64(v);
+    let row: Row = sqlx::query_as(
+        "UPDATE batches SET prompt_tokens = prompt_tokens + ?, \
+           completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?, \
+           cached_tokens = cached_tokens + ?, requests = requests + ?, engine_ms = engine_ms + ? \
+         WHERE id = ? RETURNING prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
+           requests, engine_ms, max_tokens, max_cost",
+    )
+    .bind(n(usage.prompt_tokens))
+    .bind(n(usage.completion_tokens))
+    .bind(n(usage.total_tokens))
+    .bind(n(usage.cached_tokens))
+    .bind(n(usage.requests))
+    .bind(n(usage.ms))
+    .bind(batch_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (prompt, completion, total, cached, requests, ms, max_tokens, max_cost) = row;
+    let u = |v: i64| v.max(0) as u64;
+    Ok(Spent {
+        usage: Usage {
+            prompt_tokens: u(prompt),
+            completion_tokens: u(completion),
+            total_tokens: u(total),
+            cached_tokens: u(cached),
+            requests: u(requests),
+            ms: u(ms),
+        },
+        budget: Budget {
+            max_tokens: max_tokens.map(u),
+            max_cost,
+        },
+    })
 }
