@@ -22,6 +22,13 @@ export type ResultRow = Omit<S['ResultRow'], 'result' | 'error' | 'confidence'> 
 export type Flag = S['Flag'];
 export type FlagCode = S['FlagCode'];
 export type Quality = S['Quality'];
+export type BatchUsage = S['BatchUsage'];
+export type Estimate = S['Estimate'];
+/** A batch's budget; null (or absent) is no bound. */
+export interface Budget {
+  max_tokens?: number | null;
+  max_cost?: number | null;
+}
 /** A stored card error. */
 export interface ErrorInfo {
   code?: string;
@@ -135,6 +142,9 @@ export const api = {
   test: (id: string, cardId?: number) =>
     request<TestResult>('POST', `${b(id)}/test`, cardId === undefined ? {} : { card_id: cardId }),
   start: (id: string) => request<Batch>('POST', `${b(id)}/start`),
+  estimate: (id: string, sample?: number) =>
+    request<Estimate>('POST', `${b(id)}/estimate`, sample === undefined ? {} : { sample }),
+  setBudget: (id: string, budget: Budget) => request<Batch>('PUT', `${b(id)}/budget`, budget),
   pause: (id: string) => request<Batch>('POST', `${b(id)}/pause`),
   resume: (id: string) => request<Batch>('POST', `${b(id)}/resume`),
   cancel: (id: string) => request<Batch>('POST', `${b(id)}/cancel`),

@@ -1,6 +1,6 @@
 // The progress stream: a pure reducer from events to the run view's state
 // (unit-tested), and a socket that reconnects by itself with `since`.
-import type { BatchState, ResultRow } from './client';
+import type { BatchState, BatchUsage, ResultRow } from './client';
 import { eventsUrl } from './client';
 
 /** Progress as the run view shows it. */
@@ -14,6 +14,8 @@ export interface Progress {
   eta_seconds: number | null;
   cards_per_minute: number | null;
   concurrency: number | null;
+  /** What the cards cost so far (tokens, requests, dollars). */
+  usage: BatchUsage | null;
 }
 
 /** Everything the run view knows, fed by the results export and the stream. */
@@ -68,6 +70,7 @@ export function applyEvent(state: LiveState, ev: Event): LiveState {
         eta_seconds: ev.eta_seconds ?? null,
         cards_per_minute: ev.cards_per_minute ?? null,
         concurrency: ev.concurrency ?? null,
+        usage: ev.usage ?? null,
       };
       return { ...state, progress, countedTo: ev.seq ?? state.countedTo, version: state.version + 1 };
     }

@@ -40,6 +40,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/batches/{id}/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets the batch's budget (`null` for no bound) while it may still read
+         *     cards. A batch paused at its budget goes on once resumed.
+         */
+        put: operations["set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/batches/{id}/cancel": {
         parameters: {
             query?: never;
@@ -68,6 +88,29 @@ export interface paths {
         get: operations["errors"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/batches/{id}/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reads a sample of the batch's cards, spread over it, through its
+         *     engine (results not kept) and answers what the whole batch will likely
+         *     take. The estimate is kept with the batch, to set beside the actual
+         *     figures after the run. Its own tokens are not counted in the batch's
+         *     usage.
+         */
+        post: operations["estimate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -388,6 +431,7 @@ export interface components {
             created_at: string;
             /** @description The engine that reads the cards (`ocr` or `vlm`). */
             engine: string;
+            estimate?: null | components["schemas"]["Estimate"];
             /** @description The field schema, in order. */
             fields: components["schemas"]["Field"][];
             /** @description When processing last finished, if it has. */
@@ -402,6 +446,18 @@ export interface components {
              * @description The number of the batch's latest progress-stream event.
              */
             last_seq: number;
+            /**
+             * Format: double
+             * @description Most US dollars the batch may cost at the server's prices;
+             *     reaching it pauses the batch.
+             */
+            max_cost?: number | null;
+            /**
+             * Format: int64
+             * @description Most tokens the batch may use; reaching it pauses the batch
+             *     (`budget_reached`).
+             */
+            max_tokens?: number | null;
             /**
              * @description `<custom>_<YYYY-MM-DD_HH-MM-SS>_<id>`.
              * @example Hemingway-Letters_2026-11-24_14-03-22_k3v9q2xa
@@ -429,12 +485,66 @@ export interface components {
             started_at?: string | null;
             /** @description The lifecycle state. */
             state: components["schemas"]["BatchState"];
+            /** @description What its cards cost so far, done and failed alike (DESIGN §14). */
+            usage: components["schemas"]["BatchUsage"];
         };
         /**
          * @description Where a batch is in its life. Leaving `open` locks it for good.
          * @enum {string}
          */
         BatchState: "open" | "running" | "paused" | "completed" | "completed_with_errors" | "cancelled";
+        /** @description What a batch's cards cost so far. */
+        BatchUsage: {
+            /**
+             * Format: int64
+             * @description Prompt tokens the server had cached, where it says.
+             */
+            cached_tokens: number;
+            /**
+             * Format: int64
+             * @description Tokens generated.
+             */
+            completion_tokens: number;
+            /**
+             * Format: double
+             * @description US dollars at the server's `--vlm-price-input`/`--vlm-price-output`;
+             *     null without prices (and for the OCR engine).
+             */
+            cost?: number | null;
+            /**
+             * Format: int64
+             * @description Engine time, summed over the requests, in milliseconds.
+             */
+            ms: number;
+            /**
+             * Format: int64
+             * @description Tokens in the requests (images included).
+             */
+            prompt_tokens: number;
+            /**
+             * Format: int64
+             * @description Requests made, retries included.
+             */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Both.
+             */
+            total_tokens: number;
+        };
+        /** @description A batch's budget: either bound, or none (null). */
+        Budget: {
+            /**
+             * Format: double
+             * @description Most US dollars it may cost at the server's prices, more than 0.
+             */
+            max_cost?: number | null;
+            /**
+             * Format: int64
+             * @description Most tokens (prompt and generated) the batch may use, at least 1.
+             */
+            max_tokens?: number | null;
+        };
         /** @description One card image of a batch. */
         Card: {
             /** @description Upload time, RFC 3339 UTC. */
@@ -475,6 +585,39 @@ export interface components {
          * @enum {string}
          */
         CardState: "uploaded" | "pending" | "processing" | "done" | "failed";
+        /** @description What reading one card cost, every attempt summed. */
+        CardUsage: {
+            /**
+             * Format: int64
+             * @description Prompt tokens the server had cached.
+             */
+            cached_tokens: number;
+            /**
+             * Format: int64
+             * @description Tokens generated.
+             */
+            completion_tokens: number;
+            /**
+             * Format: int64
+             * @description Engine time in milliseconds.
+             */
+            ms: number;
+            /**
+             * Format: int64
+             * @description Tokens in the requests.
+             */
+            prompt_tokens: number;
+            /**
+             * Format: int64
+             * @description Requests made, retries included.
+             */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Both.
+             */
+            total_tokens: number;
+        };
         /**
          * @description Where a result's cross-check stands.
          * @enum {string}
@@ -517,6 +660,16 @@ export interface components {
         CreateBatch: {
             /** @description `ocr` or `vlm`; the server's default when absent. */
             engine?: string | null;
+            /**
+             * Format: double
+             * @description Most US dollars the batch may cost at the server's prices.
+             */
+            max_cost?: number | null;
+            /**
+             * Format: int64
+             * @description Most tokens the batch may use; reaching it pauses the batch.
+             */
+            max_tokens?: number | null;
             /**
              * @description Any text; made filesystem-safe for the batch's name.
              * @example Hemingway Letters
@@ -571,6 +724,74 @@ export interface components {
             code: string;
             /** @description What happened and what to do, for people. */
             message: string;
+        };
+        /**
+         * @description What reading a whole batch will likely take, from a sample of its
+         *     cards read without keeping their results.
+         */
+        Estimate: {
+            /**
+             * Format: int64
+             * @description Cards in the batch.
+             */
+            cards: number;
+            /**
+             * Format: double
+             * @description Of which generated.
+             */
+            completion_tokens_per_card: number;
+            /**
+             * Format: int64
+             * @description Requests at once assumed.
+             */
+            concurrency: number;
+            /**
+             * Format: double
+             * @description US dollars for the whole batch at the server's prices; null without
+             *     prices (and for the OCR engine).
+             */
+            cost?: number | null;
+            /**
+             * Format: double
+             * @description Seconds for the whole batch.
+             */
+            duration_seconds: number;
+            /** @description When it was made, RFC 3339 UTC. */
+            made_at: string;
+            /**
+             * Format: double
+             * @description Of which in the request.
+             */
+            prompt_tokens_per_card: number;
+            /**
+             * Format: int64
+             * @description Cards read for it.
+             */
+            sample_cards: number;
+            /**
+             * Format: double
+             * @description Seconds per card with as many requests at once as the engine's
+             *     limit allows now: the sample's mean time per card over that limit.
+             */
+            seconds_per_card: number;
+            /**
+             * Format: double
+             * @description Mean tokens per card (prompt and generated) over the sample.
+             */
+            tokens_per_card: number;
+            /**
+             * Format: int64
+             * @description Tokens for the whole batch.
+             */
+            total_tokens: number;
+        };
+        /** @description Body of an estimate; without `sample`, 3 cards. */
+        EstimateRequest: {
+            /**
+             * Format: int32
+             * @description How many cards to read, spread over the batch (1–20).
+             */
+            sample?: number | null;
         };
         /** @description A failed card with its error history. */
         FailedCard: {
@@ -655,6 +876,25 @@ export interface components {
             /** @description The text part of the user message (the image is sent beside it). */
             user: string;
         };
+        /** @description Where a result came from. */
+        Provenance: {
+            /** @description The server it asked. */
+            endpoint?: string | null;
+            /** @description The engine (`vlm`, `ocr`). */
+            engine: string;
+            /** @description The model it asked (`tesseract` for OCR). */
+            model?: string | null;
+            /**
+             * @description Hex SHA-256 of the prompt as sent: system text, user text, JSON
+             *     Schema. Results with the same hash were asked the same question.
+             */
+            prompt_sha256: string;
+            /**
+             * @description How the answer was asked for: `json_schema`, `json_object` or
+             *     `plain`; null for engines without a choice.
+             */
+            response_mode?: string | null;
+        };
         /** @description How good a batch's results look (DESIGN §13), over its done cards. */
         Quality: {
             /**
@@ -728,6 +968,7 @@ export interface components {
             flags: components["schemas"]["Flag"][];
             /** @description The client's file name. */
             original_name: string;
+            provenance?: null | components["schemas"]["Provenance"];
             /** @description Field → value, for done cards. */
             result?: Record<string, never> | null;
             /** @description The card's state. */
@@ -737,6 +978,7 @@ export interface components {
              *     cross-check's), once read.
              */
             text?: string | null;
+            usage?: null | components["schemas"]["CardUsage"];
         };
         /** @description A saved field list. */
         Template: {
@@ -797,8 +1039,11 @@ export interface components {
              * @description Time for everything (preparation and retries), in milliseconds.
              */
             total_ms: number;
-            /** @description Token usage, when the server reports it. */
-            usage?: Record<string, never> | null;
+            /**
+             * @description What reading it cost, every attempt summed (tokens where the
+             *     server reports them).
+             */
+            usage: components["schemas"]["CardUsage"];
         };
         /**
          * @description A multipart body: one or more parts named `files`.
@@ -1052,6 +1297,103 @@ export interface operations {
             };
         };
     };
+    set_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Budget"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Malformed path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The API token is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The batch has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A bound is not above 0 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     cancel: {
         parameters: {
             query?: never;
@@ -1148,6 +1490,122 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    estimate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EstimateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Estimate"];
+                };
+            };
+            /** @description Malformed path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The API token is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such batch */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No active field, or no card */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A sample outside 1–20 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The engine failed on every card of the sample */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The batch's engine is not available */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1743,6 +2201,13 @@ export interface operations {
                 format?: "json" | "jsonl" | "csv";
                 /** @description `1` adds a UTF-8 byte-order mark to CSV, for Excel. */
                 bom?: number;
+                /**
+                 * @description Comma-separated extras: `usage` adds each card's usage and
+                 *     provenance (JSONL rows always have them; CSV gets `prompt_tokens`,
+                 *     `completion_tokens`, `total_tokens`, `requests`, `ms`, `model`).
+                 * @example usage
+                 */
+                include?: string;
             };
             header?: never;
             path: {
@@ -1838,7 +2303,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The batch is not paused */
+            /** @description The batch is not paused, or it is at its budget */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -6,6 +6,7 @@ import { navigate } from '../router';
 import { ErrorNote, StateBadge } from '../components/common';
 import { FieldsEditor } from '../components/FieldsEditor';
 import { isValid } from '../components/fields';
+import { BudgetForm, EstimateBox } from '../components/usage';
 import { RunView } from './RunView';
 
 export function BatchPage({ id }: { id: string }) {
@@ -374,6 +375,15 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
           </div>
         )}
       </div>
+      <EstimateBox batch={batch} disabled={!!blocker} prepare={save} />
+      <details className="budget-box">
+        <summary>Budget (optional): stop when the batch has used so many tokens or dollars</summary>
+        <BudgetForm batch={batch} />
+        <p className="muted small">
+          The batch pauses at either bound; the cards being read then finish and are kept. Raise the budget and resume
+          to go on.
+        </p>
+      </details>
       <div className="row actions">
         <button type="button" className="primary big" disabled={!!blocker || start.isPending} onClick={() => start.mutate()}>
           Start processing {cards.length} card{cards.length === 1 ? '' : 's'}

@@ -1,8 +1,9 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { api, shortName } from '../api/client';
+import { api, shortName, type Batch } from '../api/client';
 import { navigate } from '../router';
 import { ErrorNote, formatDate, Link, ProgressBar, StateBadge } from '../components/common';
+import { formatCost, formatTokens } from '../components/usage';
 
 /** The batches list, newest first, and the form that starts a new one. */
 export function BatchesPage() {
@@ -36,6 +37,7 @@ export function BatchesPage() {
                 <th scope="col">State</th>
                 <th scope="col">Progress</th>
                 <th scope="col">Done / failed / total</th>
+                <th scope="col">Tokens · cost</th>
                 <th scope="col">Created</th>
               </tr>
             </thead>
@@ -55,6 +57,7 @@ export function BatchesPage() {
                   <td>
                     {b.counts.done} / {b.counts.failed} / {b.counts.total}
                   </td>
+                  <td>{usageCell(b)}</td>
                   <td>{formatDate(b.created_at)}</td>
                 </tr>
               ))}
@@ -64,6 +67,15 @@ export function BatchesPage() {
       </section>
     </>
   );
+}
+
+/** "1.3 M · $0.41", "1.3 M tokens", "—" before any card was read. */
+function usageCell(b: Batch): string {
+  const u = b.usage;
+  if (u.requests === 0) return '—';
+  if (b.engine !== 'vlm') return 'OCR, no tokens';
+  const tokens = `${formatTokens(u.total_tokens)} tokens`;
+  return u.cost != null ? `${tokens} · ${formatCost(u.cost)}` : tokens;
 }
 
 /** Names of common Tesseract language codes. */

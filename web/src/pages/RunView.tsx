@@ -6,6 +6,7 @@ import { api, downloadResults } from '../api/client';
 import type { LiveState, SocketStatus } from '../api/live';
 import { applyEvent, emptyLive, watch, withRows } from '../api/live';
 import { ErrorNote, formatEta, ProgressBar } from '../components/common';
+import { UsagePanel } from '../components/usage';
 
 /**
  * Follows a started batch: the rows so far from the results export, then
@@ -47,10 +48,15 @@ function useLive(batchId: string): { live: LiveState; status: SocketStatus; erro
                       percent: state.progress.percent,
                       last_seq: state.seq,
                       counts: { ...old.counts, done: state.progress.done, failed: state.progress.failed, total: state.progress.total },
+                      usage: state.progress.usage ?? old.usage,
                     }
                   : old,
               );
-              if (ev.type === 'state') client.invalidateQueries({ queryKey: ['batches'] });
+              if (ev.type === 'state') {
+                client.invalidateQueries({ queryKey: ['batches'] });
+                // Why it paused, and its budget, come with the batch.
+                client.invalidateQueries({ queryKey: ['batch', batchId] });
+              }
             }
           },
           setStatus,
@@ -165,6 +171,7 @@ export function RunView({ batch }: { batch: Batch }) {
       {quality.data && done > 0 && (
         <QualityPanel quality={quality.data} done={done} onShowFlagged={() => setFlaggedOnly(true)} />
       )}
+      <UsagePanel batch={batch} usage={p?.usage ?? batch.usage} />
       <section className="panel" id="results">
         <div className="row">
           <h2>
