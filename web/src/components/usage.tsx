@@ -165,10 +165,10 @@ export function UsagePanel({ batch, usage }: { batch: Batch; usage: BatchUsage }
           <div>
             <dt>Tokens</dt>
             <dd data-testid="usage-tokens">
-              {formatTokens(usage.total_tokens)}{' '}
-              <span className="muted small">
-                ({formatTokens(usage.prompt_tokens)} in · {formatTokens(usage.completion_tokens)} out)
-              </span>
+              {formatTokens(usage.total_tokens)}
+              <div className="muted small">
+                {formatTokens(usage.prompt_tokens)} in · {formatTokens(usage.completion_tokens)} out
+              </div>
             </dd>
           </div>
         )}
@@ -195,7 +195,7 @@ export function UsagePanel({ batch, usage }: { batch: Batch; usage: BatchUsage }
           {cards > 0 && model && e.tokens_per_card > 0 && (
             <>
               {' '}
-              Actual so far: {formatTokens(usage.total_tokens / cards)} tokens per card against{' '}
+              {live ? 'Actual so far' : 'Actual'}: {formatTokens(usage.total_tokens / cards)} tokens per card against{' '}
               {formatTokens(e.tokens_per_card)} estimated ({percentOff(usage.total_tokens / cards, e.tokens_per_card)}).
             </>
           )}
