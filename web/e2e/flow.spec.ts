@@ -64,6 +64,15 @@ test('from an empty list to an exported CSV, with a reload mid-run and retry-fai
   await expect(preview).toBeVisible();
   await expect.poll(() => preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
 
+  // What the batch will take, from sample cards read now (the simulator
+  // fails half the requests: ask again until a sample card is read).
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const answer = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/estimate'));
+    await page.getByRole('button', { name: /^Estimate/ }).click();
+    if ((await answer).ok()) break;
+  }
+  await expect(page.getByTestId('estimate')).toHaveText(/^≈ [\d.,]+( k| M)? tokens · ≈ \d+ (s|min) for \d+ cards$/);
+
   // Start, and reload while it runs.
   await expect(start).toBeEnabled();
   await start.click();
@@ -105,6 +114,11 @@ test('from an empty list to an exported CSV, with a reload mid-run and retry-fai
   await expect(page.getByTestId('counts')).toContainText(`${kept} done · 0 failed · ${kept} total`);
   await expect(page.getByTestId('result-row')).toHaveCount(kept);
 
+  // What it cost, beside the estimate.
+  await expect(page.getByTestId('usage-tokens')).toContainText(/\d/);
+  await expect(page.getByTestId('usage-cost')).toHaveText('no prices set');
+  await expect(page.getByTestId('estimate-vs-actual')).toContainText('tokens per card against');
+
   // Export.
   const download = page.waitForEvent('download');
   await page.getByRole('button', { name: 'CSV' }).click();
@@ -117,6 +131,7 @@ test('from an empty list to an exported CSV, with a reload mid-run and retry-fai
   // The list shows the finished batch.
   await page.getByRole('link', { name: 'Batches' }).click();
   await expect(page.getByRole('row', { name: /Library cards box 1/ })).toContainText('completed');
+  await expect(page.getByRole('row', { name: /Library cards box 1/ })).toContainText(/tokens/);
 });
 
 test('templates and settings pages', async ({ page }) => {

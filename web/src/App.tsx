@@ -2,6 +2,7 @@ import { useEffect, useState, useSyncExternalStore } from 'react';
 import { needsToken, onTokenChange, setToken } from './api/client';
 import { BatchPage } from './pages/BatchPage';
 import { BatchesPage } from './pages/BatchesPage';
+import { ReviewPage } from './pages/ReviewPage';
 import { SettingsPage } from './pages/SettingsPage';
 import { TemplatesPage } from './pages/TemplatesPage';
 import { Link } from './components/common';
@@ -20,7 +21,7 @@ export function App() {
           cardex
         </Link>
         <nav aria-label="Main">
-          <Link to="/" className={route.page === 'batches' || route.page === 'batch' ? 'active' : ''}>
+          <Link to="/" className={route.page === 'batches' || route.page === 'batch' || route.page === 'review' ? 'active' : ''}>
             Batches
           </Link>
           <Link to="/templates" className={route.page === 'templates' ? 'active' : ''}>
@@ -38,6 +39,8 @@ export function App() {
           <BatchesPage />
         ) : route.page === 'batch' ? (
           <BatchPage id={route.id} key={route.id} />
+        ) : route.page === 'review' ? (
+          <ReviewPage id={route.id} key={route.id} />
         ) : route.page === 'templates' ? (
           <TemplatesPage />
         ) : route.page === 'settings' ? (

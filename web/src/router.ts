@@ -6,7 +6,7 @@ const listeners = new Set<() => void>();
 window.addEventListener('popstate', () => listeners.forEach((l) => l()));
 
 export function navigate(path: string) {
-  if (path === location.pathname) return;
+  if (path === location.pathname + location.search) return;
   history.pushState(null, '', path);
   listeners.forEach((l) => l());
 }
@@ -24,6 +24,7 @@ export function usePath(): string {
 export type Route =
   | { page: 'batches' }
   | { page: 'batch'; id: string }
+  | { page: 'review'; id: string }
   | { page: 'templates' }
   | { page: 'settings' }
   | { page: 'missing' };
@@ -32,6 +33,8 @@ export function match(path: string): Route {
   if (path === '/' || path === '') return { page: 'batches' };
   const batch = path.match(/^\/batches\/([a-z0-9]{8})\/?$/);
   if (batch) return { page: 'batch', id: batch[1] };
+  const review = path.match(/^\/batches\/([a-z0-9]{8})\/review\/?$/);
+  if (review) return { page: 'review', id: review[1] };
   if (path === '/templates') return { page: 'templates' };
   if (path === '/settings') return { page: 'settings' };
   return { page: 'missing' };

@@ -21,6 +21,20 @@ pub enum FlagCode {
     Repetition,
 }
 
+impl FlagCode {
+    /// The code as stored and sent (`low_confidence`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::LowConfidence => "low_confidence",
+            Self::NotInText => "not_in_text",
+            Self::InvalidValue => "invalid_value",
+            Self::TruncatedAnswer => "truncated_answer",
+            Self::Repetition => "repetition",
+        }
+    }
+}
+
 /// One flag on a result row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flag {
@@ -122,6 +136,14 @@ pub fn repeats_itself(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_read_as_they_serialise() {
+        use FlagCode::*;
+        for code in [Empty, LowConfidence, NotInText, InvalidValue, TruncatedAnswer, Repetition] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
     use crate::{Field, FieldType};
     use serde_json::json;
 

@@ -280,6 +280,12 @@ pub struct Counts {
     pub done: u64,
     /// Given up on; see the batch's errors.
     pub failed: u64,
+    /// Reviewed and found right (DESIGN §12).
+    pub verified: u64,
+    /// Marked by a reviewer for another look.
+    pub needs_attention: u64,
+    /// With at least one correction by a reviewer.
+    pub corrected: u64,
 }
 
 /// One card image of a batch.
@@ -360,6 +366,146 @@ pub struct ResultRow {
     /// Where the result came from (with `usage`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// A person's review, or null while there is none. `result` holds the
+    /// machine's values with its corrections over them.
+    pub review: Option<Review>,
+    /// The machine's values as extracted (with `include=machine`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub machine: Option<Value>,
+}
+
+/// Where a card's review stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// Nobody has looked yet, or a review was taken back.
+    Unreviewed,
+    /// A person checked the values (with the corrections) and found them right.
+    Verified,
+    /// A person wants another look.
+    NeedsAttention,
+}
+
+/// A person's review of a card, as it stands or as it was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Review {
+    /// Where it stands.
+    pub status: ReviewStatus,
+    /// Field → the value the person gave, over the machine's.
+    #[schema(value_type = Object)]
+    pub corrections: serde_json::Map<String, Value>,
+    /// What the person noted.
+    pub note: Option<String>,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+}
+
+impl From<cardex_store::Review> for Review {
+    fn from(r: cardex_store::Review) -> Self {
+        Self {
+            status: r.status.into(),
+            corrections: r.corrections,
+            note: r.note,
+            at: r.at,
+        }
+    }
+}
+
+/// One card for review (DESIGN §12).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CardReview {
+    /// The card.
+    pub card: Card,
+    /// Its state: `done` or `failed` once it can be reviewed.
+    pub state: CardState,
+    /// What the engine extracted; null for a card without a result.
+    #[schema(value_type = Option<Object>)]
+    pub machine: Option<Value>,
+    /// The reviewer's values, over the machine's.
+    #[schema(value_type = Object)]
+    pub corrections: serde_json::Map<String, Value>,
+    /// `machine` with `corrections` laid over it: what exports hold.
+    #[schema(value_type = Object)]
+    pub values: serde_json::Map<String, Value>,
+    /// Field → the engine's confidence, 0–1, or null.
+    #[schema(value_type = Object)]
+    pub confidence: Value,
+    /// Likely mistakes in the machine's values.
+    pub flags: Vec<Flag>,
+    /// The review as it stands; null before the first.
+    pub review: Option<Review>,
+    /// Every review, oldest first.
+    pub history: Vec<Review>,
+    /// What went wrong, for a failed card.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+    /// The card's own OCR text, once read.
+    pub text: Option<String>,
+}
+
+impl From<cardex_store::CardDetail> for CardReview {
+    fn from(d: cardex_store::CardDetail) -> Self {
+        let row = d.row;
+        let corrections = row
+            .review
+            .as_ref()
+            .map(|r| r.corrections.clone())
+            .unwrap_or_default();
+        let values = cardex_core::review::overlay(row.result.as_ref().and_then(Value::as_object), &corrections);
+        Self {
+            state: d.card.state.into(),
+            card: d.card.into(),
+            machine: row.result,
+            corrections,
+            values,
+            confidence: row.confidence,
+            flags: row.flags.into_iter().map(Flag::from).collect(),
+            review: row.review.map(Review::from),
+            history: d.history.into_iter().map(Review::from).collect(),
+            error: row.error,
+            text: row.text,
+        }
+    }
+}
+
+/// A page of the review queue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewQueue {
+    /// Cards to review, most in need first.
+    pub cards: Vec<QueueCard>,
+    /// Where the next page starts (`after=`); null on the last page.
+    pub next: Option<String>,
+}
+
+/// One card in the review queue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueCard {
+    /// The card.
+    pub card_id: i64,
+    /// The client's file name.
+    pub original_name: String,
+    /// `done` or `failed`.
+    pub state: CardState,
+    /// Its review's status.
+    pub status: ReviewStatus,
+    /// How many flags its result has.
+    pub flags: u64,
+    /// Its least confident value's confidence, where the engine gave one.
+    pub min_confidence: Option<f64>,
+}
+
+impl From<cardex_store::QueueEntry> for QueueCard {
+    fn from(e: cardex_store::QueueEntry) -> Self {
+        Self {
+            card_id: e.card_id,
+            original_name: e.original_name,
+            state: e.state.into(),
+            status: e.status.into(),
+            flags: e.flags,
+            min_confidence: e.min_confidence,
+        }
+    }
 }
 
 /// Where a result's cross-check stands.
@@ -558,6 +704,13 @@ mirror_enum!(
     List
 );
 mirror_enum!(
+    ReviewStatus,
+    cardex_core::ReviewStatus,
+    Unreviewed,
+    Verified,
+    NeedsAttention
+);
+mirror_enum!(
     FlagCode,
     cardex_core::FlagCode,
     Empty,
@@ -619,6 +772,9 @@ impl From<cardex_store::Counts> for Counts {
             processing: c.processing,
             done: c.done,
             failed: c.failed,
+            verified: c.verified,
+            needs_attention: c.needs_attention,
+            corrected: c.corrected,
         }
     }
 }
@@ -694,12 +850,21 @@ impl From<cardex_store::Template> for Template {
 }
 
 impl From<cardex_store::ResultRow> for ResultRow {
+    /// The row as exports give it: `result` holds the reviewed values.
     fn from(r: cardex_store::ResultRow) -> Self {
+        let values = match &r.review {
+            Some(review) if !review.corrections.is_empty() => Some(Value::Object(
+                cardex_core::review::overlay(r.result.as_ref().and_then(Value::as_object), &review.corrections),
+            )),
+            _ => r.result.clone(),
+        };
         Self {
             card_id: r.card_id,
             original_name: r.original_name,
             state: r.state,
-            result: r.result,
+            result: values,
+            machine: r.result,
+            review: r.review.map(Review::from),
             error: r.error,
             flags: r.flags.into_iter().map(Flag::from).collect(),
             confidence: r.confidence,

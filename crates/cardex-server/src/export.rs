@@ -1,5 +1,11 @@
-//! Rendering result rows as JSON, JSONL or CSV, page by page, for the HTTP
-//! export and the `cardex extract` command alike.
+//! Rendering result rows as JSON, JSONL, CSV or an Excel workbook, page by
+//! page, for the HTTP export and the `cardex extract` command alike.
+//!
+//! Every format holds the reviewed values: the machine's with a
+//! reviewer's corrections over them (DESIGN §12). JSON rows always carry
+//! `flags`, `confidence` and `review`; `include=` adds `machine` and
+//! `usage`, and for the tables (CSV, XLSX) also `review`, `flags` and
+//! `confidence` columns.
 
 use cardex_core::Field;
 use cardex_store::{ResultRow, Store, StoreError};
@@ -21,6 +27,9 @@ pub enum Format {
     Jsonl,
     /// `card_id, original_name, state, <fields...>, error`.
     Csv,
+    /// An Excel workbook with the CSV's columns: text cells stay text, a
+    /// bold header row stays in view.
+    Xlsx,
 }
 
 impl Format {
@@ -30,6 +39,7 @@ impl Format {
             "json" => Some(Self::Json),
             "jsonl" | "ndjson" => Some(Self::Jsonl),
             "csv" => Some(Self::Csv),
+            "xlsx" => Some(Self::Xlsx),
             _ => None,
         }
     }
@@ -40,6 +50,7 @@ impl Format {
             Self::Json => "application/json",
             Self::Jsonl => "application/x-ndjson",
             Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 
@@ -49,6 +60,7 @@ impl Format {
             Self::Json => "json",
             Self::Jsonl => "jsonl",
             Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
         }
     }
 }
@@ -57,25 +69,42 @@ impl Format {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Include {
     /// Each card's `usage` and `provenance` (JSONL rows always have them;
-    /// CSV gets token, request and model columns).
+    /// tables get token, request and model columns).
     pub usage: bool,
+    /// The machine's values as extracted (tables: `<field>_machine`).
+    pub machine: bool,
+    /// Tables: `review_status` and `review_note` columns.
+    pub review: bool,
+    /// Tables: a `flags` column.
+    pub flags: bool,
+    /// Tables: `<field>_confidence` columns.
+    pub confidence: bool,
 }
 
 impl Include {
-    /// Parses `include=usage`; an unknown part is named in the error.
+    /// Parses `include=usage,machine,...`; an unknown part is named in the
+    /// error.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut include = Self::default();
         for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "usage" => include.usage = true,
-                other => return Err(format!("`include` takes `usage`, not {other:?}")),
+                "machine" => include.machine = true,
+                "review" => include.review = true,
+                "flags" => include.flags = true,
+                "confidence" => include.confidence = true,
+                other => {
+                    return Err(format!(
+                        "`include` takes usage, machine, review, flags and confidence, not {other:?}"
+                    ));
+                }
             }
         }
         Ok(include)
     }
 }
 
-/// The CSV columns `include=usage` adds.
+/// The table columns `include=usage` adds.
 const USAGE_COLUMNS: [&str; 6] = [
     "prompt_tokens",
     "completion_tokens",
@@ -85,7 +114,9 @@ const USAGE_COLUMNS: [&str; 6] = [
     "model",
 ];
 
-/// Renders rows in one format; feed it pages in order.
+/// Renders rows in one format; feed it pages in order. XLSX is built
+/// whole: see [`Exporter::table_header`], [`Exporter::table_row`] and
+/// [`workbook`].
 #[derive(Debug)]
 pub struct Exporter {
     format: Format,
@@ -95,17 +126,24 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// An exporter for a batch with `fields` (active ones become CSV
+    /// An exporter for a batch with `fields` (active ones become table
     /// columns), and the bytes that open the document.
     pub fn new(format: Format, fields: &[Field], bom: bool, include: Include) -> (Self, Vec<u8>) {
         let include = Include {
             usage: include.usage || format == Format::Jsonl,
+            ..include
         };
         let columns: Vec<String> = fields
             .iter()
             .filter(|f| f.active)
             .map(|f| f.name.clone())
             .collect();
+        let exporter = Self {
+            format,
+            columns,
+            include,
+            first: true,
+        };
         let mut head = Vec::new();
         match format {
             Format::Json => head.push(b'['),
@@ -113,26 +151,14 @@ impl Exporter {
                 if bom {
                     head.extend_from_slice("\u{feff}".as_bytes());
                 }
-                let mut header = vec!["card_id".to_owned(), "original_name".into(), "state".into()];
-                header.extend(columns.iter().cloned());
-                header.push("error".into());
-                if include.usage {
-                    header.extend(USAGE_COLUMNS.map(String::from));
-                }
-                head.extend(csv_line(&header));
+                head.extend(csv_line(&exporter.table_header()));
             }
-            Format::Jsonl => {}
+            Format::Jsonl | Format::Xlsx => {}
         }
-        let exporter = Self {
-            format,
-            columns,
-            include,
-            first: true,
-        };
         (exporter, head)
     }
 
-    /// The bytes for a page of rows.
+    /// The bytes for a page of rows (JSON, JSONL, CSV).
     pub fn rows(&mut self, rows: Vec<ResultRow>) -> Vec<u8> {
         let mut out = Vec::new();
         for row in rows {
@@ -147,7 +173,11 @@ impl Exporter {
                     out.extend(json_row(row, self.include));
                     out.push(b'\n');
                 }
-                Format::Csv => out.extend(csv_line(&csv_row(&row, &self.columns, self.include))),
+                Format::Csv => {
+                    let cells: Vec<String> = self.table_row(&row).iter().map(cell_text).collect();
+                    out.extend(csv_line(&cells));
+                }
+                Format::Xlsx => {}
             }
             self.first = false;
         }
@@ -161,9 +191,190 @@ impl Exporter {
             _ => Vec::new(),
         }
     }
+
+    /// The table's column names.
+    pub fn table_header(&self) -> Vec<String> {
+        let mut header = vec!["card_id".to_owned(), "original_name".into(), "state".into()];
+        header.extend(self.columns.iter().cloned());
+        header.push("error".into());
+        let inc = self.include;
+        if inc.review {
+            header.extend(["review_status".to_owned(), "review_note".into()]);
+        }
+        if inc.machine {
+            header.extend(self.columns.iter().map(|c| format!("{c}_machine")));
+        }
+        if inc.flags {
+            header.push("flags".into());
+        }
+        if inc.confidence {
+            header.extend(self.columns.iter().map(|c| format!("{c}_confidence")));
+        }
+        if inc.usage {
+            header.extend(USAGE_COLUMNS.map(String::from));
+        }
+        header
+    }
+
+    /// One row of the table: text as strings, numbers as numbers, yes/no
+    /// as booleans, nothing as null. The field columns hold the reviewed
+    /// values.
+    pub fn table_row(&self, row: &ResultRow) -> Vec<Value> {
+        let corrections = row.review.as_ref().map(|r| &r.corrections);
+        let value = |c: &String| {
+            corrections
+                .and_then(|k| k.get(c))
+                .or_else(|| row.result.as_ref().and_then(|r| r.get(c)))
+        };
+        let mut out = vec![
+            Value::from(row.card_id),
+            Value::from(row.original_name.clone()),
+            Value::from(row.state.clone()),
+        ];
+        out.extend(self.columns.iter().map(|c| table_value(value(c))));
+        out.push(text_or_null(
+            row.error.as_ref().and_then(|e| e["message"].as_str()),
+        ));
+        let inc = self.include;
+        if inc.review {
+            let review = row.review.as_ref();
+            out.push(Value::from(
+                review.map_or("unreviewed", |r| r.status.as_str()),
+            ));
+            out.push(text_or_null(review.and_then(|r| r.note.as_deref())));
+        }
+        if inc.machine {
+            out.extend(
+                self.columns
+                    .iter()
+                    .map(|c| table_value(row.result.as_ref().and_then(|r| r.get(c)))),
+            );
+        }
+        if inc.flags {
+            let flags: Vec<String> = row
+                .flags
+                .iter()
+                .map(|f| match &f.field {
+                    Some(field) => format!("{}:{field}", f.code.as_str()),
+                    None => f.code.as_str().to_owned(),
+                })
+                .collect();
+            out.push(Value::from(flags.join("; ")));
+        }
+        if inc.confidence {
+            out.extend(
+                self.columns
+                    .iter()
+                    .map(|c| row.confidence.get(c).cloned().unwrap_or(Value::Null)),
+            );
+        }
+        if inc.usage {
+            let n = |v: u64| row.usage.map_or(Value::Null, |_| Value::from(v));
+            let u = row.usage.unwrap_or_default();
+            out.extend([
+                n(u.prompt_tokens),
+                n(u.completion_tokens),
+                n(u.total_tokens),
+                n(u.requests),
+                n(u.ms),
+            ]);
+            out.push(text_or_null(
+                row.provenance.as_ref().and_then(|p| p["model"].as_str()),
+            ));
+        }
+        out
+    }
 }
 
-/// Writes a whole batch's results to `out`, page by page.
+/// A field's value as one table cell: a list joined by `; `.
+fn table_value(v: Option<&Value>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(Value::Array(items)) => Value::from(
+            items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Some(v) => v.clone(),
+    }
+}
+
+fn text_or_null(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, Value::from)
+}
+
+/// A cell as CSV text.
+fn cell_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A workbook of `header` and `rows`: one sheet, the header bold and
+/// frozen, text cells written as text (so call numbers, phone numbers and
+/// dates are never turned into numbers or dates by Excel), numbers as
+/// numbers.
+pub fn workbook(header: &[String], rows: &[Vec<Value>]) -> Result<Vec<u8>, String> {
+    use rust_xlsxwriter::{Format as CellFormat, Workbook};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("results").map_err(|e| e.to_string())?;
+    let bold = CellFormat::new().set_bold();
+    let text = CellFormat::new().set_num_format("@");
+    for (col, name) in header.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, col as u16, name, &bold)
+            .map_err(|e| e.to_string())?;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let r = (i + 1) as u32;
+        for (col, cell) in row.iter().enumerate() {
+            let c = col as u16;
+            let written = match cell {
+                Value::Null => continue,
+                Value::Bool(b) => sheet.write_boolean(r, c, *b).map(|_| ()),
+                Value::Number(n) => match n.as_f64() {
+                    Some(x) => sheet.write_number(r, c, x).map(|_| ()),
+                    None => sheet.write_string_with_format(r, c, n.to_string(), &text).map(|_| ()),
+                },
+                Value::String(s) => sheet.write_string_with_format(r, c, s, &text).map(|_| ()),
+                other => sheet
+                    .write_string_with_format(r, c, other.to_string(), &text)
+                    .map(|_| ()),
+            };
+            written.map_err(|e| e.to_string())?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
+    sheet.autofit();
+    book.save_to_buffer().map_err(|e| e.to_string())
+}
+
+/// Every row of a batch, as a table, page by page.
+pub async fn table_rows(
+    store: &dyn Store,
+    batch_id: &str,
+    exporter: &Exporter,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    let (mut after, mut out) = (0, Vec::new());
+    loop {
+        let rows = store.results_page(batch_id, after, PAGE).await?;
+        let (n, last) = (rows.len(), rows.last().map(|r| r.card_id));
+        out.extend(rows.iter().map(|r| exporter.table_row(r)));
+        match last {
+            Some(last) if n as i64 == PAGE => after = last,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a whole batch's results to `out`, page by page (an XLSX
+/// workbook is built whole, then written).
 pub async fn write_results(
     store: &dyn Store,
     batch_id: &str,
@@ -172,6 +383,12 @@ pub async fn write_results(
 ) -> Result<u64, StoreError> {
     let batch = store.get_batch(batch_id).await?;
     let (mut exporter, head) = Exporter::new(format, &batch.fields, false, Include::default());
+    if format == Format::Xlsx {
+        let rows = table_rows(store, batch_id, &exporter).await?;
+        let bytes = workbook(&exporter.table_header(), &rows).map_err(std::io::Error::other)?;
+        out.write_all(&bytes)?;
+        return Ok(rows.len() as u64);
+    }
     out.write_all(&head)?;
     let (mut after, mut written) = (0, 0u64);
     loop {
@@ -195,59 +412,10 @@ fn json_row(row: ResultRow, include: Include) -> Vec<u8> {
         row.usage = None;
         row.provenance = None;
     }
+    if !include.machine {
+        row.machine = None;
+    }
     serde_json::to_vec(&row).unwrap_or_default()
-}
-
-fn csv_row(row: &ResultRow, columns: &[String], include: Include) -> Vec<String> {
-    let mut out = vec![
-        row.card_id.to_string(),
-        row.original_name.clone(),
-        row.state.clone(),
-    ];
-    for c in columns {
-        out.push(match row.result.as_ref().and_then(|r| r.get(c)) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join("; "),
-            Some(other) => other.to_string(),
-        });
-    }
-    out.push(
-        row.error
-            .as_ref()
-            .and_then(|e| e["message"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
-    );
-    if include.usage {
-        let u = row.usage.unwrap_or_default();
-        let n = |v: u64| {
-            if row.usage.is_some() {
-                v.to_string()
-            } else {
-                String::new()
-            }
-        };
-        out.extend([
-            n(u.prompt_tokens),
-            n(u.completion_tokens),
-            n(u.total_tokens),
-            n(u.requests),
-            n(u.ms),
-        ]);
-        out.push(
-            row.provenance
-                .as_ref()
-                .and_then(|p| p["model"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-        );
-    }
-    out
 }
 
 fn csv_line(cells: &[String]) -> Vec<u8> {

@@ -99,6 +99,12 @@ pub struct Counts {
     pub done: u64,
     /// Given up on; see the batch's errors.
     pub failed: u64,
+    /// Reviewed and found right (DESIGN §12).
+    pub verified: u64,
+    /// Marked for another look.
+    pub needs_attention: u64,
+    /// With at least one correction.
+    pub corrected: u64,
 }
 
 impl Counts {
@@ -111,6 +117,16 @@ impl Counts {
             CardState::Done => self.done += n,
             CardState::Failed => self.failed += n,
         }
+    }
+
+    /// Adds `n` reviews of `status`, `corrected` of them with corrections.
+    pub(crate) fn add_reviews(&mut self, status: &str, n: u64, corrected: u64) {
+        match status {
+            "verified" => self.verified += n,
+            "needs_attention" => self.needs_attention += n,
+            _ => {}
+        }
+        self.corrected += corrected;
     }
 
     /// Share of cards finished, 0–100, rounded to one decimal.
@@ -351,6 +367,91 @@ pub struct ResultRow {
     pub usage: Option<Usage>,
     /// Where the result came from.
     pub provenance: Option<Value>,
+    /// A person's review, once there is one.
+    pub review: Option<Review>,
+}
+
+/// A person's review of a card, as it stands or as it was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    /// Where it stands.
+    pub status: cardex_core::ReviewStatus,
+    /// Field → the value the person gave, over the machine's.
+    pub corrections: serde_json::Map<String, Value>,
+    /// What the person noted.
+    pub note: Option<String>,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+}
+
+/// What a review sets: the status, the corrections (all of them: they
+/// replace the card's; `None` keeps them) and a note (`None` keeps it).
+#[derive(Debug, Clone, Copy)]
+pub struct NewReview<'a> {
+    /// The status.
+    pub status: cardex_core::ReviewStatus,
+    /// The corrections, checked by the caller.
+    pub corrections: Option<&'a serde_json::Map<String, Value>>,
+    /// The note.
+    pub note: Option<&'a str>,
+}
+
+/// Everything about one card a reviewer needs.
+#[derive(Debug, Clone)]
+pub struct CardDetail {
+    /// The card.
+    pub card: Card,
+    /// Its result row (machine values, flags, confidence, review).
+    pub row: ResultRow,
+    /// Every review, oldest first.
+    pub history: Vec<Review>,
+}
+
+/// Which cards the review queue holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueFilter {
+    /// Done or failed cards nobody has reviewed.
+    #[default]
+    Unreviewed,
+    /// Cards marked for another look.
+    NeedsAttention,
+    /// Cards with flags.
+    Flagged,
+    /// Failed cards.
+    Failed,
+    /// Every done or failed card.
+    All,
+}
+
+/// Where a page of the review queue starts: after this card in the
+/// queue's order (failed, then flagged, then least sure, then card id).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueCursor {
+    /// 0 failed, 1 flagged, 2 the rest.
+    pub rank: i64,
+    /// The card's least confidence (2 where it has none: after the rest).
+    pub confidence: f64,
+    /// The card.
+    pub card_id: i64,
+}
+
+/// One card in the review queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueEntry {
+    /// The card.
+    pub card_id: i64,
+    /// The client's file name.
+    pub original_name: String,
+    /// `done` or `failed`.
+    pub state: CardState,
+    /// Its review's status.
+    pub status: cardex_core::ReviewStatus,
+    /// How many flags its result has.
+    pub flags: u64,
+    /// Its least confident value's confidence, where it has one.
+    pub min_confidence: Option<f64>,
+    /// Its place in the queue's order, for the next page.
+    pub cursor: QueueCursor,
 }
 
 /// How good a batch's results look (DESIGN §13), over its done cards.

@@ -41,9 +41,9 @@ use cardex_core::{BatchState, Field};
 use crate::Result;
 use crate::layout::DataDir;
 use crate::model::{
-    Batch, Card, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed, Completion,
-    FailedCard, GroupCommitted, NewBatch, NewCard, Quality, Reason, ResultRow, StoredEvent,
-    Template,
+    Batch, Card, CardDetail, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed,
+    Completion, FailedCard, GroupCommitted, NewBatch, NewCard, NewReview, Quality, QueueCursor,
+    QueueEntry, QueueFilter, Reason, ResultRow, StoredEvent, Template,
 };
 
 /// The store as the runner and the server share it.
@@ -58,6 +58,7 @@ pub trait Store:
     + EventStore
     + ResultStore
     + CheckStore
+    + ReviewStore
     + TemplateStore
     + std::fmt::Debug
 {
@@ -217,6 +218,35 @@ pub trait CheckStore: Send + Sync {
         card_id: i64,
         outcome: CheckOutcome<'_>,
     ) -> Result<Option<(String, StoredEvent)>>;
+}
+
+/// A person's reviews of cards (DESIGN §12): a layer over the machine's
+/// values, which never change, with a history.
+#[async_trait]
+pub trait ReviewStore: Send + Sync {
+    /// One card of a batch with its result, review and review history.
+    async fn card_detail(&self, batch_id: &str, card_id: i64) -> Result<CardDetail>;
+
+    /// Records a review of a done or failed card (a conflict for others),
+    /// appends it to the history and commits a durable `card_reviewed`
+    /// event, all in one transaction; returns the card as it is now, and
+    /// the event.
+    async fn record_review(
+        &self,
+        batch_id: &str,
+        card_id: i64,
+        review: &NewReview<'_>,
+    ) -> Result<(CardDetail, StoredEvent)>;
+
+    /// Up to `limit` cards to review, most in need first (failed, then
+    /// flagged, then least confident, then by id), after `after`.
+    async fn review_queue(
+        &self,
+        batch_id: &str,
+        filter: QueueFilter,
+        after: Option<QueueCursor>,
+        limit: i64,
+    ) -> Result<Vec<QueueEntry>>;
 }
 
 /// Saved field lists.

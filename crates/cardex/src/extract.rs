@@ -39,7 +39,7 @@ pub struct ExtractArgs {
     /// Use the fields of this saved template (from --data-dir).
     #[arg(long, value_name = "NAME", conflicts_with = "fields")]
     pub template: Option<String>,
-    /// Where to write the results; .csv, .json or .jsonl. Default: CSV on stdout.
+    /// Where to write the results; .csv, .json, .jsonl or .xlsx. Default: CSV on stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Data dir to keep the batch in [default: a temporary one].
@@ -128,7 +128,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         None => Format::Csv,
         Some(path) => Format::from_extension(path).with_context(|| {
             format!(
-                "cannot tell the format of {}: use .csv, .json or .jsonl",
+                "cannot tell the format of {}: use .csv, .json, .jsonl or .xlsx",
                 path.display()
             )
         })?,

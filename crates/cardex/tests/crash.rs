@@ -152,6 +152,7 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
 
     // Kill it at random moments while it works; restart each time.
     let started = Instant::now();
+    let mut reviewed: Option<i64> = None;
     for kill in 0..kills {
         let wait = rand::rng().random_range(50..400);
         tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -160,6 +161,22 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
             b["state"], "running",
             "kill {kill} of {kills} would not land mid-batch: {b}"
         );
+        if reviewed.is_none() && b["counts"]["done"].as_u64().unwrap() > 0 {
+            // A review answered 200 must outlive the kill right after it.
+            let rows: Vec<Value> =
+                get_json(&client, format!("{}/api/batches/{id}/results", server.base)).await;
+            let card = rows.iter().find(|r| r["state"] == "done").unwrap()["card_id"]
+                .as_i64()
+                .unwrap();
+            let res = client
+                .put(format!("{}/api/batches/{id}/cards/{card}/review", server.base))
+                .json(&json!({"status": "verified", "corrections": {"title": "Checked by hand"}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            reviewed = Some(card);
+        }
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
         server = start(data.path(), &sim);
@@ -181,9 +198,17 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     };
     let rows: Vec<Value> = get_json(
         &client,
-        format!("{}/api/batches/{id}/results?include=usage", server.base),
+        format!("{}/api/batches/{id}/results?include=usage,machine", server.base),
     )
     .await;
+    let reviewed = reviewed.expect("a card was reviewed mid-batch");
+    let review: Value = get_json(
+        &client,
+        format!("{}/api/batches/{id}/cards/{reviewed}", server.base),
+    )
+    .await;
+    assert_eq!(review["review"]["status"], "verified", "{review}");
+    assert_eq!(review["values"]["title"], "Checked by hand");
     let cards: Vec<Value> =
         get_json(&client, format!("{}/api/batches/{id}/images", server.base)).await;
     drop(server);
@@ -207,7 +232,7 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
             "done" => {
                 done += 1;
                 assert_eq!(
-                    row["result"],
+                    row["machine"],
                     Value::Object(vlm_sim::answer_for(image, &sim_fields)),
                     "{file}"
                 );

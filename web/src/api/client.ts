@@ -23,6 +23,18 @@ export type Flag = S['Flag'];
 export type FlagCode = S['FlagCode'];
 export type Quality = S['Quality'];
 export type BatchUsage = S['BatchUsage'];
+export type CardReview = Omit<S['CardReview'], 'machine' | 'corrections' | 'values' | 'confidence' | 'error'> & {
+  machine?: Record<string, unknown> | null;
+  corrections: Record<string, unknown>;
+  values: Record<string, unknown>;
+  confidence: Record<string, number | null>;
+  error?: ErrorInfo | null;
+};
+export type Review = S['Review'];
+export type ReviewStatus = S['ReviewStatus'];
+export type ReviewQueue = S['ReviewQueue'];
+export type QueueCard = S['QueueCard'];
+export type QueueFilter = 'unreviewed' | 'needs_attention' | 'flagged' | 'failed' | 'all';
 export type Estimate = S['Estimate'];
 /** A batch's budget; null (or absent) is no bound. */
 export interface Budget {
@@ -150,6 +162,17 @@ export const api = {
   cancel: (id: string) => request<Batch>('POST', `${b(id)}/cancel`),
   retryFailed: (id: string) => request<Batch>('POST', `${b(id)}/retry-failed`),
   results: (id: string) => request<ResultRow[]>('GET', `${b(id)}/results?format=json`),
+  reviewCard: (id: string, cardId: number) => request<CardReview>('GET', `${b(id)}/cards/${cardId}`),
+  review: (
+    id: string,
+    cardId: number,
+    body: { status: ReviewStatus; corrections?: Record<string, unknown>; note?: string },
+  ) => request<CardReview>('PUT', `${b(id)}/cards/${cardId}/review`, body),
+  reviewQueue: (id: string, filter: QueueFilter, after?: string | null, limit = 50) => {
+    const q = new URLSearchParams({ filter, limit: String(limit) });
+    if (after) q.set('after', after);
+    return request<ReviewQueue>('GET', `${b(id)}/review-queue?${q}`);
+  },
   errors: (id: string) => request<FailedCard[]>('GET', `${b(id)}/errors`),
   templates: () => request<Template[]>('GET', '/api/templates'),
   createTemplate: (name: string, fields: Field[]) =>
@@ -186,7 +209,7 @@ export function uploadFile(
 }
 
 /** Downloads the results in `format` (with the token, which a plain link cannot send). */
-export async function downloadResults(batch: Batch, format: 'csv' | 'json' | 'jsonl') {
+export async function downloadResults(batch: Batch, format: 'csv' | 'json' | 'jsonl' | 'xlsx') {
   const blob = await (await send('GET', `${b(batch.id)}/results?format=${format}`)).blob();
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');

@@ -47,7 +47,7 @@ type Event = Record<string, any>;
 
 /**
  * Applies one event. Durable events (card_done, card_failed, card_checked,
- * state) at or below the last seq are ones already applied and are
+ * card_reviewed, state) at or below the last seq are ones already applied and are
  * ignored, so a replay after a reconnect never shows a row twice. Counts come whole from
  * `snapshot` and `progress`, and move by one for each card event after
  * them; a `state` event with `retried` (retry-failed) moves the failed
@@ -97,6 +97,15 @@ export function applyEvent(state: LiveState, ev: Event): LiveState {
       const rows = new Map(state.rows);
       const row = rows.get(ev.card_id);
       if (row) rows.set(ev.card_id, { ...row, check: ev.check, flags: ev.flags ?? row.flags });
+      return { ...state, seq: ev.seq, rows, version: state.version + 1 };
+    }
+    case 'card_reviewed': {
+      // A person reviewed the card (here or in another window): the row
+      // shows the reviewed values.
+      if (ev.seq <= state.seq) return state;
+      const rows = new Map(state.rows);
+      const row = rows.get(ev.card_id);
+      if (row) rows.set(ev.card_id, { ...row, review: ev.review, result: ev.values });
       return { ...state, seq: ev.seq, rows, version: state.version + 1 };
     }
     case 'state': {

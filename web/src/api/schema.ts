@@ -77,6 +77,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/batches/{id}/cards/{card_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One card of a batch for review: its machine values, the corrections
+         *     over them, the values exports hold, confidence, flags, review and its
+         *     history.
+         */
+        get: operations["card"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/batches/{id}/cards/{card_id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Records a review of a done or failed card; the machine's values stay
+         *     as they were. A failed card can be transcribed by hand this way.
+         */
+        put: operations["review"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/batches/{id}/errors": {
         parameters: {
             query?: never;
@@ -291,6 +332,27 @@ export interface paths {
         put?: never;
         /** Queues the failed cards again, their images back out of `_errors/`. */
         post: operations["retry_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/batches/{id}/review-queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cards to review, most in need first (failed, then flagged, then
+         *     least confident, then by card id), a page at a time; the order is
+         *     stable across pages.
+         */
+        get: operations["queue"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -580,6 +642,30 @@ export interface components {
              */
             width: number;
         };
+        /** @description One card for review (DESIGN §12). */
+        CardReview: {
+            /** @description The card. */
+            card: components["schemas"]["Card"];
+            /** @description Field → the engine's confidence, 0–1, or null. */
+            confidence: Record<string, never>;
+            /** @description The reviewer's values, over the machine's. */
+            corrections: Record<string, never>;
+            /** @description What went wrong, for a failed card. */
+            error?: Record<string, never> | null;
+            /** @description Likely mistakes in the machine's values. */
+            flags: components["schemas"]["Flag"][];
+            /** @description Every review, oldest first. */
+            history: components["schemas"]["Review"][];
+            /** @description What the engine extracted; null for a card without a result. */
+            machine?: Record<string, never> | null;
+            review?: null | components["schemas"]["Review"];
+            /** @description Its state: `done` or `failed` once it can be reviewed. */
+            state: components["schemas"]["CardState"];
+            /** @description The card's own OCR text, once read. */
+            text?: string | null;
+            /** @description `machine` with `corrections` laid over it: what exports hold. */
+            values: Record<string, never>;
+        };
         /**
          * @description Where a card is in its life.
          * @enum {string}
@@ -627,6 +713,11 @@ export interface components {
         Counts: {
             /**
              * Format: int64
+             * @description With at least one correction by a reviewer.
+             */
+            corrected: number;
+            /**
+             * Format: int64
              * @description Extracted.
              */
             done: number;
@@ -635,6 +726,11 @@ export interface components {
              * @description Given up on; see the batch's errors.
              */
             failed: number;
+            /**
+             * Format: int64
+             * @description Marked by a reviewer for another look.
+             */
+            needs_attention: number;
             /**
              * Format: int64
              * @description Waiting to be processed.
@@ -655,6 +751,11 @@ export interface components {
              * @description Uploaded into an open batch.
              */
             uploaded: number;
+            /**
+             * Format: int64
+             * @description Reviewed and found right (DESIGN §12).
+             */
+            verified: number;
         };
         /** @description Body of `POST /api/batches`. */
         CreateBatch: {
@@ -940,6 +1041,30 @@ export interface components {
              */
             warning?: string | null;
         };
+        /** @description One card in the review queue. */
+        QueueCard: {
+            /**
+             * Format: int64
+             * @description The card.
+             */
+            card_id: number;
+            /**
+             * Format: int64
+             * @description How many flags its result has.
+             */
+            flags: number;
+            /**
+             * Format: double
+             * @description Its least confident value's confidence, where the engine gave one.
+             */
+            min_confidence?: number | null;
+            /** @description The client's file name. */
+            original_name: string;
+            /** @description `done` or `failed`. */
+            state: components["schemas"]["CardState"];
+            /** @description Its review's status. */
+            status: components["schemas"]["ReviewStatus"];
+        };
         /** @description A file that was not added, and why. */
         RejectedFile: {
             /** @description Why it was refused. */
@@ -966,11 +1091,14 @@ export interface components {
             error?: Record<string, never> | null;
             /** @description Likely mistakes in the result, for a person to look at (DESIGN §13). */
             flags: components["schemas"]["Flag"][];
+            /** @description The machine's values as extracted (with `include=machine`). */
+            machine?: Record<string, never> | null;
             /** @description The client's file name. */
             original_name: string;
             provenance?: null | components["schemas"]["Provenance"];
             /** @description Field → value, for done cards. */
             result?: Record<string, never> | null;
+            review?: null | components["schemas"]["Review"];
             /** @description The card's state. */
             state: string;
             /**
@@ -980,6 +1108,45 @@ export interface components {
             text?: string | null;
             usage?: null | components["schemas"]["CardUsage"];
         };
+        /** @description A person's review of a card, as it stands or as it was recorded. */
+        Review: {
+            /** @description When, RFC 3339 UTC. */
+            at: string;
+            /** @description Field → the value the person gave, over the machine's. */
+            corrections: Record<string, never>;
+            /** @description What the person noted. */
+            note?: string | null;
+            /** @description Where it stands. */
+            status: components["schemas"]["ReviewStatus"];
+        };
+        /** @description A page of the review queue. */
+        ReviewQueue: {
+            /** @description Cards to review, most in need first. */
+            cards: components["schemas"]["QueueCard"][];
+            /** @description Where the next page starts (`after=`); null on the last page. */
+            next?: string | null;
+        };
+        /** @description Body of a review. */
+        ReviewRequest: {
+            /**
+             * @description Field → the value the card really has (`null`: it has none),
+             *     checked and read by the field's type like a model's answer. They
+             *     replace the card's corrections; left out, those are kept.
+             */
+            corrections?: Record<string, never> | null;
+            /**
+             * @description A note for whoever looks next (at most 2,000 characters); left out,
+             *     the last one is kept; empty removes it.
+             */
+            note?: string | null;
+            /** @description Where the review stands. */
+            status: components["schemas"]["ReviewStatus"];
+        };
+        /**
+         * @description Where a card's review stands.
+         * @enum {string}
+         */
+        ReviewStatus: "unreviewed" | "verified" | "needs_attention";
         /** @description A saved field list. */
         Template: {
             /** @description Creation time, RFC 3339 UTC. */
@@ -1442,6 +1609,155 @@ export interface operations {
             };
             /** @description The batch is not running or paused */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    card: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Batch id */
+                id: string;
+                /** @description Card id */
+                card_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardReview"];
+                };
+            };
+            /** @description Malformed path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The API token is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    review: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Batch id */
+                id: string;
+                /** @description Card id */
+                card_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardReview"];
+                };
+            };
+            /** @description Malformed path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The API token is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The card is not done or failed yet */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A correction names no field of the batch, or is not of its field's type */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2197,15 +2513,18 @@ export interface operations {
     results: {
         parameters: {
             query?: {
-                /** @description `json` (default), `jsonl` or `csv`. */
-                format?: "json" | "jsonl" | "csv";
+                /** @description `json` (default), `jsonl`, `csv` or `xlsx`. */
+                format?: "json" | "jsonl" | "csv" | "xlsx";
                 /** @description `1` adds a UTF-8 byte-order mark to CSV, for Excel. */
                 bom?: number;
                 /**
-                 * @description Comma-separated extras: `usage` adds each card's usage and
-                 *     provenance (JSONL rows always have them; CSV gets `prompt_tokens`,
-                 *     `completion_tokens`, `total_tokens`, `requests`, `ms`, `model`).
-                 * @example usage
+                 * @description Comma-separated extras: `machine` (the machine's values; tables:
+                 *     `<field>_machine` columns), `usage` (each card's usage and
+                 *     provenance; JSONL rows always have them; tables: `prompt_tokens`,
+                 *     `completion_tokens`, `total_tokens`, `requests`, `ms`, `model`), and
+                 *     for CSV and XLSX `review` (`review_status`, `review_note`), `flags`
+                 *     and `confidence` (`<field>_confidence`) columns.
+                 * @example review,flags
                  */
                 include?: string;
             };
@@ -2218,7 +2537,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description JSON array; JSONL and CSV as text */
+            /** @description JSON array; JSONL and CSV as text; XLSX a workbook */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2227,6 +2546,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResultRow"][];
                     "application/x-ndjson": string;
                     "text/csv": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": number[];
                 };
             };
             /** @description Malformed path, query or body */
@@ -2362,6 +2682,61 @@ export interface operations {
             };
             /** @description Nothing failed, or the batch is running */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    queue: {
+        parameters: {
+            query?: {
+                /** @description `unreviewed` (default), `needs_attention`, `flagged`, `failed` or `all`. */
+                filter?: "unreviewed" | "needs_attention" | "flagged" | "failed" | "all";
+                /** @description The `next` of the page before. */
+                after?: string;
+                /** @description Cards per page, 1–500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewQueue"];
+                };
+            };
+            /** @description A bad `after` or `limit` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The API token is missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,3 +1,4 @@
+import { useEffect, useState } from 'react';
 import { navigate } from '../router';
 import type { BatchState } from '../api/client';
 
@@ -63,4 +64,16 @@ export function ErrorNote({ error }: { error: unknown }) {
       {message}
     </p>
   );
+}
+
+/** An object URL for `blob` while it is shown; revoked when it changes or unmounts. */
+export function useObjectUrl(blob: Blob | undefined): string | undefined {
+  const [url, setUrl] = useState<string>();
+  useEffect(() => {
+    if (!blob) return setUrl(undefined);
+    const made = URL.createObjectURL(blob);
+    setUrl(made);
+    return () => URL.revokeObjectURL(made);
+  }, [blob]);
+  return url;
 }

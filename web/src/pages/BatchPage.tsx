@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { Batch, Card, Field } from '../api/client';
 import { api, shortName, uploadFile } from '../api/client';
 import { navigate } from '../router';
-import { ErrorNote, StateBadge } from '../components/common';
+import { ErrorNote, StateBadge, useObjectUrl } from '../components/common';
 import { FieldsEditor } from '../components/FieldsEditor';
 import { isValid } from '../components/fields';
 import { BudgetForm, EstimateBox } from '../components/usage';
@@ -394,16 +394,4 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
       <ErrorNote error={start.error} />
     </>
   );
-}
-
-/** An object URL for `blob` while it is shown; revoked when it changes or unmounts. */
-function useObjectUrl(blob: Blob | undefined): string | undefined {
-  const [url, setUrl] = useState<string>();
-  useEffect(() => {
-    if (!blob) return setUrl(undefined);
-    const made = URL.createObjectURL(blob);
-    setUrl(made);
-    return () => URL.revokeObjectURL(made);
-  }, [blob]);
-  return url;
 }

@@ -5,8 +5,9 @@ import type { Batch, Flag, FlagCode, Quality, ResultRow } from '../api/client';
 import { api, downloadResults } from '../api/client';
 import type { LiveState, SocketStatus } from '../api/live';
 import { applyEvent, emptyLive, watch, withRows } from '../api/live';
-import { ErrorNote, formatEta, ProgressBar } from '../components/common';
+import { ErrorNote, formatEta, Link, ProgressBar } from '../components/common';
 import { UsagePanel } from '../components/usage';
+import { FLAG_WORDS, reviewCounts } from '../components/words';
 
 /**
  * Follows a started batch: the rows so far from the results export, then
@@ -88,7 +89,7 @@ export function RunView({ batch }: { batch: Batch }) {
     mutationFn: (action: 'pause' | 'resume' | 'cancel' | 'retryFailed') => api[action](batch.id),
     onSuccess: (b) => client.setQueryData(['batch', batch.id], b),
   });
-  const exporting = useMutation({ mutationFn: (f: 'csv' | 'json' | 'jsonl') => downloadResults(batch, f) });
+  const exporting = useMutation({ mutationFn: (f: 'csv' | 'json' | 'jsonl' | 'xlsx') => downloadResults(batch, f) });
   const columns = batch.fields.filter((f) => f.active ?? true).map((f) => f.name);
   const percent = p?.percent ?? batch.percent;
   const done = p?.done ?? batch.counts.done;
@@ -154,6 +155,16 @@ export function RunView({ batch }: { batch: Batch }) {
               Cancel
             </button>
           )}
+          {done + failed > 0 && (
+            <span className="review-link">
+              <Link to={`/batches/${batch.id}/review`} className="button">
+                Review
+              </Link>{' '}
+              <span className="muted small" data-testid="review-summary">
+                {reviewCounts(batch, quality.data?.flagged_cards)}
+              </span>
+            </span>
+          )}
           <span className="spacer" />
           <span className="muted">Export:</span>
           <button type="button" onClick={() => exporting.mutate('csv')}>
@@ -164,6 +175,9 @@ export function RunView({ batch }: { batch: Batch }) {
           </button>
           <button type="button" onClick={() => exporting.mutate('jsonl')}>
             JSONL
+          </button>
+          <button type="button" onClick={() => exporting.mutate('xlsx')}>
+            XLSX
           </button>
         </div>
         <ErrorNote error={error || control.error || exporting.error} />
@@ -183,7 +197,7 @@ export function RunView({ batch }: { batch: Batch }) {
             only
           </label>
         </div>
-        <ResultsTable rows={live.rows} version={live.version} columns={columns} flaggedOnly={flaggedOnly} />
+        <ResultsTable batchId={batch.id} rows={live.rows} version={live.version} columns={columns} flaggedOnly={flaggedOnly} />
       </section>
       {failed > 0 && (
         <section className="panel">
@@ -295,15 +309,6 @@ function QualityPanel({ quality, done, onShowFlagged }: { quality: Quality; done
   );
 }
 
-/** What each kind of flag means, in a few words. */
-const FLAG_WORDS: Record<FlagCode, string> = {
-  empty: 'no field found',
-  low_confidence: 'a value the engine is unsure of',
-  not_in_text: "a value not written on the card (cross-check with the card's own text)",
-  invalid_value: "a value not of its field's type, kept as written",
-  truncated_answer: "the model's answer was cut off",
-  repetition: "the model's answer repeats itself",
-};
 
 /** Words for a field's flags, for its cell's tooltip. */
 function flagText(flags: Flag[]): string {
@@ -315,11 +320,13 @@ const LOW_CONFIDENCE = 0.6;
 
 /** The results so far; only the rows in view are in the page (10,000 rows stay fast). */
 function ResultsTable({
+  batchId,
   rows,
   version,
   columns,
   flaggedOnly,
 }: {
+  batchId: string;
   rows: Map<number, ResultRow>;
   version: number;
   columns: string[];
@@ -370,7 +377,11 @@ function ResultsTable({
               >
                 <span role="cell">{r.card_id}</span>
                 <span role="cell" title={r.original_name}>
-                  {r.original_name}
+                  {r.state === 'done' || r.state === 'failed' ? (
+                    <Link to={`/batches/${batchId}/review?card=${r.card_id}`}>{r.original_name}</Link>
+                  ) : (
+                    r.original_name
+                  )}
                 </span>
                 <RowState row={r} />
                 {columns.map((c) => {
@@ -409,7 +420,14 @@ function ResultsTable({
 /** The card's state, with its row-wide flags (empty, cut-off answer) in words. */
 function RowState({ row }: { row: ResultRow }) {
   const flags = (row.flags ?? []).filter((f) => !f.field);
-  if (flags.length === 0) return <span role="cell">{row.state}</span>;
+  const reviewed = row.review?.status === 'verified' ? ' ✓ verified' : row.review?.status === 'needs_attention' ? ' · needs attention' : '';
+  if (flags.length === 0 || reviewed)
+    return (
+      <span role="cell" title={flags.length ? flagText(flags) : undefined}>
+        {row.state}
+        {reviewed}
+      </span>
+    );
   const label = flags[0].code === 'empty' ? 'empty' : 'check';
   return (
     <span role="cell" className="flagged" title={flagText(flags)}>

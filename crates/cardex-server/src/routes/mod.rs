@@ -12,6 +12,7 @@ mod health;
 mod images;
 mod prompt;
 mod results;
+mod reviews;
 mod templates;
 mod verify;
 
@@ -39,6 +40,9 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(results::results))
         .routes(routes!(results::errors))
         .routes(routes!(verify::test_card))
+        .routes(routes!(reviews::card))
+        .routes(routes!(reviews::review))
+        .routes(routes!(reviews::queue))
         .routes(routes!(events::events))
         .routes(routes!(images::upload, images::list).layer(images::no_body_limit()))
         .routes(routes!(images::delete))

@@ -22,16 +22,22 @@ use crate::{ApiError, AppState};
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
-    /// `json` (default), `jsonl` or `csv`.
+    /// `json` (default), `jsonl`, `csv` or `xlsx`.
     #[param(inline)]
     pub format: Option<Format>,
     /// `1` adds a UTF-8 byte-order mark to CSV, for Excel.
     #[param(minimum = 0, maximum = 1)]
     pub bom: Option<u8>,
-    /// Comma-separated extras: `usage` adds each card's usage and
-    /// provenance (JSONL rows always have them; CSV gets `prompt_tokens`,
-    /// `completion_tokens`, `total_tokens`, `requests`, `ms`, `model`).
-    #[param(example = "usage", pattern = "^(usage)?$")]
+    /// Comma-separated extras: `machine` (the machine's values; tables:
+    /// `<field>_machine` columns), `usage` (each card's usage and
+    /// provenance; JSONL rows always have them; tables: `prompt_tokens`,
+    /// `completion_tokens`, `total_tokens`, `requests`, `ms`, `model`), and
+    /// for CSV and XLSX `review` (`review_status`, `review_note`), `flags`
+    /// and `confidence` (`<field>_confidence`) columns.
+    #[param(
+        example = "review,flags",
+        pattern = "^((usage|machine|review|flags|confidence)(,(usage|machine|review|flags|confidence))*)?$"
+    )]
     pub include: Option<String>,
 }
 
@@ -39,10 +45,11 @@ pub struct ResultsQuery {
 #[utoipa::path(get, path = "/api/batches/{id}/results", tag = "results",
     params(("id" = String, Path, description = "Batch id"), ResultsQuery),
     responses(
-        (status = 200, description = "JSON array; JSONL and CSV as text",
+        (status = 200, description = "JSON array; JSONL and CSV as text; XLSX a workbook",
             content((Vec<ResultRow> = "application/json"),
                 (String = "application/x-ndjson"),
-                (String = "text/csv"))),
+                (String = "text/csv"),
+                (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 404, body = ErrorBody),
     ))]
 pub(crate) async fn results(
@@ -61,7 +68,17 @@ pub(crate) async fn results(
     let include = Include::parse(q.include.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::bad_request("invalid_query", e))?;
     let (exporter, head) = Exporter::new(format, &batch.fields, bom, include);
-    let body = export_stream(state.store.clone(), id, exporter, head);
+    let body = if format == Format::Xlsx {
+        let rows = crate::export::table_rows(state.store.as_ref(), &id, &exporter).await?;
+        let header = exporter.table_header();
+        let bytes = tokio::task::spawn_blocking(move || crate::export::workbook(&header, &rows))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        Body::from(bytes)
+    } else {
+        export_stream(state.store.clone(), id, exporter, head)
+    };
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),

@@ -41,6 +41,10 @@ const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, starte
      ocr_lang, prompt_tokens, completion_tokens, total_tokens, cached_tokens, requests, engine_ms, \
      max_tokens, max_cost, estimate";
 
+/// A batch's reviews by status, with how many of them hold corrections.
+const REVIEW_COUNTS: &str = "SELECT status, COUNT(*), SUM(corrections != '{}') FROM reviews \
+     WHERE batch_id = ? GROUP BY status";
+
 impl BatchRow {
     fn into_batch(self, counts: Counts) -> Result<Batch> {
         Ok(Batch {
@@ -135,9 +139,16 @@ impl BatchStore for SqliteStore {
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
+        let reviews: Vec<(String, i64, i64)> = sqlx::query_as(REVIEW_COUNTS)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         for (state, n) in rows {
             counts.add(parse_card_state(&state)?, n as u64);
+        }
+        for (status, n, corrected) in reviews {
+            counts.add_reviews(&status, n as u64, corrected as u64);
         }
         row.into_batch(counts)
     }
@@ -160,6 +171,18 @@ impl BatchStore for SqliteStore {
                 .entry(batch_id)
                 .or_default()
                 .add(parse_card_state(&state)?, n as u64);
+        }
+        let reviews: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT batch_id, status, COUNT(*), SUM(corrections != '{}') FROM reviews \
+             GROUP BY batch_id, status",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for (batch_id, status, n, corrected) in reviews {
+            counts
+                .entry(batch_id)
+                .or_default()
+                .add_reviews(&status, n as u64, corrected as u64);
         }
         rows.into_iter()
             .map(|row| {

@@ -12,6 +12,7 @@ mod checks;
 mod events;
 mod recovery;
 mod results;
+mod reviews;
 mod runs;
 mod states;
 mod templates;

@@ -7,69 +7,21 @@ use sqlx::FromRow;
 
 use super::SqliteStore;
 use super::states::batch_state;
-use crate::{FailedCard, Quality, Result, ResultRow, ResultStore};
+use crate::{FailedCard, Quality, Result, ResultRow, ResultStore, Review};
 
 #[async_trait]
 impl ResultStore for SqliteStore {
     /// Up to `limit` result rows with `card_id > after`, in card order.
     async fn results_page(&self, batch_id: &str, after: i64, limit: i64) -> Result<Vec<ResultRow>> {
-        #[derive(FromRow)]
-        struct Row {
-            id: i64,
-            original_name: String,
-            state: String,
-            result: Option<String>,
-            error: Option<String>,
-            flags: Option<String>,
-            confidence: Option<String>,
-            text: Option<String>,
-            check_state: Option<String>,
-            check_note: Option<String>,
-            usage: Option<String>,
-            provenance: Option<String>,
-        }
-        // A failed card's usage is kept with its error.
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, r.confidence, \
-               r.text, r.check_state, r.check_note, \
-               COALESCE(r.usage, json_extract(c.error, '$.usage')) AS usage, r.provenance \
-             FROM cards c \
-             LEFT JOIN results r ON r.card_id = c.id \
-             WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
-        )
+        let rows: Vec<RowRecord> = sqlx::query_as(&format!(
+            "{ROW_SELECT} WHERE c.batch_id = ? AND c.id > ? ORDER BY c.id LIMIT ?"
+        ))
         .bind(batch_id)
         .bind(after)
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ResultRow {
-                    card_id: r.id,
-                    original_name: r.original_name,
-                    state: r.state,
-                    result: r.result.as_deref().map(serde_json::from_str).transpose()?,
-                    error: r.error.as_deref().map(serde_json::from_str).transpose()?,
-                    flags: match r.flags {
-                        Some(f) => serde_json::from_str(&f)?,
-                        None => Vec::new(),
-                    },
-                    confidence: match r.confidence {
-                        Some(c) => serde_json::from_str(&c)?,
-                        None => Value::Object(Default::default()),
-                    },
-                    text: r.text,
-                    check: r.check_state,
-                    check_note: r.check_note,
-                    usage: r.usage.as_deref().map(serde_json::from_str).transpose()?,
-                    provenance: r
-                        .provenance
-                        .as_deref()
-                        .map(serde_json::from_str)
-                        .transpose()?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(RowRecord::into_row).collect()
     }
 
     /// The failed cards of a batch with their error history.
@@ -165,4 +117,77 @@ impl ResultStore for SqliteStore {
             mean_confidence: confident.into_iter().collect(),
         })
     }
+}
+
+/// A result row as selected by [`ROW_SELECT`].
+#[derive(FromRow)]
+pub(super) struct RowRecord {
+    id: i64,
+    original_name: String,
+    state: String,
+    result: Option<String>,
+    error: Option<String>,
+    flags: Option<String>,
+    confidence: Option<String>,
+    text: Option<String>,
+    check_state: Option<String>,
+    check_note: Option<String>,
+    usage: Option<String>,
+    provenance: Option<String>,
+    review_status: Option<String>,
+    corrections: Option<String>,
+    note: Option<String>,
+    reviewed_at: Option<String>,
+}
+
+/// Every card with its result (if any) and review (if any); a failed
+/// card's usage is kept with its error. Add `WHERE`, `ORDER BY`.
+pub(super) const ROW_SELECT: &str = "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, \
+       r.confidence, r.text, r.check_state, r.check_note, \
+       COALESCE(r.usage, json_extract(c.error, '$.usage')) AS usage, r.provenance, \
+       v.status AS review_status, v.corrections, v.note, v.updated_at AS reviewed_at \
+     FROM cards c LEFT JOIN results r ON r.card_id = c.id LEFT JOIN reviews v ON v.card_id = c.id";
+
+impl RowRecord {
+    pub(super) fn into_row(self) -> Result<ResultRow> {
+        let review = match (self.review_status, self.reviewed_at) {
+            (Some(status), Some(at)) => Some(Review {
+                status: parse_review_status(&status)?,
+                corrections: serde_json::from_str(self.corrections.as_deref().unwrap_or("{}"))?,
+                note: self.note,
+                at,
+            }),
+            _ => None,
+        };
+        Ok(ResultRow {
+            card_id: self.id,
+            original_name: self.original_name,
+            state: self.state,
+            result: self.result.as_deref().map(serde_json::from_str).transpose()?,
+            error: self.error.as_deref().map(serde_json::from_str).transpose()?,
+            flags: match self.flags {
+                Some(f) => serde_json::from_str(&f)?,
+                None => Vec::new(),
+            },
+            confidence: match self.confidence {
+                Some(c) => serde_json::from_str(&c)?,
+                None => Value::Object(Default::default()),
+            },
+            text: self.text,
+            check: self.check_state,
+            check_note: self.check_note,
+            usage: self.usage.as_deref().map(serde_json::from_str).transpose()?,
+            provenance: self.provenance.as_deref().map(serde_json::from_str).transpose()?,
+            review,
+        })
+    }
+}
+
+/// A stored review status, or a corrupt-data error.
+pub(super) fn parse_review_status(s: &str) -> Result<cardex_core::ReviewStatus> {
+    cardex_core::ReviewStatus::parse(s).ok_or_else(|| {
+        crate::StoreError::Db(sqlx::Error::Decode(
+            format!("unknown review status {s:?}").into(),
+        ))
+    })
 }

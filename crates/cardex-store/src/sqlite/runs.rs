@@ -92,10 +92,10 @@ impl RunStore for SqliteStore {
             return Ok(out);
         }
 
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; items.len()].join(", ");
         let sql = format!(
-            "INSERT INTO results (card_id, batch_id, result, raw, flags, confidence, text, \
-             check_state, usage, provenance, created_at) VALUES {rows}"
+            "INSERT INTO results (card_id, batch_id, result, raw, flags, confidence, min_confidence, \
+             text, check_state, usage, provenance, created_at) VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
         for item in &items {
@@ -106,6 +106,7 @@ impl RunStore for SqliteStore {
                 .bind(item.raw)
                 .bind(serde_json::to_string(item.flags)?)
                 .bind(item.confidence.to_string())
+                .bind(least_confidence(item.confidence))
                 .bind(item.text)
                 .bind(item.check.then_some("pending"))
                 .bind(serde_json::to_string(item.usage)?)
@@ -349,4 +350,13 @@ async fn add_usage(conn: &mut SqliteConnection, batch_id: &str, usage: &Usage) -
             max_cost,
         },
     })
+}
+
+/// The least of a result's confidences, `None` when it has none.
+fn least_confidence(confidence: &serde_json::Value) -> Option<f64> {
+    confidence
+        .as_object()?
+        .values()
+        .filter_map(serde_json::Value::as_f64)
+        .reduce(f64::min)
 }
