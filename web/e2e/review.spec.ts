@@ -95,6 +95,7 @@ test('review five cards with the keyboard, correct one, reload, export; a second
   // u undoes the last review; reviewing it again puts it back.
   await page.keyboard.press('u');
   await expect(page.getByRole('status')).toContainText('is not reviewed again');
+  await expect(page.getByTestId('review-counts')).toContainText(`4 of ${cards.length} verified`);
   await page.keyboard.press('Enter');
   await expect(page.getByTestId('review-counts')).toContainText(`5 of ${cards.length} verified`);
 

@@ -6,6 +6,7 @@
 //! (VmHWM from /proc) is its own, not the load generator's.
 
 mod ocr;
+mod review;
 mod runner;
 mod server;
 mod upload;
@@ -56,6 +57,9 @@ fn main() -> anyhow::Result<()> {
     if wanted("upload") {
         rows.extend(runtime.block_on(upload::ingest_rate())?);
         rows.push(runtime.block_on(upload::large_upload_rss())?);
+    }
+    if wanted("review") {
+        rows.extend(runtime.block_on(review::answer_times())?);
     }
     if wanted("ocr") {
         rows.extend(runtime.block_on(ocr::compare())?);

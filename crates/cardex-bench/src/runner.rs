@@ -45,7 +45,7 @@ impl Sim {
     /// A `cardex serve` using this simulator with default settings, but
     /// for the cross-check, off: these rows measure the model's path
     /// alone ([`cross_check`] measures what the cross-check costs it).
-    fn server(&self) -> anyhow::Result<Server> {
+    pub(crate) fn server(&self) -> anyhow::Result<Server> {
         self.server_with(&["--cross-check", "off"])
     }
 

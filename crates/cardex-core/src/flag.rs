@@ -140,7 +140,14 @@ mod tests {
     #[test]
     fn codes_read_as_they_serialise() {
         use FlagCode::*;
-        for code in [Empty, LowConfidence, NotInText, InvalidValue, TruncatedAnswer, Repetition] {
+        for code in [
+            Empty,
+            LowConfidence,
+            NotInText,
+            InvalidValue,
+            TruncatedAnswer,
+            Repetition,
+        ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }

@@ -38,7 +38,10 @@ impl ReviewStatus {
 /// The values exports hold: the machine's, with the corrections over
 /// them (a correction to `null` says the card has none). A failed card has
 /// no machine values: its values are the corrections alone.
-pub fn overlay(machine: Option<&Map<String, Value>>, corrections: &Map<String, Value>) -> Map<String, Value> {
+pub fn overlay(
+    machine: Option<&Map<String, Value>>,
+    corrections: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut values = machine.cloned().unwrap_or_default();
     for (field, value) in corrections {
         values.insert(field.clone(), value.clone());
@@ -66,7 +69,11 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in [ReviewStatus::Unreviewed, ReviewStatus::Verified, ReviewStatus::NeedsAttention] {
+        for s in [
+            ReviewStatus::Unreviewed,
+            ReviewStatus::Verified,
+            ReviewStatus::NeedsAttention,
+        ] {
             assert_eq!(ReviewStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(ReviewStatus::parse("done"), None);

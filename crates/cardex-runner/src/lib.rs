@@ -19,4 +19,6 @@ pub use check::{CrossCheck, ReadsText};
 pub use engines::{CrossCheckMode, EngineConfig, Engines, OcrConfig, configured, cross_check};
 pub use hub::Hub;
 pub use limit::Limiter;
-pub use runner::{BUDGET_REACHED, DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig, batch_cost};
+pub use runner::{
+    BUDGET_REACHED, DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig, batch_cost, is_priced,
+};

@@ -69,11 +69,17 @@ impl Default for RunnerConfig {
     }
 }
 
+/// Whether engine `name` is paid per token (a model server; the OCR
+/// engine runs here and costs nothing).
+pub fn is_priced(engine: &str) -> bool {
+    engine == "vlm"
+}
+
 /// What `batch`'s tokens cost at `prices`, in US dollars: `None` without
 /// prices, and for engines that are not priced per token (OCR).
 pub fn batch_cost(batch: &cardex_store::Batch, prices: Option<&Prices>) -> Option<f64> {
     prices
-        .filter(|_| batch.engine == "vlm")
+        .filter(|_| is_priced(&batch.engine))
         .map(|p| p.cost(&batch.usage))
 }
 
@@ -375,13 +381,6 @@ impl Runner {
                 }
             };
             claimed += cards.len();
-            if !cards.is_empty() {
-                // Claimed while running: no longer held.
-                let mut held = self.inner.held.lock().expect("lock poisoned");
-                for card in &cards {
-                    held.remove(&card.batch_id);
-                }
-            }
             for card in cards {
                 slot.claimed.fetch_add(1, Ordering::AcqRel);
                 let guard = SlotGuard(slot.claimed.clone());
@@ -524,6 +523,7 @@ impl Runner {
             match self.inner.store.resume_paused(DISK_FULL.code).await {
                 Ok(resumed) => {
                     for (batch_id, event) in &resumed {
+                        self.unhold(batch_id);
                         self.publish(batch_id, event);
                     }
                     tracing::info!(
@@ -914,6 +914,15 @@ impl Runner {
             .lock()
             .expect("lock poisoned")
             .insert(batch_id.to_owned());
+    }
+
+    /// Batch `batch_id` runs again (resumed, or its failed cards retried).
+    pub fn unhold(&self, batch_id: &str) {
+        self.inner
+            .held
+            .lock()
+            .expect("lock poisoned")
+            .remove(batch_id);
     }
 
     fn is_held(&self, batch_id: &str) -> bool {

@@ -138,8 +138,17 @@ pub struct Budget {
 
 impl Budget {
     /// The budget, checked: 422 `invalid_budget` for a bound that could
-    /// never let a card through.
-    pub fn checked(self) -> Result<cardex_core::Budget, crate::ApiError> {
+    /// never let a card through, 422 `no_prices` for a cost bound where
+    /// cost is not known (`priced`: the server has prices and the batch's
+    /// engine is paid per token), which could never be reached.
+    pub fn checked(self, priced: bool) -> Result<cardex_core::Budget, crate::ApiError> {
+        if self.max_cost.is_some() && !priced {
+            return Err(crate::ApiError::invalid(
+                "no_prices",
+                "a cost budget needs the model's prices (--vlm-price-input and --vlm-price-output) \
+                 and a batch read by a model; set `max_tokens` instead",
+            ));
+        }
         if self.max_tokens == Some(0) {
             return Err(crate::ApiError::invalid(
                 "invalid_budget",
@@ -452,7 +461,10 @@ impl From<cardex_store::CardDetail> for CardReview {
             .as_ref()
             .map(|r| r.corrections.clone())
             .unwrap_or_default();
-        let values = cardex_core::review::overlay(row.result.as_ref().and_then(Value::as_object), &corrections);
+        let values = cardex_core::review::overlay(
+            row.result.as_ref().and_then(Value::as_object),
+            &corrections,
+        );
         Self {
             state: d.card.state.into(),
             card: d.card.into(),
@@ -853,9 +865,12 @@ impl From<cardex_store::ResultRow> for ResultRow {
     /// The row as exports give it: `result` holds the reviewed values.
     fn from(r: cardex_store::ResultRow) -> Self {
         let values = match &r.review {
-            Some(review) if !review.corrections.is_empty() => Some(Value::Object(
-                cardex_core::review::overlay(r.result.as_ref().and_then(Value::as_object), &review.corrections),
-            )),
+            Some(review) if !review.corrections.is_empty() => {
+                Some(Value::Object(cardex_core::review::overlay(
+                    r.result.as_ref().and_then(Value::as_object),
+                    &review.corrections,
+                )))
+            }
             _ => r.result.clone(),
         };
         Self {

@@ -220,12 +220,14 @@ impl Exporter {
     /// as booleans, nothing as null. The field columns hold the reviewed
     /// values.
     pub fn table_row(&self, row: &ResultRow) -> Vec<Value> {
-        let corrections = row.review.as_ref().map(|r| &r.corrections);
-        let value = |c: &String| {
-            corrections
-                .and_then(|k| k.get(c))
-                .or_else(|| row.result.as_ref().and_then(|r| r.get(c)))
+        let values = match &row.review {
+            Some(r) => Some(cardex_core::review::overlay(
+                row.result.as_ref().and_then(Value::as_object),
+                &r.corrections,
+            )),
+            None => row.result.as_ref().and_then(Value::as_object).cloned(),
         };
+        let value = |c: &String| values.as_ref().and_then(|v| v.get(c));
         let mut out = vec![
             Value::from(row.card_id),
             Value::from(row.original_name.clone()),
@@ -339,9 +341,13 @@ pub fn workbook(header: &[String], rows: &[Vec<Value>]) -> Result<Vec<u8>, Strin
                 Value::Bool(b) => sheet.write_boolean(r, c, *b).map(|_| ()),
                 Value::Number(n) => match n.as_f64() {
                     Some(x) => sheet.write_number(r, c, x).map(|_| ()),
-                    None => sheet.write_string_with_format(r, c, n.to_string(), &text).map(|_| ()),
+                    None => sheet
+                        .write_string_with_format(r, c, n.to_string(), &text)
+                        .map(|_| ()),
                 },
-                Value::String(s) => sheet.write_string_with_format(r, c, s, &text).map(|_| ()),
+                Value::String(s) => sheet
+                    .write_string_with_format(r, c, cell_sized(s), &text)
+                    .map(|_| ()),
                 other => sheet
                     .write_string_with_format(r, c, other.to_string(), &text)
                     .map(|_| ()),
@@ -352,6 +358,17 @@ pub fn workbook(header: &[String], rows: &[Vec<Value>]) -> Result<Vec<u8>, Strin
     sheet.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
     sheet.autofit();
     book.save_to_buffer().map_err(|e| e.to_string())
+}
+
+/// Most characters an Excel cell holds.
+const MAX_CELL: usize = 32_767;
+
+/// `s`, cut to what a cell holds (marked with `…`) when longer.
+fn cell_sized(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MAX_CELL - 1) {
+        None => s.into(),
+        Some((at, _)) => format!("{}…", &s[..at]).into(),
+    }
 }
 
 /// Every row of a batch, as a table, page by page.
@@ -423,4 +440,20 @@ fn csv_line(cells: &[String]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = w.write_record(cells);
     w.into_inner().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_cut_to_what_excel_holds() {
+        assert_eq!(cell_sized("call no. 00123"), "call no. 00123");
+        let long = "é".repeat(MAX_CELL + 10);
+        let cut = cell_sized(&long);
+        assert_eq!(cut.chars().count(), MAX_CELL);
+        assert!(cut.ends_with('…'));
+        let book = workbook(&["title".into()], &[vec![Value::from(long)]]);
+        assert!(book.is_ok(), "{book:?}");
+    }
 }

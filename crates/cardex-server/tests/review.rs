@@ -57,25 +57,37 @@ async fn corrections_are_checked_kept_apart_and_exported() {
 
     // Bad reviews are refused, naming the field, and change nothing.
     let (s, b) = srv
-        .put(&url(done), json!({"status": "verified", "corrections": {"isbn": "1"}}))
+        .put(
+            &url(done),
+            json!({"status": "verified", "corrections": {"isbn": "1"}}),
+        )
         .await;
     assert_error(s, &b, 422, "unknown_field");
     assert_eq!(b["field"], "isbn", "{b}");
     let (s, b) = srv
-        .put(&url(done), json!({"status": "verified", "corrections": {"year": "nineteen"}}))
+        .put(
+            &url(done),
+            json!({"status": "verified", "corrections": {"year": "nineteen"}}),
+        )
         .await;
     assert_error(s, &b, 422, "invalid_value");
     assert_eq!(b["field"], "year", "{b}");
     let (s, b) = srv.put(&url(done), json!({"status": "done"})).await;
     assert_eq!(s, 422, "{b}");
     let (s, b) = srv
-        .put(&url(done), json!({"status": "verified", "note": "x".repeat(2001)}))
+        .put(
+            &url(done),
+            json!({"status": "verified", "note": "x".repeat(2001)}),
+        )
         .await;
     assert_error(s, &b, 422, "invalid_note");
     let (s, b) = srv.put(&url(999_999), json!({"status": "verified"})).await;
     assert_error(s, &b, 404, "card_not_found");
     let (_, card) = srv.get(&format!("/api/batches/{id}/cards/{done}")).await;
-    assert!(card["review"].is_null() && card["history"] == json!([]), "{card}");
+    assert!(
+        card["review"].is_null() && card["history"] == json!([]),
+        "{card}"
+    );
 
     // A correction: read by its type ("1,931" is 1931 for a whole number),
     // over the machine's values, which stay as they were.
@@ -89,7 +101,10 @@ async fn corrections_are_checked_kept_apart_and_exported() {
         .await;
     assert_eq!(s, 200, "{reviewed}");
     assert_eq!(reviewed["machine"], machine);
-    assert_eq!(reviewed["corrections"], json!({"year": 1931, "call_number": "00123"}));
+    assert_eq!(
+        reviewed["corrections"],
+        json!({"year": 1931, "call_number": "00123"})
+    );
     assert_eq!(reviewed["values"]["year"], 1931);
     assert_eq!(reviewed["values"]["title"], machine["title"]);
     assert_eq!(reviewed["review"]["status"], "needs_attention");
@@ -112,7 +127,10 @@ async fn corrections_are_checked_kept_apart_and_exported() {
         .await;
     assert_eq!(s, 200, "{by_hand}");
     assert!(by_hand["machine"].is_null());
-    assert_eq!(by_hand["values"], json!({"title": "Moby-Dick", "year": 1851}));
+    assert_eq!(
+        by_hand["values"],
+        json!({"title": "Moby-Dick", "year": 1851})
+    );
 
     // The counts.
     let (_, batch) = srv.get(&format!("/api/batches/{id}")).await;
@@ -127,7 +145,10 @@ async fn corrections_are_checked_kept_apart_and_exported() {
     assert_eq!(row["result"]["year"], 1931);
     assert_eq!(row["review"]["status"], "verified");
     assert!(row.get("machine").is_none());
-    let untouched = rows.iter().find(|r| r["card_id"] != done && r["state"] == "done").unwrap();
+    let untouched = rows
+        .iter()
+        .find(|r| r["card_id"] != done && r["state"] == "done")
+        .unwrap();
     assert!(untouched["review"].is_null(), "{untouched}");
     let (_, with_machine) = srv
         .get(&format!("/api/batches/{id}/results?include=machine"))
@@ -156,10 +177,11 @@ async fn corrections_are_checked_kept_apart_and_exported() {
          title_machine,year_machine,call_number_machine,flags,title_confidence,year_confidence,\
          call_number_confidence"
     );
-    let line = lines
-        .find(|l| l.starts_with(&format!("{done},")))
-        .unwrap();
-    assert!(line.contains(",1931,00123,,verified,year smudged,"), "{line}");
+    let line = lines.find(|l| l.starts_with(&format!("{done},"))).unwrap();
+    assert!(
+        line.contains(",1931,00123,,verified,year smudged,"),
+        "{line}"
+    );
 
     // XLSX: a real workbook; the corrected call number stays text, the
     // year is a number, the header is bold and frozen.
@@ -174,7 +196,15 @@ async fn corrections_are_checked_kept_apart_and_exported() {
     let header = book.row(1);
     assert_eq!(
         header,
-        ["card_id", "original_name", "state", "title", "year", "call_number", "error"]
+        [
+            "card_id",
+            "original_name",
+            "state",
+            "title",
+            "year",
+            "call_number",
+            "error"
+        ]
     );
     let r = book.row_of(&done.to_string());
     assert_eq!(book.cell(&format!("F{r}")), Cell::Text("00123".into()));
@@ -192,7 +222,9 @@ async fn the_queue_pages_in_a_stable_order_most_in_need_first() {
         let id = &id;
         let q = q.to_owned();
         async move {
-            let (s, b) = srv.get(&format!("/api/batches/{id}/review-queue?{q}")).await;
+            let (s, b) = srv
+                .get(&format!("/api/batches/{id}/review-queue?{q}"))
+                .await;
             assert_eq!(s, 200, "{b}");
             b
         }
@@ -256,22 +288,39 @@ async fn the_queue_pages_in_a_stable_order_most_in_need_first() {
     let attention = queue("filter=needs_attention").await;
     assert_eq!(attention["cards"][0]["card_id"], first);
     let failed = queue("filter=failed&limit=500").await;
-    assert!(failed["cards"].as_array().unwrap().iter().all(|c| c["state"] == "failed"));
+    assert!(
+        failed["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"] == "failed")
+    );
     let flagged = queue("filter=flagged&limit=500").await;
-    assert!(flagged["cards"].as_array().unwrap().iter().all(|c| c["flags"].as_u64().unwrap() > 0));
+    assert!(
+        flagged["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["flags"].as_u64().unwrap() > 0)
+    );
 
     for bad in ["after=nonsense", "limit=0", "limit=501", "filter=some"] {
-        let (s, b) = srv.get(&format!("/api/batches/{id}/review-queue?{bad}")).await;
+        let (s, b) = srv
+            .get(&format!("/api/batches/{id}/review-queue?{bad}"))
+            .await;
         assert_eq!(s, 400, "{bad}: {b}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reviews_go_out_live_and_work_while_the_batch_runs() {
-    let srv = TestServer::with_config(paced_sim(1, std::time::Duration::from_millis(150)).await).await;
+    let srv =
+        TestServer::with_config(paced_sim(1, std::time::Duration::from_millis(150)).await).await;
     let id = srv.started_batch(&review_fields(), &cards(20)).await;
     let first = srv
-        .wait_for(&id, "a card done", |b| b["counts"]["done"].as_u64().unwrap() >= 1)
+        .wait_for(&id, "a card done", |b| {
+            b["counts"]["done"].as_u64().unwrap() >= 1
+        })
         .await;
     assert_eq!(first["state"], "running");
     let mut ws = connect(&srv, &id, None).await;
@@ -355,7 +404,9 @@ impl Workbook {
             .map(|si| {
                 let t = si.split_once('>').map_or("", |(_, rest)| rest);
                 let t = t.split("</t>").next().unwrap_or("");
-                t.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+                t.replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
             })
             .collect();
         Self {
@@ -370,10 +421,7 @@ impl Workbook {
             return Cell::Empty;
         };
         let rest = &self.sheet[start..];
-        let end = rest
-            .find("</c>")
-            .or_else(|| rest.find("/>"))
-            .unwrap();
+        let end = rest.find("</c>").or_else(|| rest.find("/>")).unwrap();
         let xml = &rest[..end];
         let Some(v) = xml
             .split_once("<v>")

@@ -327,3 +327,51 @@ async fn a_cost_budget_pauses_at_the_prices() {
         "{paused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cost_bound_needs_prices_and_retry_failed_keeps_to_the_budget() {
+    // Without prices a cost bound could never be reached: refused.
+    let config = one_attempt_sim(vlm_sim::SimConfig {
+        bad_answer_rate: 0.3,
+        ..Default::default()
+    })
+    .await;
+    let srv = TestServer::with_config(config).await;
+    let (s, b) = srv
+        .post("/api/batches", json!({"name": "b", "max_cost": 5.0}))
+        .await;
+    assert_error(s, &b, 422, "no_prices");
+    let id = srv.started_batch(&fields_json(), &cards(20)).await;
+    let batch = srv.wait_finished(&id).await;
+    assert_eq!(batch["state"], "completed_with_errors", "{batch}");
+    let (s, b) = srv
+        .put(
+            &format!("/api/batches/{id}/budget"),
+            json!({"max_cost": 1.0}),
+        )
+        .await;
+    assert_error(s, &b, 422, "no_prices");
+
+    // At its budget, the failed cards are not read again until it is raised.
+    let used = batch["usage"]["total_tokens"].as_u64().unwrap();
+    let (s, b) = srv
+        .put(
+            &format!("/api/batches/{id}/budget"),
+            json!({"max_tokens": used}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = srv
+        .post(&format!("/api/batches/{id}/retry-failed"), json!(null))
+        .await;
+    assert_error(s, &b, 409, "budget_reached");
+    srv.put(
+        &format!("/api/batches/{id}/budget"),
+        json!({"max_tokens": used * 10}),
+    )
+    .await;
+    let (s, b) = srv
+        .post(&format!("/api/batches/{id}/retry-failed"), json!(null))
+        .await;
+    assert_eq!(s, 200, "{b}");
+}

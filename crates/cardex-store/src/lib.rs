@@ -16,13 +16,12 @@ pub use lock::{DataDirLock, LockError};
 pub use model::{
     Batch, Card, CardDetail, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed,
     Completion, Counts, FailedCard, GroupCommitted, NewBatch, NewCard, NewReview, Quality,
-    QueueCursor, QueueEntry, QueueFilter, Reason, ResultRow, Review, Spent, StoredEvent,
-    Template,
+    QueueCursor, QueueEntry, QueueFilter, Reason, ResultRow, Review, Spent, StoredEvent, Template,
 };
 pub use sqlite::SqliteStore;
 pub use store::{
-    BatchStore, CardStore, CheckStore, EventStore, ResultStore, ReviewStore, RunStore,
-    SharedStore, Store, TemplateStore,
+    BatchStore, CardStore, CheckStore, EventStore, ResultStore, ReviewStore, RunStore, SharedStore,
+    Store, TemplateStore,
 };
 
 /// What can go wrong in the store. `NotFound` and `Conflict` are the

@@ -314,7 +314,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
 /// the configured prices); the OCR engine's time.
 fn print_usage(batch: &cardex_store::Batch, cost: Option<f64>) {
     let u = &batch.usage;
-    if batch.engine != "vlm" {
+    if !cardex_runner::is_priced(&batch.engine) {
         eprintln!(
             "OCR time: {:.1} s over {} readings",
             u.ms as f64 / 1000.0,

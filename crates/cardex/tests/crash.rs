@@ -169,7 +169,10 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
                 .as_i64()
                 .unwrap();
             let res = client
-                .put(format!("{}/api/batches/{id}/cards/{card}/review", server.base))
+                .put(format!(
+                    "{}/api/batches/{id}/cards/{card}/review",
+                    server.base
+                ))
                 .json(&json!({"status": "verified", "corrections": {"title": "Checked by hand"}}))
                 .send()
                 .await
@@ -198,7 +201,10 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing() {
     };
     let rows: Vec<Value> = get_json(
         &client,
-        format!("{}/api/batches/{id}/results?include=usage,machine", server.base),
+        format!(
+            "{}/api/batches/{id}/results?include=usage,machine",
+            server.base
+        ),
     )
     .await;
     let reviewed = reviewed.expect("a card was reviewed mid-batch");

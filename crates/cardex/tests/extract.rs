@@ -229,3 +229,79 @@ fn tesseract_messages_go_to_the_log_not_the_terminal() {
         "{line}"
     );
 }
+
+/// `-o out.xlsx` writes a workbook; the summary gives the tokens and, with
+/// prices, the cost; `--max-tokens` stops the run at its budget, the
+/// results so far written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workbook_the_cost_and_a_budget() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let config = vlm_sim::SimConfig {
+        slots: 2,
+        latency: std::time::Duration::from_millis(30),
+        ..Default::default()
+    };
+    tokio::spawn(async move { vlm_sim::serve(listener, config, std::future::pending()).await });
+    let dir = tempfile::tempdir().unwrap();
+    let cards = dir.path().join("cards");
+    std::fs::create_dir(&cards).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            cards.join(format!("c{i:02}.jpg")),
+            cardex_testkit::jpeg(9000 + i),
+        )
+        .unwrap();
+    }
+    let run = |out: std::path::PathBuf, extra: Vec<&'static str>| {
+        let (cards, url) = (cards.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_cardex"))
+                .arg("extract")
+                .arg(&cards)
+                .args([
+                    "--field",
+                    "title",
+                    "--vlm-model",
+                    "sim-vlm",
+                    "--cross-check",
+                    "off",
+                ])
+                .args(["--vlm-url", &url])
+                .args(extra)
+                .arg("-o")
+                .arg(&out)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+    let book = dir.path().join("out.xlsx");
+    let result = run(
+        book.clone(),
+        vec!["--vlm-price-input", "1", "--vlm-price-output", "2"],
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let bytes = std::fs::read(&book).unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "a zip archive");
+    let names = String::from_utf8_lossy(&bytes);
+    assert!(names.contains("xl/worksheets/sheet1.xml"), "a workbook");
+    assert!(
+        stderr.contains(" tokens (") && stderr.contains("in 12 requests, $"),
+        "{stderr}"
+    );
+
+    let partial = dir.path().join("partial.csv");
+    let result = run(partial.clone(), vec!["--max-tokens", "600"])
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(stderr.contains("budget"), "{stderr}");
+    let csv = std::fs::read_to_string(&partial).unwrap();
+    let done = csv.lines().filter(|l| l.contains(",done,")).count();
+    assert!(done > 0 && done < 12, "{csv}");
+}

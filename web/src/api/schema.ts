@@ -262,7 +262,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stops taking new cards; cards in flight finish. */
+        /**
+         * Stops taking new cards; cards in flight finish, claimed ones not yet
+         *     sent go back in line.
+         */
         post: operations["pause"];
         delete?: never;
         options?: never;
@@ -1550,7 +1553,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A bound is not above 0 */
+            /** @description A bound is not above 0, or a cost bound without prices */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1875,7 +1878,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No active field, or no card */
+            /** @description Started already, no active field, or no card */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2680,7 +2683,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Nothing failed, or the batch is running */
+            /** @description Nothing failed, the batch is running, or it is at its budget */
             409: {
                 headers: {
                     [name: string]: unknown;

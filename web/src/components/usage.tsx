@@ -93,11 +93,13 @@ export function BudgetForm({ batch, onSaved }: { batch: Batch; onSaved?: (b: Bat
   const [cost, setCost] = useState(batch.max_cost?.toString() ?? '');
   const [saved, setSaved] = useState(false);
   const save = useMutation({
-    mutationFn: () =>
-      api.setBudget(batch.id, {
-        max_tokens: tokens.trim() ? Number(tokens) : null,
-        max_cost: cost.trim() ? Number(cost) : null,
-      }),
+    mutationFn: () => {
+      const maxTokens = tokens.trim() ? Number(tokens) : null;
+      const maxCost = cost.trim() ? Number(cost) : null;
+      if ((maxTokens !== null && !Number.isFinite(maxTokens)) || (maxCost !== null && !Number.isFinite(maxCost)))
+        throw new Error('Type a number of tokens and of dollars (such as 2.50), or leave a box empty for no limit.');
+      return api.setBudget(batch.id, { max_tokens: maxTokens, max_cost: maxCost });
+    },
     onSuccess: (b) => {
       client.setQueryData(['batch', batch.id], b);
       setSaved(true);

@@ -101,11 +101,17 @@ export function ReviewPage({ id }: { id: string }) {
     // Near the end of what is loaded: the next page.
     if (!next || position < list.length - 5) return;
     const after = next;
+    let cancelled = false;
     setNext(null);
     api.reviewQueue(id, filter, after).then((page) => {
+      // A page for a filter no longer shown is dropped.
+      if (cancelled) return;
       setList((old) => [...old, ...page.cards.filter((c) => !old.some((o) => o.card_id === c.card_id))]);
       setNext(page.next ?? null);
     }, setError);
+    return () => {
+      cancelled = true;
+    };
   }, [position, list.length, next, id, filter]);
   useEffect(() => {
     if (cardId !== null) history.replaceState(null, '', `/batches/${id}/review?card=${cardId}`);
@@ -137,10 +143,10 @@ export function ReviewPage({ id }: { id: string }) {
   useEffect(() => {
     const d = detail.data;
     const key = d ? `${d.card.id}@${d.review?.at ?? ''}` : null;
-    if (!d || loadedFor.current === key) return;
+    if (!d || !batch.data || loadedFor.current === key) return;
     loadedFor.current = key;
     setDraft(Object.fromEntries(fields.map((f) => [f.name, asText(d.values[f.name])])));
-  }, [detail.data, fields]);
+  }, [detail.data, batch.data, fields]);
   const focused = useRef(false);
   useEffect(() => {
     // The first card shown takes the focus, so the keys work at once.
@@ -161,10 +167,13 @@ export function ReviewPage({ id }: { id: string }) {
     [],
   );
 
+  const saving = useRef(false);
+  /** Records a review of the card shown; false when it could not be. */
   const record = useCallback(
-    async (status: ReviewStatus, then: 'next' | 'stay') => {
+    async (status: ReviewStatus, then: 'next' | 'stay'): Promise<boolean> => {
       const d = detail.data;
-      if (!d) return;
+      if (!d || saving.current) return false;
+      saving.current = true;
       setError(null);
       try {
         const corrections = correctionsWith(d, draft, types);
@@ -183,10 +192,14 @@ export function ReviewPage({ id }: { id: string }) {
         setMessage(
           `${d.card.original_name}: ${STATUS_WORDS[status]}${corrected ? `, ${corrected} correction${corrected === 1 ? '' : 's'}` : ''}.`,
         );
-        loadedFor.current = null;
         if (then === 'next') go(nextId);
+        return true;
       } catch (e) {
+        // The edits stay in the form, to be put right.
         setError(e);
+        return false;
+      } finally {
+        saving.current = false;
       }
     },
     [client, detail.data, draft, go, id, nextId, types],
@@ -196,18 +209,31 @@ export function ReviewPage({ id }: { id: string }) {
   const move = useCallback(
     async (to: number | undefined) => {
       if (to === undefined) return;
-      if (dirty && detail.data) await record(detail.data.review?.status ?? 'unreviewed', 'stay');
+      if (dirty && detail.data && !(await record(detail.data.review?.status ?? 'unreviewed', 'stay'))) return;
       go(to);
     },
     [detail.data, dirty, go, record],
   );
 
+  /** Saves the card's edits, if any, before something else is shown. */
+  const saveEdits = useCallback(
+    async () => !dirty || !detail.data || record(detail.data.review?.status ?? 'unreviewed', 'stay'),
+    [detail.data, dirty, record],
+  );
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    return () => window.removeEventListener('beforeunload', warn);
+  }, [dirty]);
+
   const undoLast = useCallback(async () => {
-    const last = undo.current.pop();
-    if (!last) {
+    if (!undo.current.length) {
       setMessage('Nothing to undo.');
       return;
     }
+    if (!(await saveEdits())) return;
+    const last = undo.current.pop()!;
     try {
       const saved = await api.review(id, last.cardId, { status: last.status, corrections: last.corrections, note: last.note });
       client.setQueryData(['review-card', id, last.cardId], saved);
@@ -218,7 +244,7 @@ export function ReviewPage({ id }: { id: string }) {
     } catch (e) {
       setError(e);
     }
-  }, [client, go, id]);
+  }, [client, go, id, saveEdits]);
 
   const [zoom, setZoom] = useState({ scale: 1, x: 0, y: 0 });
   useEffect(() => setZoom({ scale: 1, x: 0, y: 0 }), [cardId]);
@@ -232,10 +258,12 @@ export function ReviewPage({ id }: { id: string }) {
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement;
       const typing = t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT';
-      if (e.key === 'Enter' && !e.altKey && !e.ctrlKey && !e.metaKey) {
-        if (t.tagName === 'BUTTON' || t.tagName === 'A' || t.tagName === 'SELECT') return;
+      if (e.isComposing || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (e.key === 'Enter') {
+        // Buttons, links, the filter and the open/close of Keys keep their own Enter.
+        if (['BUTTON', 'A', 'SELECT', 'SUMMARY'].includes(t.tagName)) return;
         e.preventDefault();
-        record(e.shiftKey ? 'needs_attention' : 'verified', 'next');
+        if (!e.repeat) record(e.shiftKey ? 'needs_attention' : 'verified', 'next');
       } else if (e.key === 'Escape') {
         if (detail.data) {
           setDraft(Object.fromEntries(fields.map((f) => [f.name, asText(detail.data!.values[f.name])])));
@@ -312,9 +340,11 @@ export function ReviewPage({ id }: { id: string }) {
             <select
               id="review-filter"
               value={filter}
-              onChange={(e) => {
+              onChange={async (e) => {
+                const to = e.target.value as QueueFilter;
+                if (!(await saveEdits())) return;
                 setCardId(null);
-                setFilter(e.target.value as QueueFilter);
+                setFilter(to);
               }}
             >
               {FILTERS.map((f) => (
@@ -343,7 +373,7 @@ export function ReviewPage({ id }: { id: string }) {
         <div className="review-layout">
           <Viewer batchId={id} cardId={cardId} name={d?.card.original_name} zoom={zoom} setZoom={setZoom} zoomBy={zoomBy} />
           <section className="panel review-form" aria-labelledby="review-card-title">
-            <div ref={form} tabIndex={-1} className="review-focus" aria-label="The card's fields">
+            <div ref={form} tabIndex={-1} className="review-focus" role="group" aria-labelledby="review-card-title">
               <h2 id="review-card-title">
                 {d ? d.card.original_name : 'Loading…'}{' '}
                 {d && (
@@ -367,19 +397,19 @@ export function ReviewPage({ id }: { id: string }) {
                   />
                 ))}
               <div className="row actions">
-                <button type="button" className="primary" onClick={() => record('verified', 'next')} disabled={!d}>
+                <button type="button" className="primary" onClick={() => record('verified', 'next')} disabled={!d} aria-keyshortcuts="Enter">
                   Verify and next <kbd>Enter</kbd>
                 </button>
-                <button type="button" onClick={() => record('needs_attention', 'next')} disabled={!d}>
+                <button type="button" onClick={() => record('needs_attention', 'next')} disabled={!d} aria-keyshortcuts="Shift+Enter">
                   Needs attention <kbd>Shift+Enter</kbd>
                 </button>
-                <button type="button" onClick={() => move(list[position - 1]?.card_id)} disabled={position <= 0}>
+                <button type="button" onClick={() => move(list[position - 1]?.card_id)} disabled={position <= 0} aria-keyshortcuts="k ArrowUp">
                   Previous <kbd>k</kbd>
                 </button>
-                <button type="button" onClick={() => move(nextId)} disabled={nextId === undefined}>
+                <button type="button" onClick={() => move(nextId)} disabled={nextId === undefined} aria-keyshortcuts="j ArrowDown">
                   Next <kbd>j</kbd>
                 </button>
-                <button type="button" onClick={() => undoLast()}>
+                <button type="button" onClick={() => undoLast()} aria-keyshortcuts="u">
                   Undo <kbd>u</kbd>
                 </button>
               </div>

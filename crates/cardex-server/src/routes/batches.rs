@@ -92,11 +92,12 @@ pub(crate) async fn create(
             ),
         ));
     }
+    let priced = state.runner.prices().is_some() && cardex_runner::is_priced(engine);
     let budget = Budget {
         max_tokens: body.max_tokens,
         max_cost: body.max_cost,
     }
-    .checked()?;
+    .checked(priced)?;
     let batch = state
         .store
         .create_batch(&NewBatch {
@@ -192,7 +193,7 @@ pub(crate) async fn start(
         (status = 200, body = Batch),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The batch has ended"),
-        (status = 422, body = ErrorBody, description = "A bound is not above 0"),
+        (status = 422, body = ErrorBody, description = "A bound is not above 0, or a cost bound without prices"),
     ))]
 pub(crate) async fn set_budget(
     State(state): State<AppState>,
@@ -200,7 +201,9 @@ pub(crate) async fn set_budget(
     JsonBody(body): JsonBody<Budget>,
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
-    let budget = body.checked()?;
+    let engine = state.store.get_batch(&id).await?.engine;
+    let budget =
+        body.checked(state.runner.prices().is_some() && cardex_runner::is_priced(&engine))?;
     let batch = state.store.set_budget(&id, budget).await?;
     Ok(Json(state.batch_out(batch)))
 }

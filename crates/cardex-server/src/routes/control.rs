@@ -18,11 +18,17 @@ async fn move_to(
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
     let events = state.store.transition(&id, from, to, None).await?;
-    if to == BatchState::Paused {
-        state.runner.hold(&id);
+    match to {
+        BatchState::Paused => state.runner.hold(&id),
+        BatchState::Running => state.runner.unhold(&id),
+        _ => {}
     }
     if to == BatchState::Cancelled || events.len() > 1 {
         state.runner.forget_batch(&id);
+    }
+    if to == BatchState::Cancelled {
+        // Its claimed cards not sent yet stay unsent.
+        state.runner.hold(&id);
     }
     for event in &events {
         state.runner.publish(&id, event);
@@ -32,7 +38,24 @@ async fn move_to(
     Ok(Json(state.read_batch(&id).await?))
 }
 
-/// Stops taking new cards; cards in flight finish.
+/// 409 `budget_reached` for a batch with cards still to read that is at
+/// its budget: it would only pause again. One with nothing left may go on
+/// (and end).
+async fn refuse_over_budget(state: &AppState, id: &str) -> Result<(), ApiError> {
+    let batch = state.store.get_batch(id).await?;
+    let to_read = batch.counts.pending + batch.counts.processing + batch.counts.failed;
+    match batch.budget.reached(&batch.usage, state.runner.prices()) {
+        Some(why) if to_read > 0 => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            cardex_runner::BUDGET_REACHED,
+            why,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Stops taking new cards; cards in flight finish, claimed ones not yet
+/// sent go back in line.
 #[utoipa::path(post, path = "/api/batches/{id}/pause", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
@@ -53,16 +76,7 @@ pub(crate) async fn resume(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
-    let batch = state.store.get_batch(&batch_id(id.clone())?).await?;
-    if batch.state == BatchState::Paused
-        && let Some(why) = batch.budget.reached(&batch.usage, state.runner.prices())
-    {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            cardex_runner::BUDGET_REACHED,
-            why,
-        ));
-    }
+    refuse_over_budget(&state, &batch_id(id.clone())?).await?;
     move_to(&state, id, &[BatchState::Paused], BatchState::Running).await
 }
 
@@ -88,13 +102,15 @@ pub(crate) async fn cancel(
 #[utoipa::path(post, path = "/api/batches/{id}/retry-failed", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = Batch), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "Nothing failed, or the batch is running")))]
+        (status = 409, body = ErrorBody, description = "Nothing failed, the batch is running, or it is at its budget")))]
 pub(crate) async fn retry_failed(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
+    refuse_over_budget(&state, &id).await?;
     let event = state.store.retry_failed(&id).await?;
+    state.runner.unhold(&id);
     state.runner.publish(&id, &event);
     state.runner.wake();
     state.runner.send_progress(&id).await;

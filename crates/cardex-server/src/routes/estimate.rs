@@ -42,7 +42,7 @@ pub struct EstimateRequest {
     responses(
         (status = 200, body = Estimate),
         (status = 404, body = ErrorBody, description = "No such batch"),
-        (status = 409, body = ErrorBody, description = "No active field, or no card"),
+        (status = 409, body = ErrorBody, description = "Started already, no active field, or no card"),
         (status = 422, body = ErrorBody, description = "A sample outside 1–20"),
         (status = 502, body = ErrorBody, description = "The engine failed on every card of the sample"),
         (status = 503, body = ErrorBody, description = "The batch's engine is not available"),
@@ -61,6 +61,13 @@ pub(crate) async fn estimate(
         ));
     }
     let batch = state.store.get_batch(&id).await?;
+    if batch.state != cardex_core::BatchState::Open {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "batch_already_started",
+            "an estimate is made before the start; the batch's usage says what it took",
+        ));
+    }
     if !batch.fields.iter().any(|f| f.active) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -128,7 +135,10 @@ pub(crate) async fn estimate(
         .concurrency(&batch.engine)
         .unwrap_or(1)
         .max(1) as u64;
-    let prices = state.runner.prices().filter(|_| batch.engine == "vlm");
+    let prices = state
+        .runner
+        .prices()
+        .filter(|_| cardex_runner::is_priced(&batch.engine));
     let estimate = project(
         &read,
         cards.len() as u64,

@@ -18,6 +18,8 @@ use crate::{ApiError, AppState};
 
 /// Longest note a review may carry, in characters.
 const MAX_NOTE: usize = 2000;
+/// Longest corrected value, in characters (a spreadsheet cell holds 32,767).
+const MAX_VALUE: usize = 10_000;
 /// Cards per page of the queue unless asked otherwise, and at most.
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
@@ -114,17 +116,31 @@ fn checked_corrections(
             .with("field", Value::from(name.as_str())));
         }
     }
+    for (name, value) in &corrections {
+        let long = |s: &str| s.chars().count() > MAX_VALUE;
+        let too_long = match value {
+            Value::String(s) => long(s),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).any(long),
+            _ => false,
+        };
+        if too_long {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                format!("`{name}`: a value holds at most {MAX_VALUE} characters"),
+            )
+            .with("field", Value::from(name.as_str())));
+        }
+    }
     let given: Vec<String> = corrections.keys().cloned().collect();
     let answer = prompt.read_values(corrections).map_err(|e| {
         ApiError::invalid("invalid_value", format!("the corrections do not fit: {e}"))
     })?;
     if let Some(flag) = answer.flags.first() {
         let field = flag.field.as_deref().unwrap_or("a field");
-        return Err(ApiError::invalid(
-            "invalid_value",
-            format!("`{field}`: {}", flag.message),
-        )
-        .with("field", Value::from(field)));
+        return Err(
+            ApiError::invalid("invalid_value", format!("`{field}`: {}", flag.message))
+                .with("field", Value::from(field)),
+        );
     }
     Ok(answer
         .values

@@ -163,8 +163,16 @@ impl RowRecord {
             card_id: self.id,
             original_name: self.original_name,
             state: self.state,
-            result: self.result.as_deref().map(serde_json::from_str).transpose()?,
-            error: self.error.as_deref().map(serde_json::from_str).transpose()?,
+            result: self
+                .result
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
+            error: self
+                .error
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
             flags: match self.flags {
                 Some(f) => serde_json::from_str(&f)?,
                 None => Vec::new(),
@@ -176,8 +184,16 @@ impl RowRecord {
             text: self.text,
             check: self.check_state,
             check_note: self.check_note,
-            usage: self.usage.as_deref().map(serde_json::from_str).transpose()?,
-            provenance: self.provenance.as_deref().map(serde_json::from_str).transpose()?,
+            usage: self
+                .usage
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
+            provenance: self
+                .provenance
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
             review,
         })
     }

@@ -69,7 +69,8 @@ impl ReviewStore for SqliteStore {
             .bind(card_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let (state, machine, kept, kept_note) = found.ok_or(StoreError::NotFound { what: "card" })?;
+        let (state, machine, kept, kept_note) =
+            found.ok_or(StoreError::NotFound { what: "card" })?;
         let state = parse_card_state(&state)?;
         if !matches!(
             state,
@@ -153,26 +154,23 @@ impl ReviewStore for SqliteStore {
             conf: f64,
         }
         let only = match filter {
-            QueueFilter::Unreviewed => "status = 'unreviewed'",
-            QueueFilter::NeedsAttention => "status = 'needs_attention'",
-            QueueFilter::Flagged => "flags > 0",
-            QueueFilter::Failed => "state = 'failed'",
+            QueueFilter::Unreviewed => "COALESCE(v.status, 'unreviewed') = 'unreviewed'",
+            QueueFilter::NeedsAttention => "v.status = 'needs_attention'",
+            QueueFilter::Flagged => "json_array_length(r.flags) > 0",
+            QueueFilter::Failed => "c.state = 'failed'",
             QueueFilter::All => "1",
         };
         let mut conn = self.read.acquire().await?;
         batch_state(&mut conn, batch_id).await?;
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT * FROM ( \
-               SELECT c.id, c.original_name, c.state, COALESCE(v.status, 'unreviewed') AS status, \
-                 COALESCE(json_array_length(r.flags), 0) AS flags, r.min_confidence, \
-                 CASE WHEN c.state = 'failed' THEN 0 \
-                      WHEN COALESCE(json_array_length(r.flags), 0) > 0 THEN 1 ELSE 2 END AS tier, \
-                 COALESCE(r.min_confidence, 2.0) AS conf \
-               FROM cards c LEFT JOIN results r ON r.card_id = c.id \
-                 LEFT JOIN reviews v ON v.card_id = c.id \
-               WHERE c.batch_id = ?1 AND c.state IN ('done', 'failed')) \
-             WHERE {only} AND (?2 IS NULL OR (tier, conf, id) > (?2, ?3, ?4)) \
-             ORDER BY tier, conf, id LIMIT ?5"
+            "SELECT c.id, c.original_name, c.state, COALESCE(v.status, 'unreviewed') AS status, \
+               COALESCE(json_array_length(r.flags), 0) AS flags, r.min_confidence, \
+               c.queue_tier AS tier, c.queue_conf AS conf \
+             FROM cards c LEFT JOIN results r ON r.card_id = c.id \
+               LEFT JOIN reviews v ON v.card_id = c.id \
+             WHERE c.batch_id = ?1 AND c.queue_tier IS NOT NULL AND {only} \
+               AND (?2 IS NULL OR (c.queue_tier, c.queue_conf, c.id) > (?2, ?3, ?4)) \
+             ORDER BY c.queue_tier, c.queue_conf, c.id LIMIT ?5"
         ))
         .bind(batch_id)
         .bind(after.map(|a| a.rank))

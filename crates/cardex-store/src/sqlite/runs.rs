@@ -34,6 +34,7 @@ impl RunStore for SqliteStore {
             "UPDATE cards SET state = 'processing', updated_at = ?1 WHERE id IN ( \
                SELECT c.id FROM batches b JOIN cards c ON c.batch_id = b.id AND c.state = 'pending' \
                WHERE b.state = 'running' AND b.files_ready = 1 AND b.engine = ?3 \
+                 AND (b.max_tokens IS NULL OR b.total_tokens < b.max_tokens) \
                ORDER BY b.rowid, c.id LIMIT ?2) \
              RETURNING id, batch_id, \
                (SELECT name FROM batches WHERE id = cards.batch_id) AS batch_name, \
@@ -114,6 +115,18 @@ impl RunStore for SqliteStore {
                 .bind(&at);
         }
         insert.execute(&mut *tx).await?;
+        let marks = vec!["?"; items.len()].join(", ");
+        let sql = format!(
+            "UPDATE cards SET \
+               queue_tier = CASE WHEN json_array_length(r.flags) > 0 THEN 1 ELSE 2 END, \
+               queue_conf = COALESCE(r.min_confidence, 2.0) \
+             FROM results r WHERE r.card_id = cards.id AND cards.id IN ({marks})"
+        );
+        let mut place = sqlx::query(&sql);
+        for item in &items {
+            place = place.bind(item.card.id);
+        }
+        place.execute(&mut *tx).await?;
 
         // Each batch's seqs are taken in one step, in the group's order.
         let mut batches: Vec<&str> = Vec::new();
@@ -188,7 +201,8 @@ impl RunStore for SqliteStore {
         let error = serde_json::to_value(failure)?;
         let mut tx = self.write.begin().await?;
         let updated = sqlx::query(
-            "UPDATE cards SET state = 'failed', error = ?, attempts = attempts + ?, updated_at = ? \
+            "UPDATE cards SET state = 'failed', error = ?, attempts = attempts + ?, updated_at = ?, \
+               queue_tier = 0, queue_conf = 2.0 \
              WHERE id = ? AND state = 'processing'",
         )
         .bind(error.to_string())
@@ -285,7 +299,8 @@ impl RunStore for SqliteStore {
             let state = batch_state(&mut tx, batch_id).await?;
             check(state)?;
             let retried = sqlx::query(
-                "UPDATE cards SET state = 'pending', error = NULL, updated_at = ? WHERE batch_id = ? AND state = 'failed'",
+                "UPDATE cards SET state = 'pending', error = NULL, updated_at = ?, queue_tier = NULL \
+                 WHERE batch_id = ? AND state = 'failed'",
             )
             .bind(now())
             .bind(batch_id)
