@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         for (slots, latency_ms) in [(4, 100), (32, 250), (128, 500)] {
             rows.push(runtime.block_on(runner::capacity_share(slots, latency_ms))?);
         }
+        rows.push(runtime.block_on(runner::whole_run_share(128, 1500, 900))?);
     }
     if wanted("orchestration") {
         rows.extend(runtime.block_on(runner::orchestration())?);

@@ -193,6 +193,30 @@ pub async fn capacity_share(slots: usize, latency_ms: u64) -> anyhow::Result<Row
     })
 }
 
+/// Share of a `slots`-slot simulator's capacity over a whole batch of
+/// `cards`, start to end: what the ramp-up costs.
+pub async fn whole_run_share(slots: usize, latency_ms: u64, cards: usize) -> anyhow::Result<Row> {
+    let capacity = slots as f64 * 1000.0 / latency_ms as f64;
+    let sim = Sim::start(slots, latency_ms)?;
+    let server = sim.server()?;
+    let client = reqwest::Client::new();
+    let id = loaded_batch(&server, &client, cards).await?;
+    let seconds = run_batch(&server, &client, &id).await?;
+    let share = cards as f64 / (capacity * seconds);
+    Ok(Row {
+        what: format!(
+            "share of simulator capacity over a whole {cards}-card batch, {slots} slots × {latency_ms} ms ({capacity:.0} cards/s), default settings"
+        ),
+        figure: format!(
+            "{:.1}% ({:.1} cards/s, {seconds:.1} s)",
+            share * 100.0,
+            cards as f64 / seconds
+        ),
+        target: "≥ 85%".into(),
+        ok: Some(share >= 0.85),
+    })
+}
+
 /// The runner's present request limit, from the first `progress` event.
 async fn progress_concurrency(server: &Server, id: &str) -> Option<String> {
     use futures_util::StreamExt;

@@ -1,8 +1,18 @@
 //! How many requests an engine gets at once: a fixed number, or one found
 //! by climbing on measured throughput.
 //!
-//! The adaptive control measures completed requests per second over
-//! windows of about two limits' worth of completions. It doubles the limit
+//! The adaptive control starts like TCP's slow start: while answers come
+//! back as fast as the first ones did, each answer lets [`RAMP_FACTOR`]
+//! requests go out in its place, so the limit grows that many times per
+//! round trip, not per window. The first answer that takes twice as long
+//! as the fastest (requests are queueing) ends it: the limit becomes the
+//! best rate answers came at while one was out, times the time of an
+//! answer that did not queue (the server's bandwidth-delay product, as
+//! BBR estimates it), and from there the climb below takes over. A 429
+//! ends it too.
+//!
+//! The climb measures completed requests per second over windows of about
+//! two limits' worth of completions. It doubles the limit
 //! while doubling pays (≥ 10% more throughput), then settles and probes a
 //! step up and a step down now and then: up is kept when it brings more
 //! throughput, down when it costs none. Latency alone would mislead: a
@@ -21,7 +31,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// The limit an adaptive engine starts with.
-pub const INITIAL_LIMIT: usize = 4;
+pub const INITIAL_LIMIT: usize = 16;
+/// How many requests each answer of the start lets go out in its place.
+pub const RAMP_FACTOR: usize = 8;
+/// An answer this many times slower than the fastest ends the start.
+const RAMP_EXIT: f64 = 2.0;
 /// The highest limit an adaptive engine may reach unless configured.
 pub const DEFAULT_MAX_LIMIT: usize = 256;
 
@@ -60,7 +74,9 @@ struct Measure {
 
 #[derive(Debug, Clone, Copy)]
 enum Phase {
-    /// Doubling from the initial limit.
+    /// The start: growing with every answer while answers stay fast.
+    Starting,
+    /// Doubling, window by window.
     Growing,
     /// At a settled limit; the next probe goes `up` or down.
     Holding {
@@ -94,6 +110,23 @@ pub struct Control {
     /// when none are left.
     stale: usize,
     window: Option<Window>,
+    /// The fastest answer yet, in seconds.
+    fastest: Option<f64>,
+    /// When the latest answers came, for the start's rate.
+    answered: std::collections::VecDeque<Instant>,
+    /// What the start has measured.
+    ramp: Ramp,
+}
+
+/// What the start measures: the best rate answers came at, and the time
+/// of the answers that came back fast (not queued).
+#[derive(Debug, Default)]
+struct Ramp {
+    best_rate: f64,
+    fast_sum: f64,
+    fast: usize,
+    /// Fast answers since the limit reached the top.
+    at_top: usize,
 }
 
 /// Measurements since a window opened. Throughput is taken from Little's
@@ -130,13 +163,16 @@ impl Control {
             limit: initial.clamp(1, max),
             max,
             fixed: false,
-            phase: Phase::Growing,
+            phase: Phase::Starting,
             base: None,
             generation: 0,
             ceiling: None,
             in_flight: 0,
             stale: 0,
             window: None,
+            fastest: None,
+            answered: std::collections::VecDeque::new(),
+            ramp: Ramp::default(),
         }
     }
 
@@ -217,7 +253,67 @@ impl Control {
         self.change(cut, now)
     }
 
+    /// One answer of the start: a fast one lets [`RAMP_FACTOR`] requests
+    /// go out in its place; a slow one ends the start at the estimated
+    /// bandwidth-delay product.
+    fn starting(&mut self, now: Instant, latency: Duration) -> Option<usize> {
+        let secs = latency.as_secs_f64();
+        let fastest = self.fastest.map_or(secs, |f| f.min(secs));
+        self.fastest = Some(fastest);
+        // The rate answers came at while this one was out: at a busy
+        // server, its serving rate (BBR's delivery-rate sample).
+        let since = now.checked_sub(latency).unwrap_or(now);
+        while self.answered.front().is_some_and(|t| *t < since) || self.answered.len() >= 4096 {
+            self.answered.pop_front();
+        }
+        self.answered.push_back(now);
+        if secs >= 0.001 {
+            let rate = self.answered.len() as f64 / secs;
+            self.ramp.best_rate = self.ramp.best_rate.max(rate);
+        }
+        if secs <= RAMP_EXIT * fastest {
+            self.ramp.fast_sum += secs;
+            self.ramp.fast += 1;
+            let next = (self.limit + RAMP_FACTOR - 1).min(self.top());
+            if next == self.limit {
+                // At the top: wait for a slow answer to measure by, but
+                // not for ever (a server with room for all of them).
+                self.ramp.at_top += 1;
+                if self.ramp.at_top >= 2 * self.limit {
+                    return self.end_start(next, now);
+                }
+                return None;
+            }
+            // Requests out stay counted as the same round: no new generation.
+            self.limit = next;
+            return Some(next);
+        }
+        // Queueing: the server's rate times an answer's time unloaded.
+        let unloaded = self.ramp.fast_sum / self.ramp.fast.max(1) as f64;
+        let product = (self.ramp.best_rate * unloaded).round() as usize;
+        let next = product.clamp(1, self.top());
+        tracing::debug!(rate = self.ramp.best_rate, unloaded, next, "the start ends");
+        self.end_start(next, now)
+    }
+
+    fn end_start(&mut self, next: usize, now: Instant) -> Option<usize> {
+        self.phase = Phase::Growing;
+        self.base = None;
+        self.answered.clear();
+        let changed = self.change(next, now);
+        if changed.is_none() {
+            // Same limit: measure it from a fresh window all the same.
+            self.generation += 1;
+            self.stale = self.in_flight;
+            self.window = (self.stale == 0).then(|| Window::open(now));
+        }
+        changed
+    }
+
     fn served(&mut self, now: Instant, latency: Duration) -> Option<usize> {
+        if matches!(self.phase, Phase::Starting) {
+            return self.starting(now, latency);
+        }
         let w = self.window.as_mut()?;
         w.completions += 1;
         w.latency_sum += latency.as_secs_f64();
@@ -252,8 +348,16 @@ impl Control {
         let step = |l: usize| (l / 16).max(1);
         let top = self.top();
         match self.phase {
-            Phase::Growing => match self.base {
-                Some(b) if m.per_second < b.per_second * (1.0 + DOUBLING_GAIN) => {
+            Phase::Starting | Phase::Growing => match self.base {
+                // A step short of a doubling (up to the top) needs the
+                // gain in proportion.
+                Some(b)
+                    if m.per_second
+                        < b.per_second
+                            * (1.0
+                                + DOUBLING_GAIN
+                                    * (m.limit as f64 / b.limit as f64).log2().max(0.0)) =>
+                {
                     // Doubling no longer pays: settle on the last limit
                     // that did, and look below it first.
                     self.settle(false, FIRST_HOLD);
@@ -472,6 +576,13 @@ mod tests {
     /// Runs the control against `server` for `seconds` of simulated time
     /// and returns (completions/s over the last half, final limit).
     fn run(server: Server, max: usize, seconds: f64) -> (f64, usize) {
+        let (rate, limit, _) = simulate(server, max, seconds, usize::MAX);
+        (rate, limit)
+    }
+
+    /// [`run`], stopping early once `cards` requests were served; also
+    /// returns the simulated seconds that took.
+    fn simulate(server: Server, max: usize, seconds: f64, cards: usize) -> (f64, usize, f64) {
         let origin = Instant::now();
         let at = |t: f64| origin + Duration::from_secs_f64(t);
         let mut control = Control::new(INITIAL_LIMIT, max);
@@ -519,7 +630,8 @@ mod tests {
             }
         };
         let us = |t: f64| (t * 1e6) as u64;
-        while now < seconds {
+        let mut served = 0usize;
+        while now < seconds && served < cards {
             while out.len() < control.limit() {
                 let (end, refused) = send(now, out.len(), &mut slot_free);
                 let generation = control.sent(at(now));
@@ -533,11 +645,25 @@ mod tests {
                 if now > seconds / 2.0 {
                     served_late += 1;
                 }
+                served += 1;
                 Signal::Served
             };
             control.record(at(now), signal, sent, Duration::from_micros(end - sent_at));
         }
-        (served_late as f64 / (seconds / 2.0), control.limit())
+        (served_late as f64 / (seconds / 2.0), control.limit(), now)
+    }
+
+    #[test]
+    fn ramps_up_to_a_big_server_within_a_few_round_trips() {
+        // 900 cards at 128 slots × 1.5 s: the whole run at ≥ 0.85 of what
+        // the server can do (it takes 10.5 s at best).
+        let (slots, latency) = (128, 1.5);
+        let (_, limit, seconds) = simulate(Server::Queueing { slots, latency }, 256, 600.0, 900);
+        let share = 900.0 / (slots as f64 / latency * seconds);
+        assert!(
+            share >= 0.85,
+            "{share:.2} of capacity in {seconds:.1} s, limit {limit}"
+        );
     }
 
     #[test]
