@@ -240,6 +240,12 @@ async fn a_budget_pauses_the_batch_and_raising_it_goes_on() {
         .await;
     let per_card = estimate["tokens_per_card"].as_f64().unwrap();
     let max_tokens = (per_card * 10.0) as u64;
+    // A body that is not an object is no budget (serde would read the
+    // struct from an array).
+    let (s, b) = srv
+        .put(&format!("/api/batches/{id}/budget"), json!([null, null]))
+        .await;
+    assert_error(s, &b, 422, "invalid_body");
     let (s, b) = srv
         .put(
             &format!("/api/batches/{id}/budget"),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::batch_id;
 use crate::api::{Batch, Budget, Quality};
 use crate::error::ErrorBody;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, JsonObject, PathParams};
 use crate::{ApiError, AppState};
 
 /// Body of `POST /api/batches`.
@@ -198,7 +198,7 @@ pub(crate) async fn start(
 pub(crate) async fn set_budget(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-    JsonBody(body): JsonBody<Budget>,
+    JsonObject(body): JsonObject<Budget>,
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
     let engine = state.store.get_batch(&id).await?.engine;

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::batch_id;
 use crate::api::Estimate;
 use crate::error::ErrorBody;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonObject, PathParams};
 use crate::{ApiError, AppState};
 
 /// Cards read for an estimate unless asked otherwise.
@@ -50,7 +50,7 @@ pub struct EstimateRequest {
 pub(crate) async fn estimate(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-    JsonBody(body): JsonBody<EstimateRequest>,
+    JsonObject(body): JsonObject<EstimateRequest>,
 ) -> Result<Json<Estimate>, ApiError> {
     let id = batch_id(id)?;
     let sample = body.sample.unwrap_or(DEFAULT_SAMPLE);

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::batch_id;
 use crate::api::{CardReview, QueueCard, ReviewQueue, ReviewStatus};
 use crate::error::ErrorBody;
-use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::extract::{JsonObject, PathParams, QueryParams};
 use crate::{ApiError, AppState};
 
 /// Longest note a review may carry, in characters.
@@ -68,7 +68,7 @@ pub struct ReviewRequest {
 pub(crate) async fn review(
     State(state): State<AppState>,
     PathParams((id, card_id)): PathParams<(String, i64)>,
-    JsonBody(body): JsonBody<ReviewRequest>,
+    JsonObject(body): JsonObject<ReviewRequest>,
 ) -> Result<Json<CardReview>, ApiError> {
     let id = batch_id(id)?;
     let batch = state.store.get_batch(&id).await?;
