@@ -68,13 +68,7 @@ pub(crate) async fn estimate(
             "an estimate is made before the start; the batch's usage says what it took",
         ));
     }
-    if !batch.fields.iter().any(|f| f.active) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_active_fields",
-            "define at least one active field before estimating",
-        ));
-    }
+    super::need_active_fields(&batch, "estimating")?;
     let cards = state.store.list_cards(&id).await?;
     if cards.is_empty() {
         return Err(ApiError::new(
@@ -83,16 +77,7 @@ pub(crate) async fn estimate(
             "upload the cards to estimate first",
         ));
     }
-    let engine = state.runner.engines().get(&batch.engine).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            format!(
-                "the {} engine is not available on this server",
-                batch.engine
-            ),
-        )
-    })?;
+    let engine = super::batch_engine(&state, &batch)?;
     let prompt = CompiledPrompt::new(&batch.fields).map_err(ApiError::internal)?;
     let lang = batch.ocr_lang.as_deref();
     let reads = spread(cards.len(), sample as usize).into_iter().map(|i| {

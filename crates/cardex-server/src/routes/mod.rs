@@ -66,3 +66,33 @@ pub(crate) fn batch_id(id: String) -> Result<String, ApiError> {
         Err(ApiError::not_found("batch"))
     }
 }
+
+/// 409 `no_active_fields` unless `batch` has a field to read; `doing` says
+/// what needs one ("testing").
+pub(crate) fn need_active_fields(batch: &cardex_store::Batch, doing: &str) -> Result<(), ApiError> {
+    if batch.fields.iter().any(|f| f.active) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "no_active_fields",
+        format!("define at least one active field before {doing}"),
+    ))
+}
+
+/// The engine that reads `batch`, or 503 `engine_unavailable`.
+pub(crate) fn batch_engine(
+    state: &AppState,
+    batch: &cardex_store::Batch,
+) -> Result<std::sync::Arc<dyn cardex_engine::Engine>, ApiError> {
+    state.runner.engines().get(&batch.engine).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            format!(
+                "the {} engine is not available on this server",
+                batch.engine
+            ),
+        )
+    })
+}

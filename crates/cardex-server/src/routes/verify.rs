@@ -66,13 +66,7 @@ pub(crate) async fn test_card(
     let started = Instant::now();
     let id = batch_id(id)?;
     let batch = state.store.get_batch(&id).await?;
-    if !batch.fields.iter().any(|f| f.active) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_active_fields",
-            "define at least one active field before testing",
-        ));
-    }
+    super::need_active_fields(&batch, "testing")?;
     let card = match body.card_id {
         Some(card_id) => state.store.get_card(&id, card_id).await?,
         None => state
@@ -89,16 +83,7 @@ pub(crate) async fn test_card(
                 )
             })?,
     };
-    let engine = state.runner.engines().get(&batch.engine).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            format!(
-                "the {} engine is not available on this server",
-                batch.engine
-            ),
-        )
-    })?;
+    let engine = super::batch_engine(&state, &batch)?;
     let prompt = CompiledPrompt::new(&batch.fields).map_err(ApiError::internal)?;
     // As the runner will read it: the original for the OCR engine, in the
     // batch's language.

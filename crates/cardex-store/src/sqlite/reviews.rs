@@ -107,16 +107,13 @@ impl ReviewStore for SqliteStore {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
+        // The history keeps the review as it now stands.
         sqlx::query(
             "INSERT INTO review_history (card_id, batch_id, status, corrections, note, at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             SELECT card_id, batch_id, status, corrections, note, updated_at FROM reviews \
+             WHERE card_id = ?",
         )
         .bind(card_id)
-        .bind(batch_id)
-        .bind(status)
-        .bind(&corrections_json)
-        .bind(&note)
-        .bind(&at)
         .execute(&mut *tx)
         .await?;
         let values = overlay(machine.as_ref(), &corrections);
