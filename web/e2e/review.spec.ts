@@ -88,6 +88,14 @@ test('review five cards with the keyboard, correct one, reload, export; a second
   }
   await expect(page.getByTestId('review-counts')).toContainText(`5 of ${cards.length} verified`);
 
+  // Zoom and move the image with the keys.
+  await page.keyboard.press('+');
+  await expect(page.getByText('125%')).toBeVisible();
+  await page.keyboard.press('Shift+ArrowLeft');
+  await expect(page.getByRole('img', { name: /^Card / })).toHaveAttribute('style', /translate\(80px, 0px\) scale\(1\.25\)/);
+  await page.keyboard.press('0');
+  await expect(page.getByText('100%')).toBeVisible();
+
   // The other page heard of the first review.
   await expect(other.getByTestId('review-state')).toContainText('verified');
   await expect(other.getByLabel(/title/)).toHaveValue('Corrected by a person');

@@ -272,6 +272,12 @@ export function ReviewPage({ id }: { id: string }) {
         }
       } else if (typing) {
         return;
+      } else if (e.shiftKey && e.key.startsWith('Arrow')) {
+        // Shift and the arrows move a zoomed image.
+        e.preventDefault();
+        const by = 80;
+        const [dx, dy] = { ArrowLeft: [by, 0], ArrowRight: [-by, 0], ArrowUp: [0, by], ArrowDown: [0, -by] }[e.key] ?? [0, 0];
+        setZoom((z) => (z.scale > 1 ? { ...z, x: z.x + dx, y: z.y + dy } : z));
       } else if (e.key === 'j' || e.key === 'ArrowDown' || e.key === 'ArrowRight') {
         e.preventDefault();
         move(nextId);
@@ -430,8 +436,10 @@ export function ReviewPage({ id }: { id: string }) {
                 <dd>drop this card's unsaved edits</dd>
                 <dt>u</dt>
                 <dd>undo the last review</dd>
-                <dt>+ / − / 0, wheel, drag</dt>
-                <dd>zoom in, out, fit; move the zoomed image</dd>
+                <dt>+ / − / 0, wheel</dt>
+                <dd>zoom in, out, fit</dd>
+                <dt>Shift+arrows, drag</dt>
+                <dd>move the zoomed image</dd>
               </dl>
             </details>
             {d && d.history.length > 0 && (
