@@ -168,6 +168,10 @@ export function ReviewPage({ id }: { id: string }) {
   );
 
   const saving = useRef(false);
+  // Our own reviews come back over the stream too: the card being saved,
+  // and the times of the reviews saved here, tell them from others'.
+  const savingCard = useRef<number | null>(null);
+  const mine = useRef(new Set<string>());
   /** Records a review of the card shown; false when it could not be. */
   const record = useCallback(
     async (status: ReviewStatus, then: 'next' | 'stay'): Promise<boolean> => {
@@ -177,7 +181,9 @@ export function ReviewPage({ id }: { id: string }) {
       setError(null);
       try {
         const corrections = correctionsWith(d, draft, types);
+        savingCard.current = d.card.id;
         const saved = await api.review(id, d.card.id, { status, corrections });
+        if (saved.review) mine.current.add(saved.review.at);
         undo.current.push({
           cardId: d.card.id,
           name: d.card.original_name,
@@ -200,6 +206,7 @@ export function ReviewPage({ id }: { id: string }) {
         return false;
       } finally {
         saving.current = false;
+        savingCard.current = null;
       }
     },
     [client, detail.data, draft, go, id, nextId, types],
@@ -235,13 +242,17 @@ export function ReviewPage({ id }: { id: string }) {
     if (!(await saveEdits())) return;
     const last = undo.current.pop()!;
     try {
+      savingCard.current = last.cardId;
       const saved = await api.review(id, last.cardId, { status: last.status, corrections: last.corrections, note: last.note });
+      savingCard.current = null;
+      if (saved.review) mine.current.add(saved.review.at);
       client.setQueryData(['review-card', id, last.cardId], saved);
       setList((old) => old.map((c) => (c.card_id === last.cardId ? { ...c, status: last.status } : c)));
       client.invalidateQueries({ queryKey: ['batch', id] });
       setMessage(`Undone: ${last.name} is ${STATUS_WORDS[last.status]} again.`);
       go(last.cardId);
     } catch (e) {
+      savingCard.current = null;
       setError(e);
     }
   }, [client, go, id, saveEdits]);
@@ -318,6 +329,8 @@ export function ReviewPage({ id }: { id: string }) {
         setList((old) => old.map((c) => (c.card_id === ev.card_id ? { ...c, status: ev.review.status } : c)));
         client.invalidateQueries({ queryKey: ['batch', id] });
         const here = current.current;
+        const ours = ev.card_id === savingCard.current || mine.current.has(ev.review.at);
+        if (ours) return;
         if (ev.card_id === here.id && ev.review.at !== here.at) {
           if (!here.dirty) client.invalidateQueries({ queryKey: ['review-card', id, ev.card_id] });
           setMessage(`This card was just reviewed elsewhere: ${STATUS_WORDS[ev.review.status as ReviewStatus]}.`);
