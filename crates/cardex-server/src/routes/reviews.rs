@@ -126,7 +126,7 @@ fn checked_corrections(
         if too_long {
             return Err(ApiError::invalid(
                 "invalid_value",
-                format!("`{name}`: a value holds at most {MAX_VALUE} characters"),
+                format!("{name}: a value holds at most {MAX_VALUE} characters"),
             )
             .with("field", Value::from(name.as_str())));
         }
@@ -138,7 +138,7 @@ fn checked_corrections(
     if let Some(flag) = answer.flags.first() {
         let field = flag.field.as_deref().unwrap_or("a field");
         return Err(
-            ApiError::invalid("invalid_value", format!("`{field}`: {}", flag.message))
+            ApiError::invalid("invalid_value", format!("{field}: {}", flag.message))
                 .with("field", Value::from(field)),
         );
     }
