@@ -146,6 +146,10 @@ test('templates and settings pages', async ({ page }) => {
   const vlm = page.getByRole('row', { name: /vlm/ });
   await expect(vlm).toContainText('yes');
   await expect(page.getByRole('row', { name: /ocr/ })).toBeVisible();
+  // The model server behind the VLM engine, with its own figures.
+  const servers = page.getByRole('table', { name: 'Model servers' });
+  await expect(servers.getByRole('row')).toHaveCount(2);
+  await expect(servers.getByRole('row').nth(1)).toContainText('/v1');
 
   // A deep link that does not exist gets the app's own page.
   await page.goto('/no/such/page');

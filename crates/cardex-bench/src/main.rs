@@ -43,6 +43,9 @@ fn main() -> anyhow::Result<()> {
         }
         rows.push(runtime.block_on(runner::whole_run_share(128, 1500, 900))?);
     }
+    if wanted("servers") {
+        rows.extend(runtime.block_on(runner::two_servers())?);
+    }
     if wanted("orchestration") {
         rows.extend(runtime.block_on(runner::orchestration())?);
     }

@@ -23,9 +23,14 @@ pub(crate) struct Sim {
 
 impl Sim {
     pub fn start(slots: usize, latency_ms: u64) -> anyhow::Result<Self> {
+        Self::start_at("127.0.0.1:0", slots, latency_ms)
+    }
+
+    /// A simulator listening on `bind` (`host:port`).
+    pub fn start_at(bind: &str, slots: usize, latency_ms: u64) -> anyhow::Result<Self> {
         let mut command = Command::new(release_bin("vlm-sim"));
         command
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .args(["--slots", &slots.to_string()])
             .args(["--latency-ms", &latency_ms.to_string()]);
         let (child, base) = spawn_with_url(command)?;
@@ -215,6 +220,142 @@ pub async fn whole_run_share(slots: usize, latency_ms: u64, cards: usize) -> any
         target: "≥ 85%".into(),
         ok: Some(share >= 0.85),
     })
+}
+
+/// Two simulators of different capacity behind one engine (DESIGN §15):
+/// the share of their summed capacity held once settled; then the larger
+/// one killed (SIGKILL) mid-batch: how long until throughput settles at
+/// the survivor's capacity, and how many cards failed; then restarted on
+/// its port: how long until it serves again.
+pub async fn two_servers() -> anyhow::Result<Vec<Row>> {
+    const A: (usize, u64) = (8, 200);
+    const B: (usize, u64) = (32, 400);
+    const WARM_UP: Duration = Duration::from_secs(20);
+    const MEASURE: Duration = Duration::from_secs(15);
+    /// How long after the kill throughput is followed.
+    const AFTER_KILL: Duration = Duration::from_secs(15);
+    let rate = |(slots, ms): (usize, u64)| slots as f64 * 1000.0 / ms as f64;
+    let capacity = rate(A) + rate(B);
+    let a = Sim::start(A.0, A.1)?;
+    let b = Sim::start(B.0, B.1)?;
+    let server = Server::start(&[
+        "--vlm-url",
+        &a.base,
+        "--vlm-url",
+        &b.base,
+        "--vlm-model",
+        "sim-vlm",
+        "--cross-check",
+        "off",
+    ])?;
+    let client = reqwest::Client::new();
+    let seconds = (WARM_UP + MEASURE).as_secs_f64();
+    let cards = ((capacity * (seconds + 30.0) + rate(A) * AFTER_KILL.as_secs_f64()) * 1.2) as usize;
+    let id = loaded_batch(&server, &client, cards).await?;
+    start(&server, &client, &id).await?;
+    tokio::time::sleep(WARM_UP).await;
+
+    let busy = |v: &Value| v["busy_micros_now"].as_f64().unwrap_or(0.0) / 1e6;
+    let (t0, a0, b0) = (
+        Instant::now(),
+        a.stats(&client).await?,
+        b.stats(&client).await?,
+    );
+    tokio::time::sleep(MEASURE).await;
+    let (a1, b1) = (a.stats(&client).await?, b.stats(&client).await?);
+    let t = t0.elapsed().as_secs_f64();
+    let served = (busy(&a1) - busy(&a0)) * 1000.0 / A.1 as f64
+        + (busy(&b1) - busy(&b0)) * 1000.0 / B.1 as f64;
+    let share = served / (capacity * t);
+
+    // Killed mid-answer, as a crashed server would be.
+    let b_bind = b
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    drop(b);
+    let killed = Instant::now();
+    let mut samples = Vec::new();
+    while killed.elapsed() < AFTER_KILL {
+        let counts = batch(&server, &client, &id).await?["counts"].clone();
+        samples.push((
+            killed.elapsed().as_secs_f64(),
+            counts["done"].as_f64().unwrap_or(0.0),
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Settled: from then on, every 2 s holds at least 90% of the
+    // survivor's capacity (cards finish in waves of its 8 slots, so
+    // shorter windows measure the waves).
+    const WINDOW: usize = 9; // 2 s of 250 ms samples
+    let holds = |from: usize| {
+        samples[from..].windows(WINDOW).all(|w| {
+            let (first, last) = (w[0], w[WINDOW - 1]);
+            (last.1 - first.1) / (last.0 - first.0) >= 0.9 * rate(A)
+        })
+    };
+    let settled = (0..samples.len().saturating_sub(WINDOW))
+        .find(|&i| holds(i))
+        .map(|i| samples[i + WINDOW - 1].0);
+    let restarted = Instant::now();
+    let b = Sim::start_at(&b_bind, B.0, B.1)?;
+    let recovered = loop {
+        if b.stats(&client).await?["requests"].as_u64().unwrap_or(0) > 0 {
+            break Some(restarted.elapsed().as_secs_f64());
+        }
+        if restarted.elapsed() > Duration::from_secs(45) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let end = batch(&server, &client, &id).await?;
+    anyhow::ensure!(
+        end["state"] == "running",
+        "the batch ran out of cards before the measurement ended: {}",
+        end["state"]
+    );
+    let failed = end["counts"]["failed"].as_u64().unwrap_or(u64::MAX);
+    client
+        .post(format!("{}/api/batches/{id}/cancel", server.base))
+        .send()
+        .await?
+        .error_for_status()?;
+    let what = format!(
+        "two model servers, {} slots × {} ms and {} slots × {} ms ({capacity:.0} cards/s summed), default settings",
+        A.0, A.1, B.0, B.1
+    );
+    let seconds_or_never = |s: Option<f64>| s.map_or("never".into(), |s| format!("{s:.1} s"));
+    Ok(vec![
+        Row {
+            what: format!(
+                "{what}: share of summed capacity held after {}s warm-up, over {}s",
+                WARM_UP.as_secs(),
+                MEASURE.as_secs()
+            ),
+            figure: format!("{:.1}% ({:.1} cards/s)", share * 100.0, served / t),
+            target: "≥ 95%".into(),
+            ok: Some(share >= 0.95),
+        },
+        Row {
+            what: format!(
+                "{what}: the {}-slot one killed (SIGKILL) mid-batch; time until throughput holds ≥ 90% of the survivor's {:.0} cards/s (2 s windows), and cards failed",
+                B.0,
+                rate(A)
+            ),
+            figure: format!("{}, {failed} failed", seconds_or_never(settled)),
+            target: "≤ 10 s, 0 failed".into(),
+            ok: Some(settled.is_some_and(|s| s <= 10.0) && failed == 0),
+        },
+        Row {
+            what: format!(
+                "{what}: the killed one restarted on its port; time until it serves cards again"
+            ),
+            figure: seconds_or_never(recovered),
+            target: "≤ 30 s".into(),
+            ok: Some(recovered.is_some_and(|s| s <= 30.0)),
+        },
+    ])
 }
 
 /// The runner's present request limit, from the first `progress` event.

@@ -77,9 +77,9 @@ pub enum EngineError {
         message: String,
         /// How long the server asked us to wait (`Retry-After`).
         retry_after: Option<Duration>,
-        /// The server said it is too busy (429, 503, a timeout): a sign to
-        /// send fewer requests at once, unlike a one-off 500.
-        overloaded: bool,
+        /// What kind of failure: a busy server wants fewer requests at
+        /// once, one that is not there wants its cards sent elsewhere.
+        cause: Unavailable,
     },
     /// The answer could not be used; another attempt may do better.
     #[error("{message}")]
@@ -110,7 +110,46 @@ pub enum EngineError {
     },
 }
 
+/// Why a server gave no answer this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No connection could be made (refused, unresolvable, no route):
+    /// nothing is serving there.
+    Unreachable,
+    /// The connection broke before the answer was whole.
+    Lost,
+    /// No answer in time.
+    TimedOut,
+    /// The server said it is too busy: 408, 429, 503, 504.
+    Busy,
+    /// The server failed: 500, 502 and the other 5xx.
+    Failed,
+}
+
+impl Unavailable {
+    /// Whether the failure says the server has too much to do: a sign to
+    /// send fewer requests at once, unlike a one-off 500.
+    pub fn overloaded(self) -> bool {
+        matches!(self, Self::TimedOut | Self::Busy)
+    }
+
+    /// Whether the failure says the server has stopped answering, rather
+    /// than that it is busy (DESIGN §15: refused connections, a streak of
+    /// 5xx or timeouts).
+    pub fn not_answering(self) -> bool {
+        !matches!(self, Self::Busy)
+    }
+}
+
 impl EngineError {
+    /// Why the server gave no answer, for a transient failure.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            Self::Transient { cause, .. } => Some(*cause),
+            _ => None,
+        }
+    }
+
     /// Whether another attempt at the same card may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient { .. } | Self::BadAnswer { .. })
@@ -189,5 +228,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Where the engine sends its requests, for each result's provenance.
     fn endpoint(&self) -> Option<&str> {
         None
+    }
+
+    /// Whether the engine's server answers now, with a cheap request and
+    /// no card: how a server set aside after failures is probed. Engines
+    /// with no server always answer.
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
     }
 }

@@ -165,7 +165,7 @@ mod tests {
         EngineError::Transient {
             message: "busy".into(),
             retry_after,
-            overloaded: true,
+            cause: crate::engine::Unavailable::Busy,
         }
     }
 

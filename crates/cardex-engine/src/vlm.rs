@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::answer::{AnswerError, CompiledPrompt};
 use crate::confidence;
-use crate::engine::{Engine, EngineError, Extraction};
+use crate::engine::{Engine, EngineError, Extraction, Unavailable};
 use crate::prepare::PreparedImage;
 use cardex_core::Usage;
 
@@ -242,7 +242,7 @@ impl VlmEngine {
             let res = req.send().await.map_err(|e| EngineError::Transient {
                 message: describe_reqwest_error(&e),
                 retry_after: None,
-                overloaded: e.is_timeout(),
+                cause: failure_cause(&e),
             })?;
             let status = res.status();
             let retry_after = retry_after(res.headers(), SystemTime::now());
@@ -306,7 +306,11 @@ impl VlmEngine {
                 408 | 429 | 500..=599 => EngineError::Transient {
                     message: format!("the model server answered {status}: {excerpt}"),
                     retry_after,
-                    overloaded: matches!(status.as_u16(), 408 | 429 | 503 | 504),
+                    cause: if matches!(status.as_u16(), 408 | 429 | 503 | 504) {
+                        Unavailable::Busy
+                    } else {
+                        Unavailable::Failed
+                    },
                 },
                 _ => EngineError::Permanent {
                     code: "model_rejected_request",
@@ -340,6 +344,10 @@ impl Engine for VlmEngine {
 
     fn endpoint(&self) -> Option<&str> {
         Some(&self.config.base_url)
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.check_reachable())
     }
 }
 
@@ -491,7 +499,11 @@ async fn read_body(mut res: reqwest::Response) -> Result<String, EngineError> {
         let chunk = res.chunk().await.map_err(|e| EngineError::Transient {
             message: format!("the answer was cut off: {}", describe_reqwest_error(&e)),
             retry_after: None,
-            overloaded: e.is_timeout(),
+            cause: if e.is_timeout() {
+                Unavailable::TimedOut
+            } else {
+                Unavailable::Lost
+            },
         })?;
         let Some(chunk) = chunk else { break };
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
@@ -523,6 +535,17 @@ fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// What a request that got no answer says about the server.
+fn failure_cause(e: &reqwest::Error) -> Unavailable {
+    if e.is_connect() {
+        Unavailable::Unreachable
+    } else if e.is_timeout() {
+        Unavailable::TimedOut
+    } else {
+        Unavailable::Lost
+    }
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {

@@ -14,12 +14,14 @@ use cardex_engine::vlm::{VlmConfig, VlmEngine};
 
 use crate::check::CrossCheck;
 use crate::limit::{DEFAULT_MAX_LIMIT, Limiter};
+use crate::pool::{EndpointStatus, Pool};
 
-/// The OpenAI-compatible model server, when one is configured.
+/// The OpenAI-compatible model server, when one is configured: one or
+/// more replicas serving the same model (DESIGN §15).
 #[derive(Clone)]
 pub struct EngineConfig {
-    /// Base URL, e.g. `http://localhost:8000/v1`.
-    pub base_url: String,
+    /// Base URLs, e.g. `http://localhost:8000/v1`: at least one.
+    pub base_urls: Vec<String>,
     /// Model name as the server knows it.
     pub model: String,
     /// Bearer key, if the server wants one. Never logged or returned.
@@ -39,8 +41,16 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// A config with default timeouts (connect 10 s, request 120 s).
     pub fn new(base_url: &str, model: &str) -> Self {
+        Self::replicas(&[base_url], model)
+    }
+
+    /// A config of several servers of `model`.
+    pub fn replicas(base_urls: &[&str], model: &str) -> Self {
         Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_urls: base_urls
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
             model: model.to_owned(),
             api_key: None,
             concurrency: None,
@@ -55,7 +65,7 @@ impl EngineConfig {
 impl fmt::Debug for EngineConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineConfig")
-            .field("base_url", &self.base_url)
+            .field("base_urls", &self.base_urls)
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("concurrency", &self.concurrency)
@@ -147,9 +157,8 @@ pub struct Engines {
 
 #[derive(Debug, Clone)]
 pub(crate) struct EngineSlot {
-    pub(crate) engine: Arc<dyn Engine>,
-    /// Requests in flight to the engine.
-    pub(crate) limiter: Arc<Limiter>,
+    /// The engine's servers, each with its limit of requests in flight.
+    pub(crate) pool: Arc<Pool>,
     /// Cards of this engine claimed and not yet committed.
     pub(crate) claimed: Arc<AtomicUsize>,
 }
@@ -158,7 +167,7 @@ impl EngineSlot {
     /// Cards to hold claimed: the request limit plus prepared ones waiting,
     /// enough to cover a round of completions, bounded in memory.
     pub(crate) fn target(&self) -> usize {
-        let limit = self.limiter.limit();
+        let limit = self.pool.limit();
         limit + (limit / 4).clamp(PREPARED_AHEAD_MIN, PREPARED_AHEAD_MAX)
     }
 }
@@ -179,53 +188,78 @@ impl Drop for SlotGuard {
 
 impl Engines {
     /// Adds an engine whose requests in flight `limiter` bounds.
-    pub fn with(mut self, engine: Arc<dyn Engine>, limiter: Arc<Limiter>) -> Self {
+    pub fn with(self, engine: Arc<dyn Engine>, limiter: Arc<Limiter>) -> Self {
+        let name = engine.name().to_owned();
+        self.with_pool(&name, Pool::single(engine, limiter))
+    }
+
+    /// Adds engine `name`, served by the servers of `pool`.
+    pub fn with_pool(mut self, name: &str, pool: Arc<Pool>) -> Self {
         self.engines.insert(
-            engine.name().to_owned(),
+            name.to_owned(),
             EngineSlot {
-                engine,
-                limiter,
+                pool,
                 claimed: Arc::new(AtomicUsize::new(0)),
             },
         );
         self
     }
 
-    /// The engine called `name`.
+    /// The engine called `name` (its first server in use).
     pub fn get(&self, name: &str) -> Option<Arc<dyn Engine>> {
-        self.engines.get(name).map(|s| s.engine.clone())
+        self.engines.get(name).map(|s| s.pool.engine().clone())
     }
 
-    /// The present in-flight limit of engine `name`.
+    /// The present in-flight limit of engine `name`, over its servers.
     pub fn concurrency(&self, name: &str) -> Option<usize> {
-        self.engines.get(name).map(|s| s.limiter.limit())
+        self.engines.get(name).map(|s| s.pool.limit())
+    }
+
+    /// Each server of engine `name`: its limit, load, figures and health.
+    pub fn servers(&self, name: &str) -> Vec<EndpointStatus> {
+        self.engines
+            .get(name)
+            .map(|s| s.pool.status())
+            .unwrap_or_default()
+    }
+
+    /// Tells engine `name` what asking its servers whether they answer
+    /// found, one result per server ([`Self::server_engines`]'s order).
+    pub fn checked(&self, name: &str, results: &[Result<(), String>]) {
+        if let Some(slot) = self.engines.get(name) {
+            for (at, result) in results.iter().enumerate() {
+                slot.pool.checked(at, result);
+            }
+        }
+    }
+
+    /// Engine `name`'s servers themselves, to ask whether they answer.
+    pub fn server_engines(&self, name: &str) -> Vec<Arc<dyn Engine>> {
+        self.engines
+            .get(name)
+            .map(|s| s.pool.engines())
+            .unwrap_or_default()
     }
 }
 
-/// The configured engines, and the VLM engine itself when there is one
-/// (for reachability checks); fails on an unusable VLM configuration.
-pub fn configured(
-    vlm: Option<&EngineConfig>,
-    ocr: &OcrConfig,
-) -> Result<(Engines, Option<Arc<VlmEngine>>), String> {
+/// The configured engines; fails on an unusable VLM configuration.
+pub fn configured(vlm: Option<&EngineConfig>, ocr: &OcrConfig) -> Result<Engines, String> {
     let mut engines = Engines::default();
-    let vlm = match vlm {
-        None => None,
-        Some(c) => {
-            let mut vc = VlmConfig::new(&c.base_url, &c.model, c.api_key.clone());
+    if let Some(c) = vlm {
+        if c.base_urls.is_empty() {
+            return Err("a model server needs at least one URL".into());
+        }
+        let mut servers: Vec<Arc<dyn Engine>> = Vec::new();
+        for url in &c.base_urls {
+            let mut vc = VlmConfig::new(url, &c.model, c.api_key.clone());
             vc.connect_timeout = c.connect_timeout;
             vc.request_timeout = c.request_timeout;
             vc.max_tokens = c.max_tokens;
-            let engine = Arc::new(VlmEngine::new(vc)?);
-            let limiter = match c.concurrency {
-                Some(n) => Limiter::fixed("vlm", n),
-                None => Limiter::adaptive("vlm", c.max_concurrency),
-            };
-            engines = engines.with(engine.clone(), limiter);
-            Some(engine)
+            servers.push(Arc::new(VlmEngine::new(vc)?));
         }
-    };
-    Ok((add_ocr(engines, ocr), vlm))
+        engines = engines.with_pool("vlm", Pool::of(servers, c.concurrency, c.max_concurrency));
+    }
+    Ok(add_ocr(engines, ocr))
 }
 
 /// Adds the embedded OCR engine when it is built in and its language data

@@ -11,6 +11,7 @@ mod engines;
 pub mod hub;
 pub mod intake;
 pub mod limit;
+pub mod pool;
 mod runner;
 
 #[cfg(feature = "ocr")]
@@ -19,6 +20,7 @@ pub use check::{CrossCheck, ReadsText};
 pub use engines::{CrossCheckMode, EngineConfig, Engines, OcrConfig, configured, cross_check};
 pub use hub::Hub;
 pub use limit::Limiter;
+pub use pool::{EndpointStatus, Pool};
 pub use runner::{
     BUDGET_REACHED, DEFAULT_LOW_CONFIDENCE, Runner, RunnerConfig, batch_cost, is_priced,
 };

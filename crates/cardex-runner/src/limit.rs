@@ -463,31 +463,78 @@ impl Control {
 pub struct Limiter {
     name: String,
     control: Mutex<Control>,
-    freed: Notify,
+    /// Told when a permit is given back; shared by the limiters of one
+    /// engine's servers ([`crate::pool`]), so a waiter for any is woken.
+    freed: Arc<Notify>,
 }
 
 impl Limiter {
     /// Always `n` requests at once.
     pub fn fixed(name: &str, n: usize) -> Arc<Self> {
-        Self::build(name, Control::fixed(n))
+        Self::build(name, Control::fixed(n), Arc::default())
     }
 
     /// Finds its own limit, never above `max`.
     pub fn adaptive(name: &str, max: usize) -> Arc<Self> {
-        Self::build(name, Control::new(INITIAL_LIMIT, max))
+        Self::build(name, Control::new(INITIAL_LIMIT, max), Arc::default())
     }
 
-    fn build(name: &str, control: Control) -> Arc<Self> {
+    /// A limiter like [`Self::fixed`] (`Some(n)`) or [`Self::adaptive`]
+    /// (`None`), which tells `freed` when a permit is given back.
+    pub(crate) fn sharing(
+        name: &str,
+        fixed: Option<usize>,
+        max: usize,
+        freed: Arc<Notify>,
+    ) -> Arc<Self> {
+        let control = match fixed {
+            Some(n) => Control::fixed(n),
+            None => Control::new(INITIAL_LIMIT, max),
+        };
+        Self::build(name, control, freed)
+    }
+
+    fn build(name: &str, control: Control, freed: Arc<Notify>) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
             control: Mutex::new(control),
-            freed: Notify::new(),
+            freed,
         })
     }
 
     /// The number of requests allowed at once now.
     pub fn limit(&self) -> usize {
         self.control.lock().expect("lock poisoned").limit()
+    }
+
+    /// Requests out now.
+    pub fn in_flight(&self) -> usize {
+        self.control.lock().expect("lock poisoned").in_flight
+    }
+
+    /// What is told when a permit is given back.
+    pub(crate) fn freed(&self) -> &Arc<Notify> {
+        &self.freed
+    }
+
+    /// How many more requests may go out now.
+    pub fn room(&self) -> usize {
+        let control = self.control.lock().expect("lock poisoned");
+        control.limit().saturating_sub(control.in_flight)
+    }
+
+    /// A permit if there is room now.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let mut control = self.control.lock().expect("lock poisoned");
+        control.has_room().then(|| {
+            let started = Instant::now();
+            Permit {
+                limiter: self.clone(),
+                generation: control.sent(started),
+                started,
+                signal: Signal::Other,
+            }
+        })
     }
 
     /// Waits for a free permit.
@@ -497,17 +544,8 @@ impl Limiter {
             tokio::pin!(freed);
             // Registered before looking, so a release in between is seen.
             freed.as_mut().enable();
-            {
-                let mut control = self.control.lock().expect("lock poisoned");
-                if control.has_room() {
-                    let started = Instant::now();
-                    return Permit {
-                        limiter: self.clone(),
-                        generation: control.sent(started),
-                        started,
-                        signal: Signal::Other,
-                    };
-                }
+            if let Some(permit) = self.try_acquire() {
+                return permit;
             }
             freed.await;
         }

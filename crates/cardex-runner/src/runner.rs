@@ -21,13 +21,14 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cardex_core::flag::review_flags;
 use cardex_core::{BatchState, Flag, Prices, Usage};
 use cardex_engine::{
-    CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, retry_attempts,
+    CompiledPrompt, Engine, EngineError, Extraction, PrepareOptions, RetryPolicy, Unavailable,
+    retry_attempts,
 };
 use cardex_store::{
     CardFailure, ClaimedCard, Completion, GroupCommitted, Reason, SharedStore, Spent, StoreError,
@@ -610,7 +611,7 @@ impl Runner {
                 last_answer: None,
                 usage: Usage::default(),
             }),
-            Ok(plan) => match self.prepare(card, slot.engine.as_ref()).await {
+            Ok(plan) => match self.prepare(card, slot.pool.engine().as_ref()).await {
                 Err(e) => Err(CardFailure {
                     code: e.code().into(),
                     message: e.to_string(),
@@ -620,20 +621,39 @@ impl Runner {
                 }),
                 Ok(image) => {
                     let (first, held) = (AtomicBool::new(true), AtomicBool::new(false));
+                    let served_by = AtomicUsize::new(0);
                     let attempted = retry_attempts(&self.inner.config.retry, || async {
-                        let permit = slot.limiter.acquire().await;
-                        if first.swap(false, Ordering::Relaxed) && self.is_held(&card.batch_id) {
-                            held.store(true, Ordering::Relaxed);
-                            return Err(EngineError::Config {
-                                message: "the batch was paused".into(),
-                            });
+                        let mut avoid = None;
+                        let mut elsewhere = Usage::default();
+                        let mut reroutes = 0;
+                        loop {
+                            let (at, permit) = slot.pool.acquire(avoid).await;
+                            if first.swap(false, Ordering::Relaxed) && self.is_held(&card.batch_id)
+                            {
+                                held.store(true, Ordering::Relaxed);
+                                return Err(EngineError::Config {
+                                    message: "the batch was paused".into(),
+                                });
+                            }
+                            let result = slot
+                                .pool
+                                .engine_at(at)
+                                .extract_in(&image, &plan.prompt, plan.ocr_lang.as_deref())
+                                .await;
+                            permit.finish(load_signal(&result));
+                            served_by.store(at, Ordering::Relaxed);
+                            // A server that stopped answering: the card goes to
+                            // another one in this same attempt (once per server).
+                            if slot.pool.record(at, &result) && reroutes < slot.pool.servers() {
+                                if let Err(e) = &result {
+                                    elsewhere.add(&e.usage());
+                                }
+                                avoid = Some(at);
+                                reroutes += 1;
+                                continue;
+                            }
+                            return with_usage(result, &elsewhere);
                         }
-                        let result = slot
-                            .engine
-                            .extract_in(&image, &plan.prompt, plan.ocr_lang.as_deref())
-                            .await;
-                        permit.finish(load_signal(&result));
-                        result
                     })
                     .await;
                     if held.load(Ordering::Relaxed) {
@@ -649,10 +669,11 @@ impl Runner {
                                 &x.confidence,
                                 self.inner.config.low_confidence,
                             ));
+                            let engine = slot.pool.engine_at(served_by.into_inner());
                             let provenance = json!({
-                                "engine": slot.engine.name(),
-                                "model": slot.engine.model(),
-                                "endpoint": slot.engine.endpoint(),
+                                "engine": engine.name(),
+                                "model": engine.model(),
+                                "endpoint": engine.endpoint(),
                                 "prompt_sha256": plan.prompt_sha256,
                                 "response_mode": x.response_mode,
                             });
@@ -960,13 +981,31 @@ fn prompt_sha256(prompt: &CompiledPrompt) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `result` with what requests that failed on other servers before it
+/// cost added to its usage (a failure without usage keeps its one request).
+fn with_usage(
+    mut result: Result<Extraction, EngineError>,
+    elsewhere: &Usage,
+) -> Result<Extraction, EngineError> {
+    match &mut result {
+        Ok(x) => {
+            x.usage.requests = x.usage.requests.max(1);
+            x.usage.add(elsewhere);
+        }
+        Err(EngineError::BadAnswer { usage, .. } | EngineError::Permanent { usage, .. }) => {
+            usage.requests = usage.requests.max(1);
+            usage.add(elsewhere);
+        }
+        Err(_) => {}
+    }
+    result
+}
+
 /// What an engine call says about the server's load.
 fn load_signal(result: &Result<Extraction, EngineError>) -> Signal {
     match result {
         Ok(_) | Err(EngineError::BadAnswer { .. }) => Signal::Served,
-        Err(EngineError::Transient {
-            overloaded: true, ..
-        }) => Signal::Overloaded,
+        Err(e) if e.unavailable().is_some_and(Unavailable::overloaded) => Signal::Overloaded,
         Err(_) => Signal::Other,
     }
 }

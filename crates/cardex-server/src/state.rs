@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use cardex_engine::vlm::VlmEngine;
 use cardex_runner::intake::Intake;
 use cardex_runner::{Hub, Runner};
 use cardex_store::SharedStore;
@@ -21,8 +20,6 @@ pub struct AppState {
     pub intake: Intake,
     /// The batch runner and its progress hub.
     pub runner: Runner,
-    /// The VLM engine, when one is configured (for reachability checks).
-    pub vlm: Option<Arc<VlmEngine>>,
     /// Cancelled at shutdown: stops the runner and closes progress streams.
     pub stop: CancellationToken,
 }
@@ -30,7 +27,7 @@ pub struct AppState {
 impl AppState {
     /// State over an opened store; fails on an unusable engine configuration.
     pub fn new(store: SharedStore, config: ServerConfig) -> Result<Self, String> {
-        let (engines, vlm) = cardex_runner::configured(config.vlm.as_ref(), &config.ocr)?;
+        let engines = cardex_runner::configured(config.vlm.as_ref(), &config.ocr)?;
         let check = cardex_runner::cross_check(config.vlm.as_ref(), &config.ocr)?;
         let stop = CancellationToken::new();
         let runner = Runner::new(
@@ -46,7 +43,6 @@ impl AppState {
             store,
             config: Arc::new(config),
             runner,
-            vlm,
             stop,
         })
     }

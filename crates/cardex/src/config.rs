@@ -31,6 +31,20 @@ impl FromStr for Secret {
     }
 }
 
+/// Reads a file key that may be one string or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    }))
+}
+
 /// `--cross-check`: when a model's values are compared with the card's
 /// own OCR text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -94,8 +108,17 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Option<Vec<String>>,
     /// OpenAI-compatible base URL, e.g. http://localhost:11434/v1 (Ollama).
-    #[arg(long, env = "CARDEX_VLM_URL", value_name = "URL")]
-    pub vlm_url: Option<String>,
+    /// Repeat it (or separate with commas) for several replicas of the
+    /// same model: each card goes to the one with the most room. In the
+    /// file: `vlm_url = "..."` or `vlm_urls = ["...", "..."]`.
+    #[arg(
+        long,
+        env = "CARDEX_VLM_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    #[serde(default, alias = "vlm_urls", deserialize_with = "one_or_many")]
+    pub vlm_url: Option<Vec<String>>,
     /// Model name on that server.
     #[arg(long, env = "CARDEX_VLM_MODEL", value_name = "NAME")]
     pub vlm_model: Option<String>,
@@ -228,8 +251,15 @@ impl ServeArgs {
     pub fn server_config(&self) -> anyhow::Result<cardex_server::ServerConfig> {
         let vlm = match (&self.vlm_url, &self.vlm_model) {
             (None, None) => None,
-            (Some(url), Some(model)) => {
-                let mut engine = cardex_server::EngineConfig::new(url, model);
+            (Some(urls), Some(model)) => {
+                let mut unique: Vec<&str> = Vec::new();
+                for url in urls.iter().map(|u| u.trim().trim_end_matches('/')) {
+                    anyhow::ensure!(!url.is_empty(), "--vlm-url is empty");
+                    anyhow::ensure!(!unique.contains(&url), "--vlm-url {url} is given twice");
+                    unique.push(url);
+                }
+                anyhow::ensure!(!unique.is_empty(), "--vlm-url needs a URL");
+                let mut engine = cardex_server::EngineConfig::replicas(&unique, model);
                 engine.api_key = self.vlm_api_key.clone().map(|s| s.0);
                 engine.concurrency = self.vlm_concurrency;
                 if let Some(n) = self.vlm_max_concurrency {
@@ -384,7 +414,38 @@ mod tests {
         let c = parse(&["--vlm-url", "http://x/v1/", "--vlm-model", "m"])
             .server_config()
             .unwrap();
-        assert_eq!(c.vlm.as_ref().unwrap().base_url, "http://x/v1");
+        assert_eq!(c.vlm.as_ref().unwrap().base_urls, ["http://x/v1"]);
         assert_eq!(c.default_engine(), "vlm");
+    }
+
+    #[test]
+    fn several_model_servers_from_flags_or_the_file() {
+        let c = parse(&[
+            "--vlm-url",
+            "http://a/v1",
+            "--vlm-url",
+            "http://b/v1,http://c/v1/",
+            "--vlm-model",
+            "m",
+        ])
+        .server_config()
+        .unwrap();
+        assert_eq!(
+            c.vlm.unwrap().base_urls,
+            ["http://a/v1", "http://b/v1", "http://c/v1"]
+        );
+        for text in [
+            "vlm_urls = [\"http://a/v1\", \"http://b/v1\"]\nvlm_model = \"m\"",
+            "vlm_url = [\"http://a/v1\", \"http://b/v1\"]\nvlm_model = \"m\"",
+        ] {
+            let file: ServeArgs = toml::from_str(text).unwrap();
+            let c = parse(&[]).or(file).server_config().unwrap();
+            assert_eq!(c.vlm.unwrap().base_urls, ["http://a/v1", "http://b/v1"]);
+        }
+        let file: ServeArgs = toml::from_str("vlm_url = \"http://a/v1\"").unwrap();
+        assert_eq!(file.vlm_url, Some(vec!["http://a/v1".to_owned()]));
+        let twice = parse(&["--vlm-url", "http://a/v1,http://a/v1/", "--vlm-model", "m"]);
+        let err = twice.server_config().unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
     }
 }

@@ -45,9 +45,15 @@ pub struct ExtractArgs {
     /// Data dir to keep the batch in [default: a temporary one].
     #[arg(long, env = "CARDEX_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// OpenAI-compatible base URL; without it the embedded OCR engine reads the cards.
-    #[arg(long, env = "CARDEX_VLM_URL", value_name = "URL")]
-    pub vlm_url: Option<String>,
+    /// OpenAI-compatible base URL; without it the embedded OCR engine reads
+    /// the cards. Repeat it (or separate with commas) for several replicas.
+    #[arg(
+        long,
+        env = "CARDEX_VLM_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub vlm_url: Option<Vec<String>>,
     /// Model name on that server.
     #[arg(long, env = "CARDEX_VLM_MODEL", value_name = "NAME")]
     pub vlm_model: Option<String>,
@@ -195,7 +201,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         max_cost: args.max_cost,
     };
     let engine = config.default_engine();
-    let (engines, _) =
+    let engines =
         cardex_runner::configured(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;
     let check =
         cardex_runner::cross_check(config.vlm.as_ref(), &config.ocr).map_err(anyhow::Error::msg)?;

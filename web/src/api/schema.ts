@@ -792,9 +792,9 @@ export interface components {
         EngineInfo: {
             /** @description Built in and configured, so batches can use it. */
             available: boolean;
-            /** @description Server base URL (VLM only; never the key). */
+            /** @description Server base URL (VLM only, the first of `servers`; never the key). */
             base_url?: string | null;
-            /** @description Cards in flight at most. */
+            /** @description Cards in flight at most, over all its servers. */
             concurrency?: number | null;
             /** @description Batches that name no engine get this one. */
             default: boolean;
@@ -811,8 +811,16 @@ export interface components {
             model?: string | null;
             /** @description `vlm` or `ocr`. */
             name: string;
-            /** @description Whether it answered just now. */
+            /**
+             * @description Whether it answered just now (for several model servers: whether
+             *     any did).
+             */
             reachable: boolean;
+            /**
+             * @description The model servers (VLM only; DESIGN §15), each with its own limit
+             *     and health.
+             */
+            servers: components["schemas"]["ServerInfo"][];
         };
         /** @description The error envelope, for the OpenAPI document. */
         ErrorBody: {
@@ -1150,6 +1158,39 @@ export interface components {
          * @enum {string}
          */
         ReviewStatus: "unreviewed" | "verified" | "needs_attention";
+        /** @description One model server of the VLM engine. */
+        ServerInfo: {
+            /**
+             * Format: int64
+             * @description Cards it has read since the server started.
+             */
+            completions: number;
+            /**
+             * Format: int64
+             * @description Requests to it that failed, for any reason, since the server started.
+             */
+            errors: number;
+            /**
+             * @description `up` (used), `set_aside` (stopped answering; probed with backoff).
+             * @example up
+             */
+            health: string;
+            /** @description Requests out now. */
+            in_flight: number;
+            /** @description Requests allowed at once now (adaptive unless configured). */
+            limit: number;
+            /** @description Whether it answered just now. */
+            reachable: boolean;
+            /** @description Why it was set aside, while it is. */
+            reason?: string | null;
+            /**
+             * Format: double
+             * @description Seconds since it was set aside, while it is.
+             */
+            set_aside_seconds?: number | null;
+            /** @description Base URL. */
+            url: string;
+        };
         /** @description A saved field list. */
         Template: {
             /** @description Creation time, RFC 3339 UTC. */
