@@ -37,7 +37,7 @@ export function SettingsPage() {
                 <td>{e.default ? 'yes' : ''}</td>
                 <td className={e.reachable ? 'ok' : 'error'}>{e.reachable ? 'yes' : 'no'}</td>
                 <td className="small">
-                  {e.base_url && <code>{e.base_url}</code>} {e.detail}
+                  {e.base_url && e.servers.length <= 1 && <code>{e.base_url}</code>} {e.detail}
                   {e.concurrency != null && <> · {e.concurrency} requests at once</>}
                 </td>
               </tr>
@@ -85,7 +85,9 @@ function ServersTable({ engine }: { engine: EngineInfo }) {
   const aside = engine.servers.filter((s) => s.health === 'set_aside').length;
   return (
     <>
-      <h2 id={`servers-${engine.name}`}>Model servers</h2>
+      <h2 id={`servers-${engine.name}`} className="spaced">
+        Model servers
+      </h2>
       <p className="muted">
         {count === 1
           ? 'One server. Give --vlm-url more than once to spread the cards over replicas of the same model.'
