@@ -113,6 +113,19 @@ test('review five cards with the keyboard, correct one, reload, export; a second
   await expect(page.getByText('corrected', { exact: false }).first()).toBeVisible();
   await expect(page.getByText(/Machine read: “|No machine reading/).first()).toBeVisible();
 
+  // A value not of its field's type is refused under that field, kept in
+  // it and focused; Esc drops it.
+  const year = page.getByLabel(/year/);
+  await year.fill('nineteen twelve');
+  await page.keyboard.press('Enter');
+  await expect(year).toHaveAttribute('aria-invalid', 'true');
+  await expect(year).toBeFocused();
+  await expect(year).toHaveValue('nineteen twelve');
+  await expect(page.getByText(/^Not saved: .*year/)).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(year).not.toHaveAttribute('aria-invalid', 'true');
+  await expect(page.getByText(/^Not saved:/)).toHaveCount(0);
+
   // Exports hold the correction.
   await page.goto(`/batches/${id}`);
   const csvDownload = page.waitForEvent('download');

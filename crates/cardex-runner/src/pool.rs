@@ -6,7 +6,8 @@
 //! backoff until it answers again; meanwhile its cards go to the others,
 //! and a failure that sent a card elsewhere does not count against the
 //! card's attempts. An engine with one server (the OCR engine, a VLM with
-//! one `--vlm-url`) is a pool of one, which behaves as that server alone.
+//! one `--vlm-url`) is a pool of one, which behaves as that server alone
+//! did before there were pools: never set aside, its failures counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -264,6 +265,11 @@ impl Pool {
     }
 
     fn set_aside(self: &Arc<Self>, at: usize, why: String) {
+        if self.endpoints.len() == 1 {
+            // Nowhere else to send its cards: a server alone is always
+            // used, and its failures count as they always have.
+            return;
+        }
         let endpoint = &self.endpoints[at];
         {
             let mut health = endpoint.health();
@@ -503,10 +509,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_single_server_is_never_rerouted_from() {
+    async fn a_single_server_is_never_set_aside_nor_rerouted_from() {
         let servers = fakes(1);
         let pool = Pool::single(servers[0].clone(), Limiter::fixed("vlm", 2));
         assert!(!pool.record(0, &failed(Unavailable::Unreachable)));
+        pool.checked(0, &Err("refused".into()));
+        assert_eq!(aside(&pool), [false]);
         assert_eq!(pool.acquire(Some(0)).await.0, 0);
     }
 

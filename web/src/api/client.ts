@@ -55,6 +55,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The field the error is about, when the server names one. */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -93,11 +95,14 @@ function authHeaders(): Record<string, string> {
 export async function errorFrom(res: Response): Promise<ApiError> {
   let code = `http_${res.status}`;
   let message = `The server answered ${res.status} ${res.statusText}`.trim();
+  let field: string | undefined;
   try {
     const body = await res.json();
     if (body?.error?.message) {
       code = body.error.code;
       message = body.error.message;
+      // Beside the envelope, as `field`: what a refused value belongs to.
+      if (typeof body.field === 'string') field = body.field;
     }
   } catch {
     // Not the envelope (a proxy's page): keep the status line.
@@ -106,7 +111,7 @@ export async function errorFrom(res: Response): Promise<ApiError> {
     unauthorized = true;
     tokenListeners.forEach((l) => l());
   }
-  return new ApiError(res.status, code, message);
+  return new ApiError(res.status, code, message, field);
 }
 
 /** Sends a request with the token; resolves with a 2xx response, else rejects with an ApiError. */

@@ -4,7 +4,7 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { CardReview, Flag, QueueCard, QueueFilter, ReviewStatus } from '../api/client';
-import { api, shortName } from '../api/client';
+import { ApiError, api, shortName } from '../api/client';
 import { watch } from '../api/live';
 import { ErrorNote, Link, useObjectUrl } from '../components/common';
 import { FLAG_WORDS, reviewCounts } from '../components/words';
@@ -201,8 +201,10 @@ export function ReviewPage({ id }: { id: string }) {
         if (then === 'next') go(nextId);
         return true;
       } catch (e) {
-        // The edits stay in the form, to be put right.
+        // The edits stay in the form, to be put right, starting with the
+        // field the server refused.
         setError(e);
+        if (e instanceof ApiError && e.field) document.getElementById(`review-${e.field}`)?.focus();
         return false;
       } finally {
         saving.current = false;
@@ -278,6 +280,7 @@ export function ReviewPage({ id }: { id: string }) {
       } else if (e.key === 'Escape') {
         if (detail.data) {
           setDraft(Object.fromEntries(fields.map((f) => [f.name, asText(detail.data!.values[f.name])])));
+          setError(null);
           setMessage('Edits dropped.');
           form.current?.focus();
         }
@@ -380,7 +383,8 @@ export function ReviewPage({ id }: { id: string }) {
         <p role="status" aria-live="polite" className="review-status">
           {message}
         </p>
-        <ErrorNote error={error || detail.error || batch.error} />
+        {/* A refused correction is shown under its field instead. */}
+        <ErrorNote error={(error instanceof ApiError && error.field ? null : error) || detail.error || batch.error} />
       </section>
       {!loading && list.length === 0 && cardId === null ? (
         <section className="panel">
@@ -413,6 +417,7 @@ export function ReviewPage({ id }: { id: string }) {
                     value={draft[f.name] ?? ''}
                     onChange={(v) => setDraft((old) => ({ ...old, [f.name]: v }))}
                     first={i === 0}
+                    refused={error instanceof ApiError && error.field === f.name ? error.message : undefined}
                   />
                 ))}
               <div className="row actions">
@@ -489,6 +494,7 @@ function FieldRow({
   value,
   onChange,
   first,
+  refused,
 }: {
   name: string;
   description: string;
@@ -496,6 +502,8 @@ function FieldRow({
   value: string;
   onChange: (v: string) => void;
   first: boolean;
+  /** Why the server refused this field's correction, until it is saved. */
+  refused?: string;
 }) {
   const machine = detail.machine?.[name];
   const corrected = name in detail.corrections;
@@ -511,10 +519,16 @@ function FieldRow({
         id={`review-${name}`}
         value={value}
         onChange={(e) => onChange(e.target.value)}
-        aria-describedby={hint}
+        aria-describedby={refused ? `${hint}-refused ${hint}` : hint}
+        aria-invalid={refused ? true : undefined}
         autoComplete="off"
         data-first={first || undefined}
       />
+      {refused && (
+        <p id={`${hint}-refused`} className="error small">
+          Not saved: {refused}
+        </p>
+      )}
       <div id={hint} className="small muted">
         {detail.machine ? <>Machine read: “{asText(machine) || '(nothing)'}”</> : 'No machine reading.'}
         {typeof confidence === 'number' && <> · confidence {confidence.toFixed(2)}</>}
