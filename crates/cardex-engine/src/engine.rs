@@ -110,6 +110,16 @@ pub enum EngineError {
     },
 }
 
+/// What a health check ([`Engine::check`]) found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailed {
+    /// What happened, for people.
+    pub message: String,
+    /// The server gave an HTTP answer, an error under 500 (a proxy's 404,
+    /// a 401): it is there, if not as expected.
+    pub answered: bool,
+}
+
 /// Why a server gave no answer this time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unavailable {
@@ -118,9 +128,9 @@ pub enum Unavailable {
     Unreachable,
     /// The connection broke before the answer was whole.
     Lost,
-    /// No answer in time.
+    /// No answer in time (a gateway's 504 too).
     TimedOut,
-    /// The server said it is too busy: 408, 429, 503, 504.
+    /// The server said it is too busy: 408, 429, 503.
     Busy,
     /// The server failed: 500, 502 and the other 5xx.
     Failed,
@@ -231,9 +241,9 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     }
 
     /// Whether the engine's server answers now, with a cheap request and
-    /// no card: how a server set aside after failures is probed. Engines
-    /// with no server always answer.
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+    /// no card: what `GET /api/engines` shows, and how a server set aside
+    /// after failures is probed. Engines with no server always answer.
+    fn check(&self) -> BoxFuture<'_, Result<(), CheckFailed>> {
         Box::pin(async { Ok(()) })
     }
 }

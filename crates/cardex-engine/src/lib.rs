@@ -33,6 +33,6 @@ pub mod vocabulary;
 
 pub use answer::CompiledPrompt;
 pub use cardex_core::Usage;
-pub use engine::{Engine, EngineError, Extraction, Reading, Unavailable};
+pub use engine::{CheckFailed, Engine, EngineError, Extraction, Reading, Unavailable};
 pub use prepare::{PrepareOptions, PreparedImage};
 pub use retry::{Attempted, RetryPolicy, extract_with_retries, retry_attempts};

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::answer::{AnswerError, CompiledPrompt};
 use crate::confidence;
-use crate::engine::{Engine, EngineError, Extraction, Unavailable};
+use crate::engine::{CheckFailed, Engine, EngineError, Extraction, Unavailable};
 use crate::prepare::PreparedImage;
 use cardex_core::Usage;
 
@@ -205,7 +205,7 @@ impl VlmEngine {
     }
 
     /// Whether the server answers `GET {base}/models`.
-    pub async fn check_reachable(&self) -> Result<(), String> {
+    pub async fn check_reachable(&self) -> Result<(), CheckFailed> {
         let mut req = self
             .client
             .get(format!("{}/models", self.config.base_url))
@@ -215,8 +215,14 @@ impl VlmEngine {
         }
         match req.send().await {
             Ok(res) if res.status().is_success() => Ok(()),
-            Ok(res) => Err(format!("the server answered {}", res.status())),
-            Err(e) => Err(describe_reqwest_error(&e)),
+            Ok(res) => Err(CheckFailed {
+                message: format!("the server answered {}", res.status()),
+                answered: res.status().as_u16() < 500,
+            }),
+            Err(e) => Err(CheckFailed {
+                message: describe_reqwest_error(&e),
+                answered: false,
+            }),
         }
     }
 
@@ -306,10 +312,12 @@ impl VlmEngine {
                 408 | 429 | 500..=599 => EngineError::Transient {
                     message: format!("the model server answered {status}: {excerpt}"),
                     retry_after,
-                    cause: if matches!(status.as_u16(), 408 | 429 | 503 | 504) {
-                        Unavailable::Busy
-                    } else {
-                        Unavailable::Failed
+                    cause: match status.as_u16() {
+                        408 | 429 | 503 => Unavailable::Busy,
+                        // A gateway's timeout: the server behind it did
+                        // not answer in time.
+                        504 => Unavailable::TimedOut,
+                        _ => Unavailable::Failed,
                     },
                 },
                 _ => EngineError::Permanent {
@@ -346,7 +354,7 @@ impl Engine for VlmEngine {
         Some(&self.config.base_url)
     }
 
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn check(&self) -> BoxFuture<'_, Result<(), CheckFailed>> {
         Box::pin(self.check_reachable())
     }
 }
@@ -539,10 +547,12 @@ fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<
 
 /// What a request that got no answer says about the server.
 fn failure_cause(e: &reqwest::Error) -> Unavailable {
-    if e.is_connect() {
-        Unavailable::Unreachable
-    } else if e.is_timeout() {
+    // A connect timeout is both: a server too busy to accept is a sign to
+    // send less, as any timeout.
+    if e.is_timeout() {
         Unavailable::TimedOut
+    } else if e.is_connect() {
+        Unavailable::Unreachable
     } else {
         Unavailable::Lost
     }

@@ -223,16 +223,6 @@ impl Engines {
             .unwrap_or_default()
     }
 
-    /// Tells engine `name` what asking its servers whether they answer
-    /// found, one result per server ([`Self::server_engines`]'s order).
-    pub fn checked(&self, name: &str, results: &[Result<(), String>]) {
-        if let Some(slot) = self.engines.get(name) {
-            for (at, result) in results.iter().enumerate() {
-                slot.pool.checked(at, result);
-            }
-        }
-    }
-
     /// Engine `name`'s servers themselves, to ask whether they answer.
     pub fn server_engines(&self, name: &str) -> Vec<Arc<dyn Engine>> {
         self.engines

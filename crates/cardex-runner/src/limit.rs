@@ -462,43 +462,60 @@ impl Control {
 #[derive(Debug)]
 pub struct Limiter {
     name: String,
+    /// The server it limits, for the log, when an engine has several.
+    server: Option<String>,
     control: Mutex<Control>,
     /// Told when a permit is given back; shared by the limiters of one
     /// engine's servers ([`crate::pool`]), so a waiter for any is woken.
     freed: Arc<Notify>,
+    /// Wake every waiter on a release, not one: when the notify is shared,
+    /// the first waiter may not be able to use this server's room.
+    wake_all: bool,
 }
 
 impl Limiter {
     /// Always `n` requests at once.
     pub fn fixed(name: &str, n: usize) -> Arc<Self> {
-        Self::build(name, Control::fixed(n), Arc::default())
+        Self::build(name, Control::fixed(n), Arc::default(), None)
     }
 
     /// Finds its own limit, never above `max`.
     pub fn adaptive(name: &str, max: usize) -> Arc<Self> {
-        Self::build(name, Control::new(INITIAL_LIMIT, max), Arc::default())
+        Self::build(name, Control::new(INITIAL_LIMIT, max), Arc::default(), None)
     }
 
-    /// A limiter like [`Self::fixed`] (`Some(n)`) or [`Self::adaptive`]
-    /// (`None`), which tells `freed` when a permit is given back.
+    /// A limiter fixed at `n` (`(Some(n), _)`) or adaptive up to `max`
+    /// (`(None, max)`) for `server` of engine `name`, which tells `freed`
+    /// when a permit is given back: every waiter when it is `shared` by
+    /// several servers' limiters.
     pub(crate) fn sharing(
         name: &str,
-        fixed: Option<usize>,
-        max: usize,
+        server: Option<&str>,
+        (fixed, max): (Option<usize>, usize),
         freed: Arc<Notify>,
+        shared: bool,
     ) -> Arc<Self> {
         let control = match fixed {
             Some(n) => Control::fixed(n),
             None => Control::new(INITIAL_LIMIT, max),
         };
-        Self::build(name, control, freed)
+        let mut limiter = Self::build(name, control, freed, server.map(str::to_owned));
+        Arc::get_mut(&mut limiter).expect("just built").wake_all = shared;
+        limiter
     }
 
-    fn build(name: &str, control: Control, freed: Arc<Notify>) -> Arc<Self> {
+    fn build(
+        name: &str,
+        control: Control,
+        freed: Arc<Notify>,
+        server: Option<String>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
+            server,
             control: Mutex::new(control),
             freed,
+            wake_all: false,
         })
     }
 
@@ -559,12 +576,18 @@ impl Limiter {
             generation,
             now.duration_since(started),
         );
-        match changed {
-            Some(limit) => {
-                tracing::info!(engine = %self.name, limit, "requests in flight adjusted");
-                self.freed.notify_waiters();
+        if let Some(limit) = changed {
+            match &self.server {
+                Some(server) => {
+                    tracing::info!(engine = %self.name, server, limit, "requests in flight adjusted")
+                }
+                None => tracing::info!(engine = %self.name, limit, "requests in flight adjusted"),
             }
-            None => self.freed.notify_one(),
+        }
+        if changed.is_some() || self.wake_all {
+            self.freed.notify_waiters();
+        } else {
+            self.freed.notify_one();
         }
     }
 }

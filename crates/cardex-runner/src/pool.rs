@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(test)]
+use cardex_engine::CheckFailed;
 use cardex_engine::{Engine, EngineError, Extraction, Unavailable};
 use tokio::sync::Notify;
 
@@ -27,9 +29,6 @@ const FIRST_PROBE_WAIT: Duration = Duration::from_secs(1);
 /// The longest wait between probes: a server back up is used again within
 /// about this long.
 const LAST_PROBE_WAIT: Duration = Duration::from_secs(8);
-/// How often a request waiting for room looks again even when nothing
-/// woke it (a wake-up taken by a waiter that could not use it).
-const RECHECK: Duration = Duration::from_millis(100);
 
 /// An engine's servers.
 #[derive(Debug)]
@@ -55,6 +54,8 @@ struct Health {
     streak: u32,
     /// Since when and why the server is set aside, while it is.
     aside: Option<(Instant, String)>,
+    /// Whether a probe task is out for it (never two).
+    probing: bool,
     /// The wait before the first probe next time the server is set aside:
     /// kept while it fails again soon after coming back, so a server that
     /// comes and goes is probed less often; cleared by an answer.
@@ -94,14 +95,17 @@ impl Pool {
     /// or, without it, adaptive up to `max`.
     pub fn of(servers: Vec<Arc<dyn Engine>>, fixed: Option<usize>, max: usize) -> Arc<Self> {
         let freed = Arc::new(Notify::new());
+        let shared = servers.len() > 1;
         let endpoints = servers
             .into_iter()
             .map(|engine| {
-                let name = match engine.endpoint() {
-                    Some(url) => format!("{} {url}", engine.name()),
-                    None => engine.name().to_owned(),
-                };
-                let limiter = Limiter::sharing(&name, fixed, max, freed.clone());
+                let limiter = Limiter::sharing(
+                    engine.name(),
+                    engine.endpoint(),
+                    (fixed, max),
+                    freed.clone(),
+                    shared,
+                );
                 Endpoint::new(engine, limiter)
             })
             .collect();
@@ -165,9 +169,10 @@ impl Pool {
     }
 
     /// Waits for room on a server and takes it: the server in use with the
-    /// most free room, other than `avoid` (the one that just failed this
-    /// card) while another is in use. Returns the server's index.
-    pub async fn acquire(&self, avoid: Option<usize>) -> (usize, Permit) {
+    /// most free room, other than those in `avoid` (the ones that just
+    /// failed this card) while another is in use. Returns the server's
+    /// index.
+    pub async fn acquire(&self, avoid: &[usize]) -> (usize, Permit) {
         if let [only] = self.endpoints.as_slice() {
             return (0, only.limiter.acquire().await);
         }
@@ -179,16 +184,18 @@ impl Pool {
             if let Some(got) = self.try_acquire(avoid) {
                 return got;
             }
-            let _ = tokio::time::timeout(RECHECK, freed).await;
+            // Every release of a shared pool wakes every waiter, so room
+            // on any server is seen by one that can use it.
+            freed.await;
         }
     }
 
-    fn try_acquire(&self, avoid: Option<usize>) -> Option<(usize, Permit)> {
+    fn try_acquire(&self, avoid: &[usize]) -> Option<(usize, Permit)> {
         let mut candidates: Vec<usize> = (0..self.endpoints.len())
             .filter(|&i| self.endpoints[i].is_up())
             .collect();
-        if candidates.iter().any(|&i| Some(i) != avoid) {
-            candidates.retain(|&i| Some(i) != avoid);
+        if candidates.iter().any(|i| !avoid.contains(i)) {
+            candidates.retain(|i| !avoid.contains(i));
         }
         if candidates.is_empty() {
             // Every server is set aside: each is still tried (and the card's
@@ -238,16 +245,6 @@ impl Pool {
             .any(|(i, e)| i != at && e.is_up())
     }
 
-    /// What a health check of server `at` found (`GET /api/engines` asks
-    /// each server): one that does not answer is set aside before a card
-    /// finds out; one set aside that answers is used again.
-    pub fn checked(self: &Arc<Self>, at: usize, result: &Result<(), String>) {
-        match result {
-            Ok(()) => self.answered(at),
-            Err(e) => self.set_aside(at, e.clone()),
-        }
-    }
-
     /// Server `at` answered: its failures in a row end, and a server set
     /// aside (tried because every one was) is used again.
     fn answered(&self, at: usize) {
@@ -259,7 +256,7 @@ impl Pool {
             health.aside.take().is_some()
         };
         if back {
-            endpoint.log_back();
+            endpoint.log("a model server set aside answers again and is used");
             self.freed.notify_waiters();
         }
     }
@@ -271,52 +268,56 @@ impl Pool {
             return;
         }
         let endpoint = &self.endpoints[at];
-        {
+        let probe = {
             let mut health = endpoint.health();
             if health.aside.is_some() {
                 return;
             }
             health.aside = Some((Instant::now(), why.clone()));
+            !std::mem::replace(&mut health.probing, true)
+        };
+        endpoint.log(&format!("a model server stopped answering and is set aside; its cards go to the others, and it is probed until it answers: {why}"));
+        if probe {
+            let pool = self.clone();
+            tokio::spawn(async move { pool.probe(at).await });
         }
-        let url = endpoint.engine.endpoint().unwrap_or("-");
-        tracing::warn!(
-            engine = endpoint.engine.name(),
-            server = url,
-            "a model server stopped answering and is set aside; its cards go to the others, and it is probed until it answers: {why}"
-        );
-        let pool = self.clone();
-        tokio::spawn(async move { pool.probe(at).await });
     }
 
-    /// Probes server `at`, set aside, with backoff until it answers.
+    /// Probes server `at`, set aside, with backoff until it answers: any
+    /// HTTP answer under 500 counts (a server whose `/models` a proxy
+    /// hides is still there; its cards will tell).
     async fn probe(self: Arc<Self>, at: usize) {
         let endpoint = &self.endpoints[at];
         let mut wait = endpoint.health().backoff.max(FIRST_PROBE_WAIT);
         loop {
             tokio::time::sleep(wait).await;
-            if endpoint.health().aside.is_none() {
-                return; // an answer to a request brought it back
-            }
-            match endpoint.engine.check().await {
-                Ok(()) => {
-                    let back = {
-                        let mut health = endpoint.health();
-                        health.streak = 0;
-                        // Kept: if it fails again soon, it waits longer.
-                        health.backoff = wait;
-                        health.aside.take().is_some()
-                    };
-                    if back {
-                        endpoint.log_back();
-                        self.freed.notify_waiters();
-                    }
-                    return;
-                }
+            let answered = match endpoint.engine.check().await {
+                Ok(()) => true,
                 Err(e) => {
-                    tracing::debug!(server = endpoint.engine.endpoint().unwrap_or("-"), error = %e, ?wait, "a model server set aside still does not answer");
-                    wait = (wait * 2).min(LAST_PROBE_WAIT);
+                    tracing::debug!(server = endpoint.engine.endpoint().unwrap_or("-"), error = %e.message, ?wait, "a model server set aside was probed");
+                    e.answered
                 }
+            };
+            let next = (wait * 2).min(LAST_PROBE_WAIT);
+            let mut health = endpoint.health();
+            if health.aside.is_none() {
+                // An answer to a card brought it back meanwhile.
+                health.probing = false;
+                return;
             }
+            if answered {
+                health.streak = 0;
+                // Kept until a card's answer: if it fails again soon, its
+                // probes start later.
+                health.backoff = next;
+                health.aside = None;
+                health.probing = false;
+                drop(health);
+                endpoint.log("a model server set aside answers again and is used");
+                self.freed.notify_waiters();
+                return;
+            }
+            wait = next;
         }
     }
 }
@@ -340,11 +341,15 @@ impl Endpoint {
         self.health().aside.is_none()
     }
 
-    fn log_back(&self) {
-        tracing::info!(
+    /// Logs `what` happened to the server, with its figures.
+    fn log(&self, what: &str) {
+        tracing::warn!(
             engine = self.engine.name(),
             server = self.engine.endpoint().unwrap_or("-"),
-            "a model server set aside answers again and is used"
+            limit = self.limiter.limit(),
+            completions = self.completions.load(Ordering::Relaxed),
+            errors = self.errors.load(Ordering::Relaxed),
+            "{what}"
         );
     }
 }
@@ -356,11 +361,13 @@ mod tests {
     use futures_util::future::BoxFuture;
     use std::sync::atomic::AtomicBool;
 
-    /// A server whose health check answers while `answers` is set.
+    /// A server whose health check answers while `answers` is set, with
+    /// 404 while `hides_models` is (a proxy in front of it).
     #[derive(Debug)]
     struct Fake {
         url: String,
         answers: AtomicBool,
+        hides_models: AtomicBool,
     }
 
     impl Engine for Fake {
@@ -377,9 +384,22 @@ mod tests {
         fn endpoint(&self) -> Option<&str> {
             Some(&self.url)
         }
-        fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        fn check(&self) -> BoxFuture<'_, Result<(), CheckFailed>> {
             let up = self.answers.load(Ordering::Relaxed);
-            Box::pin(async move { if up { Ok(()) } else { Err("refused".into()) } })
+            let hides = self.hides_models.load(Ordering::Relaxed);
+            Box::pin(async move {
+                match (up, hides) {
+                    (true, false) => Ok(()),
+                    (true, true) => Err(CheckFailed {
+                        message: "404".into(),
+                        answered: true,
+                    }),
+                    (false, _) => Err(CheckFailed {
+                        message: "refused".into(),
+                        answered: false,
+                    }),
+                }
+            })
         }
     }
 
@@ -389,6 +409,7 @@ mod tests {
                 Arc::new(Fake {
                     url: format!("http://server-{i}/v1"),
                     answers: AtomicBool::new(false),
+                    hides_models: AtomicBool::new(false),
                 })
             })
             .collect()
@@ -423,7 +444,7 @@ mod tests {
         let mut permits = Vec::new();
         let mut order = Vec::new();
         for _ in 0..6 {
-            let (at, permit) = pool.acquire(None).await;
+            let (at, permit) = pool.acquire(&[]).await;
             order.push(at);
             permits.push(permit);
         }
@@ -436,7 +457,7 @@ mod tests {
         let freed_on_1 = permits.remove(order.iter().position(|&i| i == 1).unwrap());
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire(None).await.0 }
+            async move { pool.acquire(&[]).await.0 }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
@@ -451,7 +472,7 @@ mod tests {
         assert_eq!(aside(&pool), [true, false]);
         assert_eq!(pool.limit(), 4, "only the server in use counts");
         for _ in 0..4 {
-            assert_eq!(pool.acquire(None).await.0, 1);
+            assert_eq!(pool.acquire(&[]).await.0, 1);
         }
         let reason = pool.status()[0].set_aside.clone().unwrap().1;
         assert_eq!(reason, "Unreachable");
@@ -487,8 +508,8 @@ mod tests {
         pool.record(0, &failed(Unavailable::Unreachable));
         pool.record(1, &failed(Unavailable::Unreachable));
         assert_eq!(pool.limit(), 2);
-        let (first, _p) = pool.acquire(None).await;
-        let (second, _q) = pool.acquire(None).await;
+        let (first, _p) = pool.acquire(&[]).await;
+        let (second, _q) = pool.acquire(&[]).await;
         assert_ne!(first, second);
         // An answer brings a server back without waiting for its probe.
         pool.record(first, &Ok(Extraction::of(Default::default())));
@@ -496,51 +517,85 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_health_check_sets_aside_and_brings_back() {
-        let pool = pool_of(&fakes(2), 2);
-        pool.checked(1, &Err("could not connect".into()));
-        assert_eq!(aside(&pool), [false, true]);
-        assert_eq!(
-            pool.status()[1].set_aside.clone().unwrap().1,
-            "could not connect"
-        );
-        pool.checked(1, &Ok(()));
-        assert_eq!(aside(&pool), [false, false]);
-    }
-
-    #[tokio::test]
     async fn a_single_server_is_never_set_aside_nor_rerouted_from() {
         let servers = fakes(1);
         let pool = Pool::single(servers[0].clone(), Limiter::fixed("vlm", 2));
         assert!(!pool.record(0, &failed(Unavailable::Unreachable)));
-        pool.checked(0, &Err("refused".into()));
         assert_eq!(aside(&pool), [false]);
-        assert_eq!(pool.acquire(Some(0)).await.0, 0);
+        assert_eq!(pool.acquire(&[0]).await.0, 0);
     }
 
     #[tokio::test]
     async fn the_card_that_failed_avoids_its_server_while_another_is_in_use() {
         let pool = pool_of(&fakes(2), 4);
-        let held = pool.acquire(None).await; // server 0 has less room now…
+        let held = pool.acquire(&[]).await; // server 0 has less room now…
         assert_eq!(held.0, 0);
         // …yet the card that failed on server 1 is not sent back there.
-        assert_eq!(pool.acquire(Some(1)).await.0, 0);
+        assert_eq!(pool.acquire(&[1]).await.0, 0);
     }
 
-    #[tokio::test]
-    async fn a_server_set_aside_is_probed_until_it_answers() {
+    /// Waits (in paused time) until server `at` is back, or `within`.
+    async fn back_within(pool: &Pool, at: usize, within: Duration) -> Option<Duration> {
+        let started = tokio::time::Instant::now();
+        while aside(pool)[at] {
+            if started.elapsed() > within {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_set_aside_is_probed_with_backoff_until_it_answers() {
         let servers = fakes(2);
         let pool = pool_of(&servers, 2);
         pool.record(0, &failed(Unavailable::Unreachable));
-        tokio::time::sleep(FIRST_PROBE_WAIT + Duration::from_millis(300)).await;
-        assert_eq!(aside(&pool), [true, false], "the first probe was refused");
+        // Probes at 1, 3, 7, 15, 23 s …: refused for the first 20 s.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(aside(&pool), [true, false]);
         servers[0].answers.store(true, Ordering::Relaxed);
-        // The next probe comes after twice the first wait.
-        let deadline = Instant::now() + FIRST_PROBE_WAIT * 3;
-        while aside(&pool)[0] {
-            assert!(Instant::now() < deadline, "not probed again in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let back = back_within(&pool, 0, LAST_PROBE_WAIT * 2).await.unwrap();
+        assert!(back <= LAST_PROBE_WAIT, "{back:?}");
         assert_eq!(pool.engine().endpoint(), Some("http://server-0/v1"));
+
+        // Set aside again soon after: its probes start later than 1 s.
+        pool.record(0, &failed(Unavailable::Unreachable));
+        assert!(back_within(&pool, 0, FIRST_PROBE_WAIT).await.is_none());
+        assert!(back_within(&pool, 0, LAST_PROBE_WAIT).await.is_some());
+        // A card's answer clears that.
+        pool.record(0, &Ok(Extraction::of(Default::default())));
+        pool.record(0, &failed(Unavailable::Unreachable));
+        let quick = back_within(&pool, 0, LAST_PROBE_WAIT).await.unwrap();
+        assert!(
+            quick <= FIRST_PROBE_WAIT + Duration::from_millis(100),
+            "{quick:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_hides_its_model_list_still_comes_back() {
+        let servers = fakes(2);
+        servers[0].answers.store(true, Ordering::Relaxed);
+        servers[0].hides_models.store(true, Ordering::Relaxed);
+        let pool = pool_of(&servers, 2);
+        pool.record(0, &failed(Unavailable::Unreachable));
+        assert!(back_within(&pool, 0, FIRST_PROBE_WAIT * 2).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_probe_at_a_time() {
+        let servers = fakes(2);
+        let pool = pool_of(&servers, 2);
+        for _ in 0..5 {
+            pool.record(0, &failed(Unavailable::Unreachable));
+            pool.record(0, &Ok(Extraction::of(Default::default())));
+        }
+        pool.record(0, &failed(Unavailable::Unreachable));
+        assert!(pool.endpoints[0].health().probing);
+        // Six set-asides in a row started one probe, still out a minute on.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(pool.endpoints[0].health().probing);
+        assert_eq!(Arc::strong_count(&pool), 2, "the test's and one probe's");
     }
 }

@@ -622,12 +622,13 @@ impl Runner {
                 Ok(image) => {
                     let (first, held) = (AtomicBool::new(true), AtomicBool::new(false));
                     let served_by = AtomicUsize::new(0);
-                    let attempted = retry_attempts(&self.inner.config.retry, || async {
-                        let mut avoid = None;
-                        let mut elsewhere = Usage::default();
-                        let mut reroutes = 0;
+                    // What requests that went elsewhere without counting as
+                    // an attempt cost.
+                    let rerouted = Mutex::new(Usage::default());
+                    let mut attempted = retry_attempts(&self.inner.config.retry, || async {
+                        let mut tried = Vec::new();
                         loop {
-                            let (at, permit) = slot.pool.acquire(avoid).await;
+                            let (at, permit) = slot.pool.acquire(&tried).await;
                             if first.swap(false, Ordering::Relaxed) && self.is_held(&card.batch_id)
                             {
                                 held.store(true, Ordering::Relaxed);
@@ -642,20 +643,22 @@ impl Runner {
                                 .await;
                             permit.finish(load_signal(&result));
                             served_by.store(at, Ordering::Relaxed);
-                            // A server that stopped answering: the card goes to
-                            // another one in this same attempt (once per server).
-                            if slot.pool.record(at, &result) && reroutes < slot.pool.servers() {
+                            tried.push(at);
+                            // A server that is not answering: the card goes
+                            // to one not yet tried, in this same attempt.
+                            if slot.pool.record(at, &result) && tried.len() < slot.pool.servers() {
                                 if let Err(e) = &result {
-                                    elsewhere.add(&e.usage());
+                                    rerouted.lock().expect("lock poisoned").add(&e.usage());
                                 }
-                                avoid = Some(at);
-                                reroutes += 1;
                                 continue;
                             }
-                            return with_usage(result, &elsewhere);
+                            return result;
                         }
                     })
                     .await;
+                    attempted
+                        .usage
+                        .add(&rerouted.into_inner().expect("lock poisoned"));
                     if held.load(Ordering::Relaxed) {
                         // Never sent: back in line for when the batch resumes.
                         self.release(card.id).await;
@@ -979,26 +982,6 @@ fn prompt_sha256(prompt: &CompiledPrompt) -> String {
     let sent = json!({"system": p.system, "user": p.user, "json_schema": p.json_schema});
     let digest = sha2::Sha256::digest(sent.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `result` with what requests that failed on other servers before it
-/// cost added to its usage (a failure without usage keeps its one request).
-fn with_usage(
-    mut result: Result<Extraction, EngineError>,
-    elsewhere: &Usage,
-) -> Result<Extraction, EngineError> {
-    match &mut result {
-        Ok(x) => {
-            x.usage.requests = x.usage.requests.max(1);
-            x.usage.add(elsewhere);
-        }
-        Err(EngineError::BadAnswer { usage, .. } | EngineError::Permanent { usage, .. }) => {
-            usage.requests = usage.requests.max(1);
-            usage.add(elsewhere);
-        }
-        Err(_) => {}
-    }
-    result
 }
 
 /// What an engine call says about the server's load.

@@ -75,7 +75,6 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>>
             .into_iter()
             .map(|e| async move { e.check().await });
         let reached = futures_util::future::join_all(checks).await;
-        engines.checked("vlm", &reached);
         let servers: Vec<ServerInfo> = engines
             .servers("vlm")
             .into_iter()
@@ -100,7 +99,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<EngineInfo>>
         let answering = reached.iter().filter(|r| r.is_ok()).count();
         let detail = match reached.as_slice() {
             [Ok(())] => format!("{} answers at {}", cfg.model, servers[0].url),
-            [Err(e)] => e.clone(),
+            [Err(e)] => e.message.clone(),
             _ => format!(
                 "{} of {} servers of {} answer",
                 answering,
