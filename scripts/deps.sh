@@ -3,7 +3,7 @@
 # missing. Usage: scripts/deps.sh run|bench|test
 #   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
 #         Tesseract with English, German, French and Italian data and what
-#         its Rust binding builds with
+#         its Rust binding builds with, libjpeg-turbo's TurboJPEG
 #   bench also the DejaVu fonts the benchmarks' synthetic cards are set in
 #   test  also what `make test` needs: the same fonts, Debian's Chromium
 #         for the browser tests, Python 3 with venv for the API fuzzer
@@ -17,9 +17,11 @@ set -euo pipefail
 
 want=${1:-run}
 # German, French and Italian beside English: the languages of most catalog
-# cards; a batch picks its own (its `ocr_lang`).
+# cards; a batch picks its own (its `ocr_lang`). libturbojpeg0-dev:
+# libjpeg-turbo's TurboJPEG (2.x), which decodes large JPEG scans already
+# reduced for the model (cardex-engine's turbo.rs).
 packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr
-  tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita)
+  tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita libturbojpeg0-dev)
 # DejaVu: the synthetic cards of the cross-check's test and benchmark.
 [ "$want" = run ] || packages+=(fonts-dejavu-core)
 if [ "$want" = test ]; then

@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if wanted("prepare") {
         rows.push(inspect_12mp()?);
-        rows.push(runner::prepare_12mp()?);
+        rows.extend(runner::prepare_12mp()?);
     }
     if wanted("capacity") {
         for (slots, latency_ms) in [(4, 100), (32, 250), (128, 500)] {

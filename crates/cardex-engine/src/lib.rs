@@ -13,6 +13,7 @@
 //! - [`score`]: per-field scoring of read values against a transcription
 //! - `ocr` (feature `ocr`, on by default): the embedded Tesseract engine
 //! - [`tessdata`]: which Tesseract languages are installed
+//! - `turbo`: libjpeg-turbo's scaled JPEG decode (the one unsafe module, FFI)
 
 pub mod answer;
 pub mod catalog;
@@ -28,6 +29,7 @@ pub mod score;
 #[cfg(feature = "ocr")]
 mod tess_log;
 pub mod tessdata;
+mod turbo;
 pub mod vlm;
 pub mod vocabulary;
 

@@ -1,7 +1,9 @@
 //! Pre-processing for a model: decode within limits, downscale the longest
 //! side with a SIMD resizer, turn upright from the EXIF orientation, and
 //! encode as JPEG with a SIMD encoder. An image that is already a small
-//! enough, upright JPEG is sent as it is, byte for byte.
+//! enough, upright JPEG is sent as it is, byte for byte. A larger plain
+//! JPEG is decoded by libjpeg-turbo already reduced (1/2, 1/4 or 1/8, in
+//! the DCT domain) to above the target size, and only the rest is resized.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -12,6 +14,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::image::{ImageError, decode_limits};
+use crate::turbo::{Decompressor, Scale};
 
 /// How images are prepared for a model.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +25,11 @@ pub struct PrepareOptions {
     pub max_pixels: u64,
     /// JPEG quality of re-encoded images, 1–100.
     pub jpeg_quality: u8,
+    /// Decode plain JPEGs with libjpeg-turbo, reduced in the DCT domain by
+    /// 1/2, 1/4 or 1/8 to above the target size, which costs a fraction of
+    /// a full decode. Off, every image is decoded at full size with the
+    /// `image` crate (what the benchmark and the tests compare against).
+    pub scaled_jpeg_decode: bool,
 }
 
 impl Default for PrepareOptions {
@@ -30,6 +38,7 @@ impl Default for PrepareOptions {
             max_side: 1536,
             max_pixels: crate::image::DEFAULT_MAX_PIXELS,
             jpeg_quality: 90,
+            scaled_jpeg_decode: true,
         }
     }
 }
@@ -133,13 +142,34 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
         });
     }
     let target = target_size((width, height), options.max_side);
-    decoder
-        .set_limits(decode_limits(options.max_pixels))
-        .map_err(corrupt)?;
-    let rgb = DynamicImage::from_decoder(decoder)
-        .map_err(corrupt)?
-        .into_rgb8();
-    let mut img = DynamicImage::ImageRgb8(resize_rgb(rgb, target)?);
+    // CMYK, 12-bit, lossless and arithmetic-coded JPEGs, and any that
+    // libjpeg-turbo finds fault with (even a warning, such as data cut
+    // short), take the full decode, which treats them as it always has.
+    let scaled = if format == ImageFormat::Jpeg && plain_colour && options.scaled_jpeg_decode {
+        match decode_jpeg_scaled(&bytes, target, options.max_pixels) {
+            Ok(decoded) => Some(decoded),
+            Err(e) => {
+                tracing::debug!("scaled JPEG decode failed, decoding in full: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (rgb, extent) = match scaled {
+        Some(decoded) => decoded,
+        None => {
+            decoder
+                .set_limits(decode_limits(options.max_pixels))
+                .map_err(corrupt)?;
+            let rgb = DynamicImage::from_decoder(decoder)
+                .map_err(corrupt)?
+                .into_rgb8();
+            let extent = (f64::from(rgb.width()), f64::from(rgb.height()));
+            (rgb, extent)
+        }
+    };
+    let mut img = DynamicImage::ImageRgb8(resize_rgb(rgb, extent, target)?);
     // Turning a small image is cheaper than a large one; the longest side
     // is the same either way.
     img.apply_orientation(orientation);
@@ -166,6 +196,24 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
     })
 }
 
+/// Decodes a JPEG with libjpeg-turbo at the largest DCT-domain reduction
+/// fit for `target` ([`Scale::for_target`]); also returns how much of the
+/// decoded image is picture rather than padding.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    target: (u32, u32),
+    max_pixels: u64,
+) -> Result<(image::RgbImage, (f64, f64)), ImageError> {
+    let mut turbo = Decompressor::new()?;
+    let header = turbo.header(bytes)?;
+    let size = (header.width, header.height);
+    let scale = Scale::for_target(size, target);
+    Ok((
+        turbo.decode_rgb(bytes, scale, max_pixels)?,
+        scale.extent(size),
+    ))
+}
+
 /// The size with the longest side at most `max_side`, aspect kept.
 fn target_size((w, h): (u32, u32), max_side: u32) -> (u32, u32) {
     let longest = w.max(h);
@@ -179,10 +227,15 @@ fn target_size((w, h): (u32, u32), max_side: u32) -> (u32, u32) {
     )
 }
 
-/// Resizes `img` to exactly `target` (a no-op when it already is).
-fn resize_rgb(img: image::RgbImage, (nw, nh): (u32, u32)) -> Result<image::RgbImage, ImageError> {
+/// Resizes the top-left `extent` of `img` (all of it but the padding a
+/// scaled decode leaves) to exactly `target`; a no-op when it already is.
+fn resize_rgb(
+    img: image::RgbImage,
+    extent: (f64, f64),
+    (nw, nh): (u32, u32),
+) -> Result<image::RgbImage, ImageError> {
     let (w, h) = img.dimensions();
-    if (w, h) == (nw, nh) {
+    if (w, h) == (nw, nh) && extent == (f64::from(w), f64::from(h)) {
         return Ok(img);
     }
     // A triangle filter scaled to the reduction averages every source
@@ -190,6 +243,7 @@ fn resize_rgb(img: image::RgbImage, (nw, nh): (u32, u32)) -> Result<image::RgbIm
     let pixels = resize_pixels(
         img.into_raw(),
         (w, h),
+        Some(extent),
         (nw, nh),
         PixelType::U8x3,
         FilterType::Bilinear,
@@ -198,10 +252,12 @@ fn resize_rgb(img: image::RgbImage, (nw, nh): (u32, u32)) -> Result<image::RgbIm
         .ok_or_else(|| ImageError::Corrupt("resized buffer has the wrong size".into()))
 }
 
-/// Resizes raw 8-bit pixels with the SIMD resizer.
+/// Resizes raw 8-bit pixels with the SIMD resizer, from the top-left
+/// `extent` of the source when given, else all of it.
 fn resize_pixels(
     pixels: Vec<u8>,
     (w, h): (u32, u32),
+    extent: Option<(f64, f64)>,
     (nw, nh): (u32, u32),
     kind: PixelType,
     filter: FilterType,
@@ -209,12 +265,12 @@ fn resize_pixels(
     let src =
         FrImage::from_vec_u8(w, h, pixels, kind).map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let mut dst = FrImage::new(nw, nh, kind);
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    if let Some((ew, eh)) = extent {
+        options = options.crop(0.0, 0.0, ew, eh);
+    }
     Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter)),
-        )
+        .resize(&src, &mut dst, &options)
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     Ok(dst.into_vec())
 }
@@ -310,6 +366,7 @@ pub fn prepare_bytes_for_ocr(bytes: &[u8], max_pixels: u64) -> Result<PreparedIm
         let pixels = resize_pixels(
             gray.into_raw(),
             (w, h),
+            None,
             (nw, nh),
             PixelType::U8,
             FilterType::Bilinear,
@@ -336,6 +393,7 @@ fn upscale(img: image::GrayImage) -> Result<image::GrayImage, ImageError> {
     let pixels = resize_pixels(
         img.into_raw(),
         (w, h),
+        None,
         (nw, nh),
         PixelType::U8,
         FilterType::CatmullRom,
@@ -536,6 +594,178 @@ mod tests {
                 .code(),
             "not_an_image"
         );
+    }
+
+    /// `bytes` prepared with `options` twice: with the scaled JPEG decode
+    /// and with the full one.
+    fn scaled_and_full(bytes: &[u8], options: PrepareOptions) -> (PreparedImage, PreparedImage) {
+        let scaled = prepare(bytes.to_vec(), &options).unwrap();
+        let full = PrepareOptions {
+            scaled_jpeg_decode: false,
+            ..options
+        };
+        (scaled, prepare(bytes.to_vec(), &full).unwrap())
+    }
+
+    /// SSIM of two prepared images, which must be of one size.
+    fn ssim(a: &PreparedImage, b: &PreparedImage) -> f64 {
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        cardex_testkit::ssim(
+            &image::load_from_memory(&a.bytes).unwrap(),
+            &image::load_from_memory(&b.bytes).unwrap(),
+        )
+    }
+
+    /// The scale libjpeg-turbo decodes a plain JPEG at for `max_side`,
+    /// after checking that it does (rather than leaving it to the full
+    /// decode, which would make any comparison trivial).
+    fn scaled_decode(jpeg: &[u8], max_side: u32) -> Scale {
+        let size = image::load_from_memory(jpeg).unwrap().dimensions();
+        let target = target_size(size, max_side);
+        let scale = Scale::for_target(size, target);
+        let (rgb, _) = decode_jpeg_scaled(jpeg, target, u64::MAX).unwrap();
+        assert_eq!(rgb.dimensions(), scale.of(size));
+        scale
+    }
+
+    #[test]
+    fn scaled_decode_looks_like_the_full_decode_on_the_sample_cards() {
+        // The cards are at most 1536 px, so they go through as they are at
+        // the default size; smaller sizes make the reductions happen. (At
+        // under 180 px, the re-encode's own 8 × 8 blocks outweigh any
+        // difference in decoding; 1/8 is tried on the 12 MP scans.)
+        let mut cards: Vec<_> = std::fs::read_dir(cardex_testkit::sample_cards_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+            .collect();
+        cards.sort();
+        assert!(cards.len() >= 10, "sample cards missing: {cards:?}");
+        let mut scales = std::collections::BTreeSet::new();
+        for path in &cards {
+            let bytes = std::fs::read(path).unwrap();
+            for max_side in [1000, 700, 512, 360, 180] {
+                let options = PrepareOptions {
+                    max_side,
+                    ..Default::default()
+                };
+                let (scaled, full) = scaled_and_full(&bytes, options);
+                if scaled.passthrough {
+                    assert!(full.passthrough);
+                    continue;
+                }
+                let similar = ssim(&scaled, &full);
+                let scale = scaled_decode(&bytes, max_side);
+                assert!(
+                    similar >= 0.98,
+                    "{} to {max_side} px at {scale:?}: SSIM {similar:.4}",
+                    path.display()
+                );
+                scales.insert(scale);
+            }
+        }
+        assert_eq!(
+            scales.into_iter().collect::<Vec<_>>(),
+            [Scale::Full, Scale::Half, Scale::Quarter]
+        );
+    }
+
+    #[test]
+    fn scaled_decode_looks_like_the_full_decode_on_12_mp_scans() {
+        // A sample card at 12 MP, baseline and progressive, as a scanner
+        // writes it.
+        let card = image::open(cardex_testkit::sample_cards_dir().join("card-01-0002.jpg"))
+            .unwrap()
+            .into_rgb8();
+        let big = resize_pixels(
+            card.clone().into_raw(),
+            card.dimensions(),
+            None,
+            (4000, 2441),
+            PixelType::U8x3,
+            FilterType::CatmullRom,
+        )
+        .unwrap();
+        for progressive in [false, true] {
+            let mut jpeg = Vec::new();
+            let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+            encoder.set_progressive(progressive);
+            encoder
+                .encode(&big, 4000, 2441, jpeg_encoder::ColorType::Rgb)
+                .unwrap();
+            assert_eq!(
+                jpeg_frame(&jpeg).unwrap().marker,
+                0xC0 + u8::from(progressive) * 2
+            );
+            for (max_side, scale) in [
+                (1536, Scale::Half),
+                (500, Scale::Quarter),
+                (250, Scale::Eighth),
+            ] {
+                assert_eq!(scaled_decode(&jpeg, max_side), scale);
+                let options = PrepareOptions {
+                    max_side,
+                    ..Default::default()
+                };
+                let (scaled, full) = scaled_and_full(&jpeg, options);
+                assert_eq!(scaled.width.max(scaled.height), max_side);
+                let similar = ssim(&scaled, &full);
+                assert!(
+                    similar >= 0.98,
+                    "progressive {progressive}, {max_side} px: SSIM {similar:.4}"
+                );
+            }
+        }
+        // Noise in every pixel, the hardest case for any resizer.
+        let noise = cardex_testkit::scan_jpeg(4000, 3000, false);
+        assert_eq!(scaled_decode(&noise, 1536), Scale::Half);
+        let (scaled, full) = scaled_and_full(&noise, PrepareOptions::default());
+        assert_eq!((scaled.width, scaled.height), (1536, 1152));
+        let similar = ssim(&scaled, &full);
+        assert!(similar >= 0.98, "12 MP noise: SSIM {similar:.4}");
+    }
+
+    #[test]
+    fn scaled_decode_orients_and_reads_grey_jpegs() {
+        // Stored 4000 × 2500, black left half, tagged "rotate 90°": upright
+        // 960 × 1536 with the black half on top, both ways alike.
+        let sideways = cardex_testkit::sideways_jpeg(4000, 2500);
+        assert_eq!(scaled_decode(&sideways, 1536), Scale::Half);
+        let (scaled, full) = scaled_and_full(&sideways, PrepareOptions::default());
+        assert_eq!((scaled.width, scaled.height), (960, 1536));
+        let img = image::load_from_memory(&scaled.bytes).unwrap();
+        assert!(img.get_pixel(480, 100)[0] < 40, "black on top");
+        assert!(img.get_pixel(480, 1436)[0] > 215, "white below");
+        assert!(ssim(&scaled, &full) >= 0.98);
+        // One grey component.
+        let grey = image::GrayImage::from_fn(4000, 2600, |x, y| {
+            image::Luma([if (x / 40 + y / 40) % 2 == 0 { 30 } else { 220 }])
+        });
+        let mut jpeg = Cursor::new(Vec::new());
+        grey.write_to(&mut jpeg, ImageFormat::Jpeg).unwrap();
+        let jpeg = jpeg.into_inner();
+        assert_eq!(jpeg_frame(&jpeg).unwrap().components, 1);
+        assert_eq!(scaled_decode(&jpeg, 1536), Scale::Half);
+        let (scaled, full) = scaled_and_full(&jpeg, PrepareOptions::default());
+        assert_eq!((scaled.width, scaled.height), (1536, 998));
+        assert!(ssim(&scaled, &full) >= 0.98);
+    }
+
+    #[test]
+    fn odd_jpegs_take_the_full_decode() {
+        // CMYK: libjpeg-turbo would need colour management; the full
+        // decode converts it, so both ways give the same bytes.
+        let cmyk = cardex_testkit::cmyk_jpeg(3);
+        let (scaled, full) = scaled_and_full(&cmyk, PrepareOptions::default());
+        assert_eq!(scaled.bytes, full.bytes);
+        assert_eq!((scaled.width, scaled.height), (40, 30));
+        // Cut short: libjpeg-turbo's warning sends it the full way, which
+        // fills in grey as it always has (uploads refuse such files before
+        // this, in `image::inspect`).
+        let cut = cardex_testkit::cut_to_a_third(&cardex_testkit::scan_jpeg(2000, 1500, false));
+        let (scaled, full) = scaled_and_full(&cut, PrepareOptions::default());
+        assert_eq!(scaled.bytes, full.bytes);
+        assert_eq!((scaled.width, scaled.height), (1536, 1152));
     }
 
     /// White page with dark horizontal bars (text lines), skewed by `deg`.

@@ -207,6 +207,49 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// The structural similarity (SSIM) of two images of the same size, on
+/// their grey levels: the mean over 8 × 8 windows, 4 pixels apart, with
+/// the usual constants ((0.01 × 255)², (0.03 × 255)²). 1 is identical;
+/// cardex takes 0.98 or more as looking the same.
+pub fn ssim(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    let (a, b) = (a.to_luma8(), b.to_luma8());
+    assert_eq!(
+        a.dimensions(),
+        b.dimensions(),
+        "SSIM needs images of one size"
+    );
+    let (w, h) = a.dimensions();
+    assert!(w >= 8 && h >= 8, "SSIM needs at least 8 × 8 pixels");
+    const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
+    const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
+    let (mut total, mut windows) = (0.0, 0u32);
+    for y0 in (0..=h - 8).step_by(4) {
+        for x0 in (0..=w - 8).step_by(4) {
+            let (mut sa, mut sb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for y in y0..y0 + 8 {
+                for x in x0..x0 + 8 {
+                    let (pa, pb) = (
+                        f64::from(a.get_pixel(x, y)[0]),
+                        f64::from(b.get_pixel(x, y)[0]),
+                    );
+                    sa += pa;
+                    sb += pb;
+                    saa += pa * pa;
+                    sbb += pb * pb;
+                    sab += pa * pb;
+                }
+            }
+            let n = 64.0;
+            let (ma, mb) = (sa / n, sb / n);
+            let (va, vb, cov) = (saa / n - ma * ma, sbb / n - mb * mb, sab / n - ma * mb);
+            total += ((2.0 * ma * mb + C1) * (2.0 * cov + C2))
+                / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+            windows += 1;
+        }
+    }
+    total / f64::from(windows)
+}
+
 /// One part of a hand-built multipart body.
 #[derive(Debug, Clone)]
 pub struct Part {
