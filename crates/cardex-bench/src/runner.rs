@@ -513,14 +513,15 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
             &mut card_jpeg,
             90,
         ))?;
-    let card_ssim = ssim(
-        &cardex_engine::prepare::prepare(card_jpeg.clone(), &scaled)?,
-        &cardex_engine::prepare::prepare(card_jpeg, &full)?,
-    )?;
+    let card_path = dir.path().join("card.jpg");
+    std::fs::write(&card_path, &card_jpeg)?;
+    let (card_full_ms, _, card_full) = time_prepare(&card_path, &full)?;
+    let (card_ms, card_cpu, card_scaled) = time_prepare(&card_path, &scaled)?;
+    let card_ssim = ssim(&card_scaled, &card_full)?;
     Ok(vec![
         Row {
             what: format!(
-                "prepare a 12 MP JPEG scan to 1536 px, full decode (image crate), SIMD resize, orient, SIMD encode; median of 7; CPU {full_cpu:.0} ms per image (one core)"
+                "prepare a 12 MP JPEG scan (noise in every pixel) to 1536 px, full decode (image crate), SIMD resize, orient, SIMD encode (libjpeg-turbo); median of 7; CPU {full_cpu:.0} ms per image (one core)"
             ),
             figure: format!("{full_ms:.0} ms"),
             target: "—".into(),
@@ -533,6 +534,18 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
             figure: format!("{scaled_ms:.0} ms ({:.1}× faster)", full_ms / scaled_ms),
             target: "≤ 30 ms".into(),
             ok: Some(scaled_ms <= 30.0),
+        },
+        Row {
+            what: format!(
+                "the same for a scanned card (sample card 2 scaled up to {} × {}, {:.1} MP, {} KB at quality 90), full → scaled decode; CPU {card_cpu:.0} ms per image (one core)",
+                card.width(),
+                card.height(),
+                f64::from(card.width() * card.height()) / 1e6,
+                card_jpeg.len() / 1024
+            ),
+            figure: format!("{card_full_ms:.0} → {card_ms:.0} ms"),
+            target: "≤ 30 ms".into(),
+            ok: Some(card_ms <= 30.0),
         },
         Row {
             what: "scaled against full decode, SSIM (grey, 8 × 8 windows): a sample card scaled up to 12 MP; the scan above (noise in every pixel)".into(),
@@ -557,7 +570,7 @@ fn time_prepare(
         let t = Instant::now();
         let prepared = cardex_engine::prepare::prepare_file(path, options)?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!((prepared.width, prepared.height) == (1536, 1152));
+        anyhow::ensure!(prepared.width.max(prepared.height) == 1536);
         last = Some(prepared);
     }
     let cpu_ms = (process_cpu_seconds()? - cpu0) * 1000.0 / f64::from(RUNS);

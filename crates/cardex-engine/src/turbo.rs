@@ -38,8 +38,29 @@ mod ffi {
     /// decoder instead of leaving grey where the data is missing.
     pub const FLAG_STOP_ON_WARNING: c_int = 8192;
 
+    /// `TJSAMP_420`: chroma halved both ways, as cameras and scanners
+    /// write it.
+    pub const SAMP_420: c_int = 2;
+    /// `TJFLAG_NOREALLOC`: write into the buffer given, never reallocate it.
+    pub const FLAG_NO_REALLOC: c_int = 1024;
+
     // The library comes from pkg-config (build.rs).
     unsafe extern "C" {
+        pub fn tjInitCompress() -> *mut c_void;
+        pub fn tjBufSize(width: c_int, height: c_int, subsampling: c_int) -> c_ulong;
+        pub fn tjCompress2(
+            handle: *mut c_void,
+            src: *const c_uchar,
+            width: c_int,
+            pitch: c_int,
+            height: c_int,
+            pixel_format: c_int,
+            jpeg: *mut *mut c_uchar,
+            jpeg_size: *mut c_ulong,
+            subsampling: c_int,
+            quality: c_int,
+            flags: c_int,
+        ) -> c_int;
         pub fn tjInitDecompress() -> *mut c_void;
         pub fn tjDestroy(handle: *mut c_void) -> c_int;
         pub fn tjGetErrorStr2(handle: *mut c_void) -> *mut c_char;
@@ -283,6 +304,76 @@ impl Drop for Decompressor {
     fn drop(&mut self) {
         // SAFETY: `handle` came from `tjInitDecompress` and is destroyed
         // only here, once.
+        unsafe {
+            ffi::tjDestroy(self.handle.as_ptr());
+        }
+    }
+}
+
+/// Encodes RGB `image` as a 4:2:0 JPEG of `quality` (1–100) with
+/// libjpeg-turbo's SIMD encoder.
+pub fn encode_rgb(image: &image::RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
+    let failed = |what: &str| ImageError::Corrupt(format!("could not encode the image: {what}"));
+    let (w, h) = image.dimensions();
+    let int = |v: u32| c_int::try_from(v).map_err(|_| failed("too large"));
+    let (width, height) = (int(w)?, int(h)?);
+    let pitch = int(w.checked_mul(3).ok_or_else(|| failed("too large"))?)?;
+    // SAFETY: no arguments; returns a new instance or null.
+    let handle =
+        NonNull::new(unsafe { ffi::tjInitCompress() }).ok_or_else(|| failed("no encoder"))?;
+    let compressor = Compressor { handle };
+    // SAFETY: plain arithmetic on the sizes, no memory touched.
+    let bound = unsafe { ffi::tjBufSize(width, height, ffi::SAMP_420) };
+    let capacity = usize::try_from(bound)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| failed("no size bound"))?;
+    let mut out = vec![0u8; capacity];
+    let mut buffer = out.as_mut_ptr();
+    let mut size: c_ulong = bound;
+    // SAFETY: `handle` is a live compressor; `image` holds `h` rows of `w`
+    // RGB pixels, `pitch` bytes apart. With NOREALLOC the library writes
+    // into `buffer` (`out`, `bound` bytes: tjBufSize's worst case for this
+    // size and subsampling) and never frees or replaces it; it sets `size`
+    // to the bytes written.
+    let status = unsafe {
+        ffi::tjCompress2(
+            compressor.handle.as_ptr(),
+            image.as_raw().as_ptr(),
+            width,
+            pitch,
+            height,
+            ffi::PF_RGB,
+            &mut buffer,
+            &mut size,
+            ffi::SAMP_420,
+            c_int::from(quality.clamp(1, 100)),
+            ffi::FLAG_NO_REALLOC,
+        )
+    };
+    if status != 0 {
+        // SAFETY: as in `Decompressor::error`.
+        return Err(failed(&unsafe {
+            message(ffi::tjGetErrorStr2(compressor.handle.as_ptr()))
+        }));
+    }
+    let written = usize::try_from(size).map_err(|_| failed("bad size"))?;
+    if buffer != out.as_mut_ptr() || written > capacity {
+        return Err(failed("the encoder wrote elsewhere"));
+    }
+    out.truncate(written);
+    Ok(out)
+}
+
+/// A TurboJPEG compressor instance, destroyed when dropped.
+struct Compressor {
+    handle: NonNull<c_void>,
+}
+
+impl Drop for Compressor {
+    fn drop(&mut self) {
+        // SAFETY: `handle` came from `tjInitCompress` and is destroyed only
+        // here, once.
         unsafe {
             ffi::tjDestroy(self.handle.as_ptr());
         }
