@@ -62,7 +62,11 @@ test('review five cards with the keyboard, correct one, reload, export; a second
   const heading = page.locator('#review-card-title');
   await expect(page).toHaveURL(/review\?card=\d+$/);
   const firstId = new URL(page.url()).searchParams.get('card');
-  const cardName = async () => (await heading.textContent())!.split(' (')[0].trim();
+  // The heading says "Loading…" until the card's detail is in.
+  const cardName = async () => {
+    await expect(heading).not.toContainText('Loading');
+    return (await heading.textContent())!.split(' (')[0].trim();
+  };
   const firstName = await cardName();
 
   // A second page shows the same card.

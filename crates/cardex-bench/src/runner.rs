@@ -504,9 +504,14 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
     let (full_ms, full_cpu, full_image) = time_prepare(&path, &full)?;
     let (scaled_ms, scaled_cpu, scaled_image) = time_prepare(&path, &scaled)?;
     let scan_ssim = ssim(&scaled_image, &full_image)?;
-    // A card scanned at 12 MP: sample card 2 scaled up to 4000 px wide.
+    // A card scanned at 12 MP: sample card 2 scaled up to 12 MP.
     let card = image::open(cardex_testkit::sample_cards_dir().join("card-01-0002.jpg"))?;
-    let card = card.resize(4000, 4000, image::imageops::FilterType::CatmullRom);
+    let up = (12e6 / f64::from(card.width() * card.height())).sqrt();
+    let card = card.resize_exact(
+        (f64::from(card.width()) * up).round() as u32,
+        (f64::from(card.height()) * up).round() as u32,
+        image::imageops::FilterType::CatmullRom,
+    );
     let mut card_jpeg = Vec::new();
     card.to_rgb8()
         .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
