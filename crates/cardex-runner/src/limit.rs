@@ -476,46 +476,51 @@ pub struct Limiter {
 impl Limiter {
     /// Always `n` requests at once.
     pub fn fixed(name: &str, n: usize) -> Arc<Self> {
-        Self::build(name, Control::fixed(n), Arc::default(), None)
+        Self::build(name, None, Control::fixed(n), Arc::default(), false)
     }
 
     /// Finds its own limit, never above `max`.
     pub fn adaptive(name: &str, max: usize) -> Arc<Self> {
-        Self::build(name, Control::new(INITIAL_LIMIT, max), Arc::default(), None)
+        Self::build(
+            name,
+            None,
+            Control::new(INITIAL_LIMIT, max),
+            Arc::default(),
+            false,
+        )
     }
 
-    /// A limiter fixed at `n` (`(Some(n), _)`) or adaptive up to `max`
-    /// (`(None, max)`) for `server` of engine `name`, which tells `freed`
-    /// when a permit is given back: every waiter when it is `shared` by
-    /// several servers' limiters.
+    /// A limiter for `server` of engine `name`, fixed at `n` (`Some(n)`)
+    /// or adaptive up to `max`, which tells `freed` when a permit is given
+    /// back: every waiter when the notify is `shared` by several servers'
+    /// limiters.
     pub(crate) fn sharing(
         name: &str,
         server: Option<&str>,
-        (fixed, max): (Option<usize>, usize),
-        freed: Arc<Notify>,
-        shared: bool,
+        fixed: Option<usize>,
+        max: usize,
+        (freed, shared): (Arc<Notify>, bool),
     ) -> Arc<Self> {
         let control = match fixed {
             Some(n) => Control::fixed(n),
             None => Control::new(INITIAL_LIMIT, max),
         };
-        let mut limiter = Self::build(name, control, freed, server.map(str::to_owned));
-        Arc::get_mut(&mut limiter).expect("just built").wake_all = shared;
-        limiter
+        Self::build(name, server, control, freed, shared)
     }
 
     fn build(
         name: &str,
+        server: Option<&str>,
         control: Control,
         freed: Arc<Notify>,
-        server: Option<String>,
+        wake_all: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
-            server,
+            server: server.map(str::to_owned),
             control: Mutex::new(control),
             freed,
-            wake_all: false,
+            wake_all,
         })
     }
 
@@ -577,12 +582,8 @@ impl Limiter {
             now.duration_since(started),
         );
         if let Some(limit) = changed {
-            match &self.server {
-                Some(server) => {
-                    tracing::info!(engine = %self.name, server, limit, "requests in flight adjusted")
-                }
-                None => tracing::info!(engine = %self.name, limit, "requests in flight adjusted"),
-            }
+            let server = self.server.as_deref().unwrap_or("-");
+            tracing::info!(engine = %self.name, server, limit, "requests in flight adjusted");
         }
         if changed.is_some() || self.wake_all {
             self.freed.notify_waiters();

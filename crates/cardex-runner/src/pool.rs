@@ -102,9 +102,9 @@ impl Pool {
                 let limiter = Limiter::sharing(
                     engine.name(),
                     engine.endpoint(),
-                    (fixed, max),
-                    freed.clone(),
-                    shared,
+                    fixed,
+                    max,
+                    (freed.clone(), shared),
                 );
                 Endpoint::new(engine, limiter)
             })
