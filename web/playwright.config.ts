@@ -7,6 +7,8 @@ import { defineConfig } from '@playwright/test';
 export default defineConfig({
   testDir: 'e2e',
   timeout: 120_000,
+  // Generous for a loaded 2-core CI machine running debug builds.
+  expect: { timeout: 10_000 },
   workers: 1,
   retries: 0,
   reporter: [['list']],

@@ -2,7 +2,7 @@
 // beside its fields, keyboard first. The machine's values never change; a
 // correction is saved with the review, kept apart, and exported.
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { CardReview, Flag, QueueCard, QueueFilter, ReviewStatus } from '../api/client';
 import { ApiError, api, shortName } from '../api/client';
 import { watch } from '../api/live';
@@ -138,9 +138,11 @@ export function ReviewPage({ id }: { id: string }) {
   const types = Object.fromEntries(fields.map((f) => [f.name, f.type]));
   const [draft, setDraft] = useState<Record<string, string>>({});
   // The form is filled once per card and review as the server has it, so
-  // typing is never overwritten, and a review from elsewhere shows.
+  // typing is never overwritten, and a review from elsewhere shows. It is
+  // filled before the browser paints the card, so no key can act on a new
+  // card holding the last card's edits.
   const loadedFor = useRef<string | null>(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     const d = detail.data;
     const key = d ? `${d.card.id}@${d.review?.at ?? ''}` : null;
     if (!d || !batch.data || loadedFor.current === key) return;
@@ -148,7 +150,7 @@ export function ReviewPage({ id }: { id: string }) {
     setDraft(Object.fromEntries(fields.map((f) => [f.name, asText(d.values[f.name])])));
   }, [detail.data, batch.data, fields]);
   const focused = useRef(false);
-  useEffect(() => {
+  useLayoutEffect(() => {
     // The first card shown takes the focus, so the keys work at once.
     if (detail.data && !focused.current) {
       focused.current = true;
@@ -266,9 +268,12 @@ export function ReviewPage({ id }: { id: string }) {
     [],
   );
 
-  // The keys, shown on the page.
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
+  // The keys, shown on the page. The handler is this render's, put in
+  // place before the browser paints it (a layout effect), so a key pressed
+  // as soon as a card shows acts on that card, never on the one before.
+  const onKey = useRef<(e: KeyboardEvent) => void>(() => {});
+  useLayoutEffect(() => {
+    onKey.current = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement;
       const typing = t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT';
       if (e.isComposing || e.altKey || e.ctrlKey || e.metaKey) return;
@@ -308,9 +313,12 @@ export function ReviewPage({ id }: { id: string }) {
         setZoom({ scale: 1, x: 0, y: 0 });
       }
     };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [detail.data, fields, list, move, nextId, position, record, undoLast]);
+  });
+  useEffect(() => {
+    const listener = (e: KeyboardEvent) => onKey.current(e);
+    window.addEventListener('keydown', listener);
+    return () => window.removeEventListener('keydown', listener);
+  }, []);
 
   // Reviews from other windows arrive live.
   const seq = useRef(0);
