@@ -504,26 +504,72 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
     let (full_ms, full_cpu, full_image) = time_prepare(&path, &full)?;
     let (scaled_ms, scaled_cpu, scaled_image) = time_prepare(&path, &scaled)?;
     let scan_ssim = ssim(&scaled_image, &full_image)?;
-    // A card scanned at 12 MP: sample card 2 scaled up to 12 MP.
+    // A card scanned at 12 MP: sample card 2 scaled up to 12 MP, with the
+    // grain a scanner's sensor and the paper add (about ±4 levels, the same
+    // in the three channels), which a scaled-up image lacks and which makes
+    // up much of a real scan's bytes.
     let card = image::open(cardex_testkit::sample_cards_dir().join("card-01-0002.jpg"))?;
     let up = (12e6 / f64::from(card.width() * card.height())).sqrt();
-    let card = card.resize_exact(
-        (f64::from(card.width()) * up).round() as u32,
-        (f64::from(card.height()) * up).round() as u32,
-        image::imageops::FilterType::CatmullRom,
-    );
-    let mut card_jpeg = Vec::new();
-    card.to_rgb8()
-        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
-            &mut card_jpeg,
-            90,
-        ))?;
-    let card_path = dir.path().join("card.jpg");
-    std::fs::write(&card_path, &card_jpeg)?;
-    let (card_full_ms, _, card_full) = time_prepare(&card_path, &full)?;
-    let (card_ms, card_cpu, card_scaled) = time_prepare(&card_path, &scaled)?;
-    let card_ssim = ssim(&card_scaled, &card_full)?;
-    Ok(vec![
+    let mut card = card
+        .resize_exact(
+            (f64::from(card.width()) * up).round() as u32,
+            (f64::from(card.height()) * up).round() as u32,
+            image::imageops::FilterType::CatmullRom,
+        )
+        .into_rgb8();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for pixel in card.pixels_mut() {
+        // xorshift64; the sum of two uniform draws, -4..=4, peaked at 0.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let grain = (seed & 7) as i16 + ((seed >> 8) & 3) as i16 - 5;
+        for c in &mut pixel.0 {
+            *c = (i16::from(*c) + grain).clamp(0, 255) as u8;
+        }
+    }
+    let card = image::DynamicImage::ImageRgb8(card);
+    // Stored as libjpeg's defaults write it, and so most scanners and
+    // cameras (chroma halved both ways, 4:2:0), and with full chroma
+    // (4:4:4), as some scanners' best setting does: three times the chroma
+    // to decode.
+    let card_rgb = card.to_rgb8();
+    let mut cards = Vec::new();
+    for (sampling, factor) in [
+        ("4:2:0", jpeg_encoder::SamplingFactor::F_2_2),
+        ("4:4:4", jpeg_encoder::SamplingFactor::F_1_1),
+    ] {
+        let mut jpeg = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+        encoder.set_sampling_factor(factor);
+        encoder.encode(
+            card_rgb.as_raw(),
+            u16::try_from(card.width())?,
+            u16::try_from(card.height())?,
+            jpeg_encoder::ColorType::Rgb,
+        )?;
+        let path = dir.path().join(format!("card-{}.jpg", cards.len()));
+        std::fs::write(&path, &jpeg)?;
+        let (full_ms, _, full) = time_prepare(&path, &full)?;
+        let (planar_ms, planar_cpu, planar) = time_prepare(&path, &scaled)?;
+        // To 250 px it is decoded at 1/8, where little but reading the
+        // entropy-coded data is left: the floor for any decoder.
+        let tiny = cardex_engine::PrepareOptions {
+            max_side: 250,
+            ..scaled
+        };
+        let (floor_ms, _, _) = time_prepare(&path, &tiny)?;
+        cards.push((
+            sampling,
+            jpeg.len(),
+            full_ms,
+            planar_ms,
+            planar_cpu,
+            floor_ms,
+            ssim(&planar, &full)?,
+        ));
+    }
+    let mut rows = vec![
         Row {
             what: format!(
                 "prepare a 12 MP JPEG scan (noise in every pixel) to 1536 px, full decode (image crate), SIMD resize, orient, SIMD encode (libjpeg-turbo); median of 7; CPU {full_cpu:.0} ms per image (one core)"
@@ -534,33 +580,36 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
         },
         Row {
             what: format!(
-                "the same with scaled decode (libjpeg-turbo at 1/2, in the DCT domain); median of 7; CPU {scaled_cpu:.0} ms per image (one core)"
+                "the same the planar way (libjpeg-turbo: decoded to Y, Cb, Cr at 1/2 in the DCT domain, the planes resized and encoded as they are, no RGB); median of 7; CPU {scaled_cpu:.0} ms per image (one core)"
             ),
             figure: format!("{scaled_ms:.0} ms ({:.1}× faster)", full_ms / scaled_ms),
-            target: "≤ 30 ms".into(),
-            ok: Some(scaled_ms <= 30.0),
+            target: "— (the worst case)".into(),
+            ok: None,
         },
-        Row {
+    ];
+    for (sampling, bytes, full_ms, planar_ms, planar_cpu, floor_ms, _) in &cards {
+        rows.push(Row {
             what: format!(
-                "the same for a scanned card (sample card 2 scaled up to {} × {}, {:.1} MP, {} KB at quality 90), full → scaled decode; CPU {card_cpu:.0} ms per image (one core)",
+                "the same for a scanned card (sample card 2 scaled up to {} × {}, {:.1} MP, with scanner grain, {sampling}, {} KB at quality 90), full decode → the planar way (→ the same to 250 px, decoded at 1/8: the entropy decoding's floor); CPU {planar_cpu:.0} ms per image (one core)",
                 card.width(),
                 card.height(),
                 f64::from(card.width() * card.height()) / 1e6,
-                card_jpeg.len() / 1024
+                bytes / 1024
             ),
-            figure: format!("{card_full_ms:.0} → {card_ms:.0} ms"),
+            figure: format!("{full_ms:.0} → {planar_ms:.0} ms (→ {floor_ms:.0} ms)"),
             target: "≤ 30 ms".into(),
-            ok: Some(card_ms <= 30.0),
-        },
-        Row {
-            what: "scaled against full decode, SSIM (grey, 8 × 8 windows): a sample card scaled up to 12 MP; the scan above (noise in every pixel)".into(),
-            figure: format!("{card_ssim:.4}; {scan_ssim:.4}"),
-            target: "≥ 0.98 (the card)".into(),
-            ok: Some(card_ssim >= 0.98),
-        },
-    ])
+            ok: Some(*planar_ms <= 30.0),
+        });
+    }
+    let card_ssim = cards.iter().map(|c| c.6).fold(f64::INFINITY, f64::min);
+    rows.push(Row {
+        what: "the planar way against the full decode, SSIM (grey, 8 × 8 windows): the card at 12 MP (the lower of 4:2:0 and 4:4:4); the scan above (noise in every pixel)".into(),
+        figure: format!("{card_ssim:.4}; {scan_ssim:.4}"),
+        target: "≥ 0.98 (the card)".into(),
+        ok: Some(card_ssim >= 0.98),
+    });
+    Ok(rows)
 }
-
 /// Median wall ms and mean CPU ms of 7 preparations of `path`, and the
 /// last result.
 fn time_prepare(
@@ -575,7 +624,7 @@ fn time_prepare(
         let t = Instant::now();
         let prepared = cardex_engine::prepare::prepare_file(path, options)?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(prepared.width.max(prepared.height) == 1536);
+        anyhow::ensure!(prepared.width.max(prepared.height) == options.max_side);
         last = Some(prepared);
     }
     let cpu_ms = (process_cpu_seconds()? - cpu0) * 1000.0 / f64::from(RUNS);

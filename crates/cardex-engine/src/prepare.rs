@@ -2,8 +2,10 @@
 //! side with a SIMD resizer, turn upright from the EXIF orientation, and
 //! encode as JPEG with a SIMD encoder. An image that is already a small
 //! enough, upright JPEG is sent as it is, byte for byte. A larger plain
-//! JPEG is decoded by libjpeg-turbo already reduced (1/2, 1/4 or 1/8, in
-//! the DCT domain) to above the target size, and only the rest is resized.
+//! JPEG never becomes RGB: libjpeg-turbo decodes it to its Y, Cb and Cr
+//! planes, already reduced (1/2, 1/4 or 1/8, in the DCT domain) to above
+//! the target size; the planes are resized and turned one by one and
+//! encoded as they are.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -14,7 +16,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::image::{ImageError, decode_limits};
-use crate::turbo::{Decompressor, Scale};
+use crate::turbo::{Decompressor, Plane, Scale};
 
 /// How images are prepared for a model.
 #[derive(Debug, Clone, Copy)]
@@ -25,10 +27,11 @@ pub struct PrepareOptions {
     pub max_pixels: u64,
     /// JPEG quality of re-encoded images, 1–100.
     pub jpeg_quality: u8,
-    /// Decode plain JPEGs with libjpeg-turbo, reduced in the DCT domain by
-    /// 1/2, 1/4 or 1/8 to above the target size, which costs a fraction of
-    /// a full decode. Off, every image is decoded at full size with the
-    /// `image` crate (what the benchmark and the tests compare against).
+    /// Prepare plain JPEGs with libjpeg-turbo, on their YCbCr planes,
+    /// reduced in the DCT domain by 1/2, 1/4 or 1/8 to above the target
+    /// size, which costs a fraction of a full decode to RGB. Off, every
+    /// image is decoded at full size to RGB with the `image` crate (what
+    /// the benchmark and the tests compare against).
     pub scaled_jpeg_decode: bool,
 }
 
@@ -142,33 +145,23 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
         });
     }
     let target = target_size((width, height), options.max_side);
-    // CMYK, 12-bit, lossless and arithmetic-coded JPEGs, and any that
-    // libjpeg-turbo finds fault with (even a warning, such as data cut
-    // short), take the full decode, which treats them as it always has.
-    let scaled = if format == ImageFormat::Jpeg && plain_colour && options.scaled_jpeg_decode {
-        match decode_jpeg_scaled(&bytes, target, options.max_pixels) {
-            Ok(decoded) => Some(decoded),
-            Err(e) => {
-                tracing::debug!("scaled JPEG decode failed, decoding in full: {e}");
-                None
-            }
+    // CMYK, 12-bit, lossless and arithmetic-coded JPEGs, RGB-coded ones,
+    // and any that libjpeg-turbo finds fault with (even a warning, such as
+    // data cut short), take the full decode, which treats them as it
+    // always has.
+    if format == ImageFormat::Jpeg && plain_colour && options.scaled_jpeg_decode {
+        match prepare_jpeg_planes(&bytes, target, orientation, options) {
+            Ok(prepared) => return Ok(prepared),
+            Err(e) => tracing::debug!("planar JPEG preparation failed, decoding in full: {e}"),
         }
-    } else {
-        None
-    };
-    let (rgb, extent) = match scaled {
-        Some(decoded) => decoded,
-        None => {
-            decoder
-                .set_limits(decode_limits(options.max_pixels))
-                .map_err(corrupt)?;
-            let rgb = DynamicImage::from_decoder(decoder)
-                .map_err(corrupt)?
-                .into_rgb8();
-            let extent = (f64::from(rgb.width()), f64::from(rgb.height()));
-            (rgb, extent)
-        }
-    };
+    }
+    decoder
+        .set_limits(decode_limits(options.max_pixels))
+        .map_err(corrupt)?;
+    let rgb = DynamicImage::from_decoder(decoder)
+        .map_err(corrupt)?
+        .into_rgb8();
+    let extent = (f64::from(rgb.width()), f64::from(rgb.height()));
     let mut img = DynamicImage::ImageRgb8(resize_rgb(rgb, extent, target)?);
     // Turning a small image is cheaper than a large one; the longest side
     // is the same either way.
@@ -187,22 +180,103 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
     })
 }
 
-/// Decodes a JPEG with libjpeg-turbo at the largest DCT-domain reduction
-/// fit for `target` ([`Scale::for_target`]); also returns how much of the
-/// decoded image is picture rather than padding.
-fn decode_jpeg_scaled(
+/// Prepares a YCbCr or grey JPEG on its planes: decoded by libjpeg-turbo
+/// at the largest DCT-domain reduction fit for `target`
+/// ([`Scale::for_target`]), each plane resized (chroma to half the target,
+/// 4:2:0, whatever the source's subsampling) and turned, and encoded from
+/// the planes. A grey JPEG gets neutral chroma, so every prepared image
+/// is a colour JPEG as the full decode makes it.
+fn prepare_jpeg_planes(
     bytes: &[u8],
     target: (u32, u32),
-    max_pixels: u64,
-) -> Result<(image::RgbImage, (f64, f64)), ImageError> {
+    orientation: Orientation,
+    options: &PrepareOptions,
+) -> Result<PreparedImage, ImageError> {
     let mut turbo = Decompressor::new()?;
     let header = turbo.header(bytes)?;
     let size = (header.width, header.height);
     let scale = Scale::for_target(size, target);
-    Ok((
-        turbo.decode_rgb(bytes, scale, max_pixels)?,
-        scale.extent(size),
-    ))
+    let planes = turbo.decode_planes(bytes, scale, options.max_pixels)?;
+    // The picture in each decoded plane, without the padding of a
+    // non-integral scale or of a subsampled plane's last sample.
+    let extent = scale.extent(size);
+    let chroma_target = (target.0.div_ceil(2), target.1.div_ceil(2));
+    let y = resize_plane(planes.y, extent, target)?;
+    let [cb, cr] = match planes.chroma {
+        Some(chroma) => {
+            let (across, down) = planes.chroma_step;
+            let chroma_extent = (extent.0 / f64::from(across), extent.1 / f64::from(down));
+            let [cb, cr] = chroma;
+            [
+                resize_plane(cb, chroma_extent, chroma_target)?,
+                resize_plane(cr, chroma_extent, chroma_target)?,
+            ]
+        }
+        None => [neutral_plane(chroma_target), neutral_plane(chroma_target)],
+    };
+    // Turning small planes is cheaper than a large image; 4:2:0 planes
+    // stay 4:2:0 however they are turned.
+    let (y, cb, cr) = (
+        orient_plane(y, orientation)?,
+        orient_plane(cb, orientation)?,
+        orient_plane(cr, orientation)?,
+    );
+    let out = crate::turbo::encode_planes_420(&y, &cb, &cr, options.jpeg_quality)?;
+    Ok(PreparedImage {
+        bytes: out,
+        mime: "image/jpeg",
+        width: y.width,
+        height: y.height,
+        passthrough: false,
+    })
+}
+
+/// Resizes the top-left `extent` of `plane` to exactly `target`, as
+/// [`resize_rgb`] does pixels.
+fn resize_plane(plane: Plane, extent: (f64, f64), target: (u32, u32)) -> Result<Plane, ImageError> {
+    let size = (plane.width, plane.height);
+    if size == target && extent == (f64::from(size.0), f64::from(size.1)) {
+        return Ok(plane);
+    }
+    let samples = resize_pixels(
+        plane.samples,
+        size,
+        Some(extent),
+        target,
+        PixelType::U8,
+        FilterType::Bilinear,
+    )?;
+    Ok(Plane {
+        width: target.0,
+        height: target.1,
+        samples,
+    })
+}
+
+/// A chroma plane of no colour.
+fn neutral_plane((width, height): (u32, u32)) -> Plane {
+    Plane {
+        width,
+        height,
+        samples: vec![128; width as usize * height as usize],
+    }
+}
+
+/// `plane` turned upright from `orientation`.
+fn orient_plane(plane: Plane, orientation: Orientation) -> Result<Plane, ImageError> {
+    if orientation == Orientation::NoTransforms {
+        return Ok(plane);
+    }
+    let grey = image::GrayImage::from_raw(plane.width, plane.height, plane.samples)
+        .ok_or_else(|| ImageError::Corrupt("a plane has the wrong size".into()))?;
+    let mut img = DynamicImage::ImageLuma8(grey);
+    img.apply_orientation(orientation);
+    let grey = img.into_luma8();
+    Ok(Plane {
+        width: grey.width(),
+        height: grey.height(),
+        samples: grey.into_raw(),
+    })
 }
 
 /// The size with the longest side at most `max_side`, aspect kept.
@@ -614,8 +688,18 @@ mod tests {
         let size = image::load_from_memory(jpeg).unwrap().dimensions();
         let target = target_size(size, max_side);
         let scale = Scale::for_target(size, target);
-        let (rgb, _) = decode_jpeg_scaled(jpeg, target, u64::MAX).unwrap();
-        assert_eq!(rgb.dimensions(), scale.of(size));
+        let planes = Decompressor::new()
+            .unwrap()
+            .decode_planes(jpeg, scale, u64::MAX)
+            .unwrap();
+        // The luma plane is padded to whole chroma samples.
+        let (w, h) = scale.of(size);
+        assert!(
+            (w..=w + 1).contains(&planes.y.width) && (h..=h + 1).contains(&planes.y.height),
+            "{}×{} for {w}×{h}",
+            planes.y.width,
+            planes.y.height
+        );
         scale
     }
 
@@ -740,6 +824,90 @@ mod tests {
         let (scaled, full) = scaled_and_full(&jpeg, PrepareOptions::default());
         assert_eq!((scaled.width, scaled.height), (1536, 998));
         assert!(ssim(&scaled, &full) >= 0.98);
+    }
+
+    #[test]
+    fn every_chroma_subsampling_keeps_its_colours_in_place() {
+        // Four coloured quadrants with dark ruled lines, stored with each
+        // subsampling libjpeg-turbo names: prepared on the planes, each
+        // must look like the full decode, colours and edges in place.
+        let colours = [[200, 40, 40], [40, 170, 60], [50, 70, 200], [235, 230, 210]];
+        let (w, h) = (3001u16, 2001u16);
+        let picture = image::RgbImage::from_fn(u32::from(w), u32::from(h), |x, y| {
+            if y % 50 < 3 {
+                return Rgb([20, 20, 20]);
+            }
+            Rgb(colours[usize::from(x >= 1500) + 2 * usize::from(y >= 1000)])
+        });
+        use jpeg_encoder::SamplingFactor as F;
+        for factor in [F::F_1_1, F::F_2_1, F::F_2_2, F::F_1_2, F::F_4_1] {
+            let mut jpeg = Vec::new();
+            let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 92);
+            encoder.set_sampling_factor(factor);
+            encoder
+                .encode(picture.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+                .unwrap();
+            let (scaled, full) = scaled_and_full(&jpeg, PrepareOptions::default());
+            assert_eq!((scaled.width, scaled.height), (1536, 1024), "{factor:?}");
+            let similar = ssim(&scaled, &full);
+            assert!(similar >= 0.98, "{factor:?}: SSIM {similar:.4}");
+            let (a, b) = (
+                image::load_from_memory(&scaled.bytes).unwrap().into_rgb8(),
+                image::load_from_memory(&full.bytes).unwrap().into_rgb8(),
+            );
+            let diff: u64 = a
+                .as_raw()
+                .iter()
+                .zip(b.as_raw())
+                .map(|(&p, &q)| u64::from(p.abs_diff(q)))
+                .sum();
+            let mean = diff as f64 / a.as_raw().len() as f64;
+            assert!(mean < 3.0, "{factor:?}: mean difference {mean:.2}");
+            // The middle of each quadrant has its colour.
+            for (i, colour) in colours.iter().enumerate() {
+                let (x, y) = (384 + 768 * (i as u32 % 2), 275 + 512 * (i as u32 / 2));
+                let got = a.get_pixel(x, y).0;
+                for c in 0..3 {
+                    assert!(
+                        got[c].abs_diff(colour[c]) <= 12,
+                        "{factor:?}: quadrant {i} is {got:?}, not {colour:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn planes_are_encoded_only_when_laid_out_for_420() {
+        let plane = |width, height| Plane {
+            width,
+            height,
+            samples: vec![128; (width * height) as usize],
+        };
+        let jpeg =
+            crate::turbo::encode_planes_420(&plane(101, 75), &plane(51, 38), &plane(51, 38), 90)
+                .unwrap();
+        let img = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!(img.dimensions(), (101, 75));
+        assert!(
+            img.to_rgb8()
+                .pixels()
+                .all(|p| p.0.iter().all(|&c| c.abs_diff(128) <= 1))
+        );
+        for (cb, cr) in [
+            ((50, 38), (51, 38)),
+            ((51, 38), (51, 37)),
+            ((101, 75), (101, 75)),
+        ] {
+            let err = crate::turbo::encode_planes_420(
+                &plane(101, 75),
+                &plane(cb.0, cb.1),
+                &plane(cr.0, cr.1),
+                90,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("4:2:0"), "{err}");
+        }
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! A small safe binding to libjpeg-turbo's TurboJPEG 2.x API (Debian's
-//! `libturbojpeg0`): read a JPEG's header, and decode it to RGB at 1/1,
-//! 1/2, 1/4 or 1/8 of its size, scaled in the DCT domain, which costs far
-//! less than decoding every pixel and throwing most of them away.
+//! `libturbojpeg0`): read a JPEG's header; decode it to its Y, Cb and Cr
+//! planes at 1/1, 1/2, 1/4 or 1/8 of its size, scaled in the DCT domain,
+//! which costs far less than decoding every pixel and throwing most of
+//! them away; and encode such planes, or RGB pixels, as a JPEG.
+//!
+//! Working on the planes skips four steps a round trip through RGB pays
+//! for: the decoder's chroma upsampling and colour conversion, and the
+//! encoder's conversion and chroma downsampling; a resize of the planes
+//! touches half the bytes of one of RGB.
 //!
 //! The `turbojpeg` crate binds libjpeg-turbo 3's `tj3*` functions, which
 //! Debian bookworm's 2.1.5 does not have; its 0.5 releases bind the 2.x
 //! API but offer no scaled decode and pass no flags (so no stop on a
-//! warning). This module declares the six functions it needs itself. It
-//! is the one place in cardex with unsafe code.
+//! warning). This module declares the functions it needs itself. It is
+//! the one place in cardex with unsafe code.
 
 #![allow(unsafe_code)]
 
@@ -31,16 +37,20 @@ mod ffi {
     /// `TJPF_RGB`: 3 bytes a pixel, R, G, B.
     pub const PF_RGB: c_int = 0;
     /// `TJCS_*`, the colour space of the JPEG's data.
-    pub const CS_RGB: c_int = 0;
     pub const CS_YCBCR: c_int = 1;
     pub const CS_GRAY: c_int = 2;
     /// `TJFLAG_STOPONWARNING`: a warning (such as data cut short) stops the
     /// decoder instead of leaving grey where the data is missing.
     pub const FLAG_STOP_ON_WARNING: c_int = 8192;
 
-    /// `TJSAMP_420`: chroma halved both ways, as cameras and scanners
-    /// write it.
+    /// `TJSAMP_*`: how the chroma planes are subsampled. 4:2:0 (halved
+    /// both ways) is how cameras and scanners write it.
+    pub const SAMP_444: c_int = 0;
+    pub const SAMP_422: c_int = 1;
     pub const SAMP_420: c_int = 2;
+    pub const SAMP_GRAY: c_int = 3;
+    pub const SAMP_440: c_int = 4;
+    pub const SAMP_411: c_int = 5;
     /// `TJFLAG_NOREALLOC`: write into the buffer given, never reallocate it.
     pub const FLAG_NO_REALLOC: c_int = 1024;
 
@@ -74,17 +84,30 @@ mod ffi {
             subsampling: *mut c_int,
             colorspace: *mut c_int,
         ) -> c_int;
-        pub fn tjDecompress2(
+        pub fn tjDecompressToYUVPlanes(
             handle: *mut c_void,
             jpeg: *const c_uchar,
             jpeg_size: c_ulong,
-            dst: *mut c_uchar,
+            planes: *mut *mut c_uchar,
             width: c_int,
-            pitch: c_int,
+            strides: *mut c_int,
             height: c_int,
-            pixel_format: c_int,
             flags: c_int,
         ) -> c_int;
+        pub fn tjCompressFromYUVPlanes(
+            handle: *mut c_void,
+            planes: *mut *const c_uchar,
+            width: c_int,
+            strides: *const c_int,
+            height: c_int,
+            subsampling: c_int,
+            jpeg: *mut *mut c_uchar,
+            jpeg_size: *mut c_ulong,
+            quality: c_int,
+            flags: c_int,
+        ) -> c_int;
+        pub fn tjPlaneWidth(component: c_int, width: c_int, subsampling: c_int) -> c_int;
+        pub fn tjPlaneHeight(component: c_int, height: c_int, subsampling: c_int) -> c_int;
     }
 }
 
@@ -178,9 +201,63 @@ pub struct Header {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// True for YCbCr, RGB or grey data, which decode to RGB as they are;
-    /// false for CMYK and YCCK, which need colour management.
-    pub rgb_or_grey: bool,
+    /// True for YCbCr or grey data, which decode to Y, Cb, Cr planes as
+    /// they are stored; false for RGB, CMYK and YCCK data, which need a
+    /// conversion (or colour management) first.
+    pub planar: bool,
+    /// `TJSAMP_*`, how the stored chroma is subsampled (or grey).
+    subsampling: c_int,
+}
+
+/// One 8-bit plane of an image: Y, Cb or Cr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plane {
+    /// Width in samples; also the stride.
+    pub width: u32,
+    /// Height in samples.
+    pub height: u32,
+    /// `width` × `height` samples, row by row.
+    pub samples: Vec<u8>,
+}
+
+/// A decoded image as its planes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planes {
+    /// The luma plane: the image's size, padded to whole chroma samples
+    /// (one more column or row where a subsampled side is odd), as the
+    /// library lays it out.
+    pub y: Plane,
+    /// Cb and Cr, subsampled as stored; none for a grey image.
+    pub chroma: Option<[Plane; 2]>,
+    /// How many luma samples across and down one chroma sample covers.
+    pub chroma_step: (u32, u32),
+}
+
+/// Luma samples across and down per chroma sample for a `TJSAMP_*`
+/// (the MCU size over 8); none for grey and unknown values.
+fn chroma_step(subsampling: c_int) -> Option<(u32, u32)> {
+    match subsampling {
+        ffi::SAMP_444 => Some((1, 1)),
+        ffi::SAMP_422 => Some((2, 1)),
+        ffi::SAMP_420 => Some((2, 2)),
+        ffi::SAMP_440 => Some((1, 2)),
+        ffi::SAMP_411 => Some((4, 1)),
+        _ => None,
+    }
+}
+
+/// The width and height of plane `component` (0 Y, 1 Cb, 2 Cr) of a
+/// `w` × `h` image subsampled as `subsampling`, as the library lays it out.
+fn plane_size(component: c_int, (w, h): (c_int, c_int), subsampling: c_int) -> Option<(u32, u32)> {
+    // SAFETY: plain arithmetic on the arguments, no memory touched; -1 for
+    // arguments out of bounds.
+    let (pw, ph) = unsafe {
+        (
+            ffi::tjPlaneWidth(component, w, subsampling),
+            ffi::tjPlaneHeight(component, h, subsampling),
+        )
+    };
+    Some((u32::try_from(pw).ok()?, u32::try_from(ph).ok()?))
 }
 
 /// A TurboJPEG decompressor instance.
@@ -231,19 +308,22 @@ impl Decompressor {
         Ok(Header {
             width: side(width)?,
             height: side(height)?,
-            rgb_or_grey: matches!(colorspace, ffi::CS_RGB | ffi::CS_YCBCR | ffi::CS_GRAY),
+            planar: matches!(colorspace, ffi::CS_YCBCR | ffi::CS_GRAY)
+                && (subsampling == ffi::SAMP_GRAY || chroma_step(subsampling).is_some()),
+            subsampling,
         })
     }
 
-    /// Decodes `jpeg` to RGB at `scale`, refusing more than `max_pixels`
-    /// (checked from the header, before anything is allocated). Warnings,
-    /// such as data cut short, are errors.
-    pub fn decode_rgb(
+    /// Decodes `jpeg` to its planes at `scale`, refusing more than
+    /// `max_pixels` (checked from the header, before anything is
+    /// allocated). Only YCbCr and grey JPEGs decode this way
+    /// ([`Header::planar`]). Warnings, such as data cut short, are errors.
+    pub fn decode_planes(
         &mut self,
         jpeg: &[u8],
         scale: Scale,
         max_pixels: u64,
-    ) -> Result<image::RgbImage, ImageError> {
+    ) -> Result<Planes, ImageError> {
         let header = self.header(jpeg)?;
         if u64::from(header.width) * u64::from(header.height) > max_pixels {
             return Err(ImageError::TooManyPixels {
@@ -252,44 +332,69 @@ impl Decompressor {
                 limit: max_pixels,
             });
         }
-        if !header.rgb_or_grey {
+        if !header.planar {
             return Err(ImageError::Corrupt(
-                "a CMYK or YCCK JPEG does not decode to RGB here".into(),
+                "an RGB, CMYK or YCCK JPEG has no YCbCr planes to decode".into(),
             ));
         }
-        let (w, h) = scale.of((header.width, header.height));
         let too_big = || ImageError::Corrupt("the scaled image is too large to decode".into());
-        let pitch = w.checked_mul(3).ok_or_else(too_big)?;
-        let len = usize::try_from(pitch)
-            .ok()
-            .and_then(|p| p.checked_mul(usize::try_from(h).ok()?))
-            .ok_or_else(too_big)?;
         let int = |v: u32| c_int::try_from(v).map_err(|_| too_big());
-        let mut pixels = vec![0u8; len];
+        let (w, h) = scale.of((header.width, header.height));
+        let size = (int(w)?, int(h)?);
+        let grey = header.subsampling == ffi::SAMP_GRAY;
+        let mut planes = Vec::with_capacity(3);
+        for component in 0..if grey { 1 } else { 3 } {
+            let (pw, ph) = plane_size(component, size, header.subsampling).ok_or_else(too_big)?;
+            let len = usize::try_from(u64::from(pw) * u64::from(ph)).map_err(|_| too_big())?;
+            planes.push(Plane {
+                width: pw,
+                height: ph,
+                samples: vec![0u8; len],
+            });
+        }
+        let mut strides = planes
+            .iter()
+            .map(|p| int(p.width))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut pointers: Vec<*mut u8> =
+            planes.iter_mut().map(|p| p.samples.as_mut_ptr()).collect();
         // SAFETY: `handle` is a live decompressor; `jpeg` is readable for
         // the length passed. Asked for `w` × `h`, the library decodes at the
         // largest of its factors whose output fits in `w` × `h` (this one,
-        // or a larger one giving the same size) and writes at most `h` rows
-        // of `w` pixels, `pitch` bytes apart: at most `len` bytes, which
-        // `pixels` holds.
+        // or a larger one giving the same size), and writes each plane
+        // (one for grey, three otherwise) at its `tjPlaneWidth` ×
+        // `tjPlaneHeight` for that size and the JPEG's subsampling, rows
+        // `strides[i]` (that width) apart: exactly the buffers allocated
+        // above, which outlive the call.
         let status = unsafe {
-            ffi::tjDecompress2(
+            ffi::tjDecompressToYUVPlanes(
                 self.handle.as_ptr(),
                 jpeg.as_ptr(),
                 jpeg_size(jpeg)?,
-                pixels.as_mut_ptr(),
-                int(w)?,
-                int(pitch)?,
-                int(h)?,
-                ffi::PF_RGB,
+                pointers.as_mut_ptr(),
+                size.0,
+                strides.as_mut_ptr(),
+                size.1,
                 ffi::FLAG_STOP_ON_WARNING,
             )
         };
         if status != 0 {
             return Err(self.error());
         }
-        image::RgbImage::from_raw(w, h, pixels)
-            .ok_or_else(|| ImageError::Corrupt("decoded buffer has the wrong size".into()))
+        let mut planes = planes.into_iter();
+        let y = planes.next().ok_or_else(too_big)?;
+        Ok(match (planes.next(), planes.next()) {
+            (Some(cb), Some(cr)) => Planes {
+                y,
+                chroma: Some([cb, cr]),
+                chroma_step: chroma_step(header.subsampling).ok_or_else(too_big)?,
+            },
+            _ => Planes {
+                y,
+                chroma: None,
+                chroma_step: (1, 1),
+            },
+        })
     }
 
     /// The instance's last error, as libjpeg-turbo words it.
@@ -313,53 +418,157 @@ impl Drop for Decompressor {
 /// Encodes RGB `image` as a 4:2:0 JPEG of `quality` (1–100) with
 /// libjpeg-turbo's SIMD encoder.
 pub fn encode_rgb(image: &image::RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
-    let failed = |what: &str| ImageError::Corrupt(format!("could not encode the image: {what}"));
     let (w, h) = image.dimensions();
-    let int = |v: u32| c_int::try_from(v).map_err(|_| failed("too large"));
+    let pitch = w.checked_mul(3).ok_or_else(|| encode_failed("too large"))?;
+    let pitch = c_int::try_from(pitch).map_err(|_| encode_failed("too large"))?;
+    compress(
+        (w, h),
+        quality,
+        |handle, (width, height), buffer, size, quality| {
+            // SAFETY: `handle` is a live compressor; `image` holds `h` rows of
+            // `w` RGB pixels, `pitch` bytes apart; `buffer` and `size` are as
+            // `compress` describes.
+            unsafe {
+                ffi::tjCompress2(
+                    handle,
+                    image.as_raw().as_ptr(),
+                    width,
+                    pitch,
+                    height,
+                    ffi::PF_RGB,
+                    buffer,
+                    size,
+                    ffi::SAMP_420,
+                    quality,
+                    ffi::FLAG_NO_REALLOC,
+                )
+            }
+        },
+    )
+}
+
+/// Encodes a `y`-sized image from its planes, laid out for 4:2:0 (each
+/// chroma plane half the luma's size, rounded up), as a JPEG of `quality`
+/// (1–100), with no colour conversion.
+pub fn encode_planes_420(
+    y: &Plane,
+    cb: &Plane,
+    cr: &Plane,
+    quality: u8,
+) -> Result<Vec<u8>, ImageError> {
+    let int = |v: u32| c_int::try_from(v).map_err(|_| encode_failed("too large"));
+    let image_size = (y.width, y.height);
+    let size = (int(y.width)?, int(y.height)?);
+    // The library reads the luma plane padded to whole chroma samples.
+    let padded = plane_size(0, size, ffi::SAMP_420)
+        .ok_or_else(|| encode_failed("too large"))
+        .map(|to| pad_plane(y, to))?;
+    let y = padded.as_ref();
+    for (component, plane) in [(0, y), (1, cb), (2, cr)] {
+        let expected = plane_size(component, size, ffi::SAMP_420);
+        if expected != Some((plane.width, plane.height))
+            || plane.samples.len() as u64 != u64::from(plane.width) * u64::from(plane.height)
+        {
+            return Err(encode_failed("the planes are not laid out for 4:2:0"));
+        }
+    }
+    let strides = [int(y.width)?, int(cb.width)?, int(cr.width)?];
+    let mut pointers = [y.samples.as_ptr(), cb.samples.as_ptr(), cr.samples.as_ptr()];
+    compress(
+        image_size,
+        quality,
+        |handle, (width, height), buffer, size, quality| {
+            // SAFETY: `handle` is a live compressor; the three planes were
+            // checked above to be exactly the library's plane sizes for this
+            // image size and 4:2:0, rows `strides[i]` (their widths) apart, and
+            // live for the call; `buffer` and `size` are as `compress` describes.
+            unsafe {
+                ffi::tjCompressFromYUVPlanes(
+                    handle,
+                    pointers.as_mut_ptr(),
+                    width,
+                    strides.as_ptr(),
+                    height,
+                    ffi::SAMP_420,
+                    buffer,
+                    size,
+                    quality,
+                    ffi::FLAG_NO_REALLOC,
+                )
+            }
+        },
+    )
+}
+
+/// `plane` grown to `(width, height)` by repeating its last column and
+/// row, or borrowed as it is when it is that size already.
+fn pad_plane(plane: &Plane, (width, height): (u32, u32)) -> std::borrow::Cow<'_, Plane> {
+    if (plane.width, plane.height) == (width, height) || plane.width == 0 || plane.height == 0 {
+        return std::borrow::Cow::Borrowed(plane);
+    }
+    let (w, h) = (plane.width as usize, plane.height as usize);
+    let mut samples = Vec::with_capacity(width as usize * height as usize);
+    for row in 0..height as usize {
+        let from = &plane.samples[row.min(h - 1) * w..][..w];
+        samples.extend_from_slice(from);
+        samples.extend(std::iter::repeat_n(
+            from[w - 1],
+            (width as usize).saturating_sub(w),
+        ));
+    }
+    std::borrow::Cow::Owned(Plane {
+        width,
+        height,
+        samples,
+    })
+}
+
+fn encode_failed(what: &str) -> ImageError {
+    ImageError::Corrupt(format!("could not encode the image: {what}"))
+}
+
+/// Runs one TurboJPEG compression of a `w` × `h` image, 4:2:0, into a
+/// buffer of the library's worst-case size. `call` gets the compressor,
+/// the size, a pointer to the buffer's address and one to its length
+/// (which, with `TJFLAG_NOREALLOC`, the library writes into and never
+/// frees or replaces, setting the length to the bytes written), and the
+/// quality; it returns the library's status.
+fn compress(
+    (w, h): (u32, u32),
+    quality: u8,
+    call: impl FnOnce(*mut c_void, (c_int, c_int), *mut *mut u8, *mut c_ulong, c_int) -> c_int,
+) -> Result<Vec<u8>, ImageError> {
+    let int = |v: u32| c_int::try_from(v).map_err(|_| encode_failed("too large"));
     let (width, height) = (int(w)?, int(h)?);
-    let pitch = int(w.checked_mul(3).ok_or_else(|| failed("too large"))?)?;
     // SAFETY: no arguments; returns a new instance or null.
-    let handle =
-        NonNull::new(unsafe { ffi::tjInitCompress() }).ok_or_else(|| failed("no encoder"))?;
+    let handle = NonNull::new(unsafe { ffi::tjInitCompress() })
+        .ok_or_else(|| encode_failed("no encoder"))?;
     let compressor = Compressor { handle };
     // SAFETY: plain arithmetic on the sizes, no memory touched.
     let bound = unsafe { ffi::tjBufSize(width, height, ffi::SAMP_420) };
     let capacity = usize::try_from(bound)
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| failed("no size bound"))?;
+        .ok_or_else(|| encode_failed("no size bound"))?;
     let mut out = vec![0u8; capacity];
     let mut buffer = out.as_mut_ptr();
     let mut size: c_ulong = bound;
-    // SAFETY: `handle` is a live compressor; `image` holds `h` rows of `w`
-    // RGB pixels, `pitch` bytes apart. With NOREALLOC the library writes
-    // into `buffer` (`out`, `bound` bytes: tjBufSize's worst case for this
-    // size and subsampling) and never frees or replaces it; it sets `size`
-    // to the bytes written.
-    let status = unsafe {
-        ffi::tjCompress2(
-            compressor.handle.as_ptr(),
-            image.as_raw().as_ptr(),
-            width,
-            pitch,
-            height,
-            ffi::PF_RGB,
-            &mut buffer,
-            &mut size,
-            ffi::SAMP_420,
-            c_int::from(quality.clamp(1, 100)),
-            ffi::FLAG_NO_REALLOC,
-        )
-    };
+    let status = call(
+        compressor.handle.as_ptr(),
+        (width, height),
+        &mut buffer,
+        &mut size,
+        c_int::from(quality.clamp(1, 100)),
+    );
     if status != 0 {
         // SAFETY: as in `Decompressor::error`.
-        return Err(failed(&unsafe {
+        return Err(encode_failed(&unsafe {
             message(ffi::tjGetErrorStr2(compressor.handle.as_ptr()))
         }));
     }
-    let written = usize::try_from(size).map_err(|_| failed("bad size"))?;
+    let written = usize::try_from(size).map_err(|_| encode_failed("bad size"))?;
     if buffer != out.as_mut_ptr() || written > capacity {
-        return Err(failed("the encoder wrote elsewhere"));
+        return Err(encode_failed("the encoder wrote elsewhere"));
     }
     out.truncate(written);
     Ok(out)
@@ -440,17 +649,44 @@ mod tests {
         let mut d = Decompressor::new().unwrap();
         let header = d.header(&jpeg).unwrap();
         assert_eq!(
-            (header.width, header.height, header.rgb_or_grey),
-            (403, 301, true)
+            (
+                header.width,
+                header.height,
+                header.planar,
+                header.subsampling
+            ),
+            (403, 301, true, ffi::SAMP_444)
         );
-        let quarter = d.decode_rgb(&jpeg, Scale::Quarter, u64::MAX).unwrap();
-        assert_eq!(quarter.dimensions(), (101, 76));
-        let full = d.decode_rgb(&jpeg, Scale::Full, u64::MAX).unwrap();
-        assert_eq!(full.dimensions(), (403, 301));
+        let size = |p: &Plane| (p.width, p.height);
+        let quarter = d.decode_planes(&jpeg, Scale::Quarter, u64::MAX).unwrap();
+        assert_eq!(size(&quarter.y), (101, 76));
+        let [cb, cr] = quarter.chroma.as_ref().unwrap();
+        assert_eq!((size(cb), size(cr)), ((101, 76), (101, 76)));
+        assert_eq!(quarter.chroma_step, (1, 1));
+        // 4:2:0: chroma halved, the luma padded to whole chroma samples.
+        let mut jpeg420 = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg420, 90);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder
+            .encode(
+                &vec![90; 403 * 301 * 3],
+                403,
+                301,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        assert_eq!(d.header(&jpeg420).unwrap().subsampling, ffi::SAMP_420);
+        let quarter = d.decode_planes(&jpeg420, Scale::Quarter, u64::MAX).unwrap();
+        assert_eq!(size(&quarter.y), (102, 76));
+        let [cb, _] = quarter.chroma.as_ref().unwrap();
+        assert_eq!(size(cb), (51, 38));
+        assert_eq!(quarter.chroma_step, (2, 2));
+        let full = d.decode_planes(&jpeg, Scale::Full, u64::MAX).unwrap();
+        assert_eq!(size(&full.y), (403, 301));
         let cmyk = cardex_testkit::cmyk_jpeg(1);
-        assert!(!d.header(&cmyk).unwrap().rgb_or_grey);
+        assert!(!d.header(&cmyk).unwrap().planar);
         assert_eq!(
-            d.decode_rgb(&cmyk, Scale::Full, u64::MAX)
+            d.decode_planes(&cmyk, Scale::Full, u64::MAX)
                 .unwrap_err()
                 .code(),
             "corrupt_image"
@@ -461,15 +697,17 @@ mod tests {
     fn limits_and_damage_are_errors() {
         let jpeg = cardex_testkit::scan_jpeg(400, 300, true);
         let mut d = Decompressor::new().unwrap();
-        let err = d.decode_rgb(&jpeg, Scale::Full, 400 * 300 - 1).unwrap_err();
+        let err = d
+            .decode_planes(&jpeg, Scale::Full, 400 * 300 - 1)
+            .unwrap_err();
         assert_eq!(err.code(), "image_too_large");
         let cut = cardex_testkit::cut_to_a_third(&jpeg);
-        let err = d.decode_rgb(&cut, Scale::Full, u64::MAX).unwrap_err();
+        let err = d.decode_planes(&cut, Scale::Full, u64::MAX).unwrap_err();
         assert_eq!(err.code(), "corrupt_image");
         assert!(err.to_string().contains("Premature end"), "{err}");
         let err = d.header(b"\xFF\xD8 not a jpeg").unwrap_err();
         assert_eq!(err.code(), "corrupt_image");
         // The instance still works after an error.
-        assert!(d.decode_rgb(&jpeg, Scale::Full, u64::MAX).is_ok());
+        assert!(d.decode_planes(&jpeg, Scale::Full, u64::MAX).is_ok());
     }
 }
