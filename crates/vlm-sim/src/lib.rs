@@ -7,7 +7,9 @@
 //!   per request; unparsable answers per image (the same image always gets
 //!   one), so a test knows which cards must end in `_errors/`.
 //! - **Answers** are a pure function of the image bytes and the requested
-//!   fields ([`answer_for`]), so tests can check every card's result.
+//!   fields ([`answer_for`]), so tests can check every card's result. A
+//!   request may carry several images (both sides of a card): the answer
+//!   comes from the first, the front, and every image counts in the usage.
 //! - **Validation** as strict as a real server: message shapes, data-URL
 //!   images, the strict-mode schema rules; a bad request is a 400.
 
@@ -63,6 +65,9 @@ pub struct SimConfig {
     /// Behave like OpenAI's reasoning models: refuse `max_tokens` and a
     /// `temperature` other than 1 with a 400 naming them.
     pub reasoning_model: bool,
+    /// Most images one request may carry; more is a 400 worded as vLLM
+    /// words it (its `--limit-mm-per-prompt`).
+    pub max_images: usize,
     /// How many of the last images received to keep in
     /// [`Stats::recent_images`], for tests that check what reached the
     /// model; 0 (the default) keeps none and copies nothing.
@@ -102,6 +107,7 @@ impl Default for SimConfig {
             reject_json_schema: false,
             api_key: None,
             keep_images: 0,
+            max_images: 8,
             truncate_rate: 0.0,
             refuse_rate: 0.0,
             oversized_answers: false,
@@ -161,15 +167,33 @@ pub struct Stats {
     /// requests being served now; with `busy` it gives the busy time so
     /// far of requests not yet finished.
     pub busy_started_sum: AtomicU64,
+    /// Images in valid requests, summed.
+    pub images: AtomicU64,
+    /// Valid requests by how many images they carried: `{"1": n, "2": m}`.
+    pub images_per_request: std::sync::Mutex<std::collections::BTreeMap<usize, u64>>,
     /// The last [`SimConfig::keep_images`] images of valid requests, oldest
-    /// first, so a test can check what reached the model (upright, first
-    /// page).
+    /// first (a request's in its order), so a test can check what reached
+    /// the model (upright, first page).
     #[serde(skip)]
     pub recent_images: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
+    /// The SHA-256s (hex) of each of the last [`SimConfig::keep_images`]
+    /// valid requests' images, in their order, so a test can check which
+    /// images went together (front, back).
+    #[serde(skip)]
+    pub recent_requests: std::sync::Mutex<std::collections::VecDeque<Vec<String>>>,
 }
 
 impl Stats {
-    fn keep_image(&self, image: &[u8], keep: usize) {
+    /// Counts a valid request's images, and keeps them when asked to.
+    fn saw_images(&self, images: &[Vec<u8>], keep: usize) {
+        self.images
+            .fetch_add(images.len() as u64, Ordering::Relaxed);
+        *self
+            .images_per_request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(images.len())
+            .or_default() += 1;
         if keep == 0 {
             return;
         }
@@ -177,10 +201,20 @@ impl Stats {
             .recent_images
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while recent.len() >= keep {
-            recent.pop_front();
+        for image in images {
+            while recent.len() >= keep {
+                recent.pop_front();
+            }
+            recent.push_back(image.clone());
         }
-        recent.push_back(image.to_vec());
+        let mut requests = self
+            .recent_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while requests.len() >= keep {
+            requests.pop_front();
+        }
+        requests.push_back(images.iter().map(|i| hex_sha256(i)).collect());
     }
 }
 
@@ -278,7 +312,7 @@ async fn chat(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
             return openai_error(StatusCode::BAD_REQUEST, &m);
         }
     };
-    stats.keep_image(&request.image, sim.config.keep_images);
+    stats.saw_images(&request.images, sim.config.keep_images);
 
     // Wait in line for a slot, as a real server queues sequences.
     let Ok(_slot) = sim.slots.acquire().await else {
@@ -341,12 +375,15 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
         }
         return res;
     }
-    let finish_reason = if image_share(&request.image, 1) < config.truncate_rate {
+    // What is answered is the front's, as a model reads a card from its
+    // front and takes the back as more of it.
+    let front = request.front();
+    let finish_reason = if image_share(front, 1) < config.truncate_rate {
         "length"
     } else {
         "stop"
     };
-    if image_share(&request.image, 2) < config.refuse_rate {
+    if image_share(front, 2) < config.refuse_rate {
         stats.refused.fetch_add(1, Ordering::Relaxed);
         let refusal = "I'm sorry, I can't help with that request.";
         return Json(json!({
@@ -359,22 +396,22 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
         .into_response();
     }
     let mut invented: Option<(String, String)> = None;
-    let content = if is_bad_image(&request.image, config.bad_answer_rate) {
+    let content = if is_bad_image(front, config.bad_answer_rate) {
         stats.bad_answers.fetch_add(1, Ordering::Relaxed);
         "I'm sorry, I can't make out the text on this card.".to_owned()
     } else {
         stats.completed.fetch_add(1, Ordering::Relaxed);
-        let sha = hex_sha256(&request.image);
+        let sha = hex_sha256(front);
         let truth = config.answers.get(&sha);
         let mut values = match (&config.fixed_answer, truth) {
             (Some(fixed), _) => fixed.clone(),
             (None, Some(truth)) => answer_from(truth, &request.fields),
-            (None, None) => answer_for(&request.image, &request.fields),
+            (None, None) => answer_for(front, &request.fields),
         };
-        if image_share(&request.image, 3) < config.hallucinate_rate {
+        if image_share(front, 3) < config.hallucinate_rate {
             invented = match truth {
                 Some(_) => invent_from(&config.answers, &sha, &request.fields, &mut values),
-                None => invent(&request.image, &request.fields, &mut values),
+                None => invent(front, &request.fields, &mut values),
             };
             if let Some((field, value)) = &invented {
                 let mut list = stats
@@ -387,7 +424,7 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
             }
         }
         if invented.is_none()
-            && image_share(&request.image, 5) < config.repeat_rate
+            && image_share(front, 5) < config.repeat_rate
             && let Some((name, _)) = request.fields.iter().find(|(_, ty)| ty == "string")
         {
             values.insert(
@@ -419,7 +456,7 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
             let quoted = serde_json::to_string(v).ok()?;
             content.find(&quoted).map(|at| (at, at + quoted.len()))
         });
-        choice["logprobs"] = json!({"content": token_logprobs(&content, unsure, &request.image)});
+        choice["logprobs"] = json!({"content": token_logprobs(&content, unsure, front)});
     }
     Json(json!({
         "id": "chatcmpl-sim",
@@ -434,7 +471,8 @@ async fn respond(sim: &Sim, request: &Request) -> Response {
 /// What a valid request asks for.
 #[derive(Debug)]
 struct Request {
-    image: Vec<u8>,
+    /// The images, in their order; at least one.
+    images: Vec<Vec<u8>>,
     fields: Vec<(String, String)>,
     /// Answer inside a Markdown fence (what models do without `response_format`).
     fenced: bool,
@@ -445,15 +483,25 @@ struct Request {
 }
 
 impl Request {
+    /// The first image: a card's front.
+    fn front(&self) -> &[u8] {
+        self.images.first().map_or(&[], Vec::as_slice)
+    }
+
     /// The `usage` of an answer with `content`: the prompt's text at about
-    /// four characters a token (cached once seen), the image at 85 tokens
+    /// four characters a token (cached once seen), each image at 85 tokens
     /// and one per kilobyte, the answer at four characters a token. So the
     /// sums depend on the images and the answers, and a test can check
     /// them against [`Stats`].
     fn usage(&self, content: &str, stats: &Stats) -> Value {
         use sha2::Digest;
         let text = (self.prompt_text.len() / 4) as u64;
-        let prompt = text + 85 + (self.image.len() / 1000) as u64;
+        let prompt = text
+            + self
+                .images
+                .iter()
+                .map(|i| 85 + (i.len() / 1000) as u64)
+                .sum::<u64>();
         let completion = (content.len() / 4) as u64 + 1;
         let seen = !stats
             .prompts_seen
@@ -536,7 +584,7 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
     let messages = body["messages"]
         .as_array()
         .ok_or("`messages` must be an array")?;
-    let mut image = None;
+    let mut images = Vec::new();
     let mut user_text = String::new();
     let mut system_text = String::new();
     for m in messages {
@@ -560,7 +608,7 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
                             let url = part["image_url"]["url"]
                                 .as_str()
                                 .ok_or("an image_url part needs `image_url.url`")?;
-                            image = Some(decode_data_url(url)?);
+                            images.push(decode_data_url(url)?);
                         }
                         other => return Err(format!("unknown content part type {other:?}").into()),
                     }
@@ -569,7 +617,16 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
             other => return Err(format!("unexpected message role {other:?}").into()),
         }
     }
-    let image = image.ok_or("no image_url part in the user message")?;
+    if images.is_empty() {
+        return Err("no image_url part in the user message".into());
+    }
+    if images.len() > config.max_images {
+        return Err(format!(
+            "At most {} image(s) may be provided in one prompt.",
+            config.max_images
+        )
+        .into());
+    }
     let (fields, fenced) = match body.get("response_format") {
         None => (fields_from_text(&user_text), true),
         Some(rf) => match rf["type"].as_str() {
@@ -595,7 +652,7 @@ fn validate(body: &Value, config: &SimConfig) -> Result<Request, Rejection> {
         return Err("logprobs are not supported by this model".to_owned().into());
     }
     Ok(Request {
-        image,
+        images,
         fields,
         fenced,
         logprobs,
@@ -938,6 +995,86 @@ mod tests {
             validate(&r, &SimConfig::default()),
             Err(Rejection::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn several_images_are_answered_from_the_front_and_all_counted() {
+        let config = SimConfig {
+            keep_images: 4,
+            max_images: 2,
+            latency: Duration::ZERO,
+            ..Default::default()
+        };
+        let (app, stats) = router(config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/v1/chat/completions",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (front, back) = (
+            [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[1; 3000]].concat(),
+            [&[0xFF, 0xD8, 0xFF, 0xE1][..], &[2; 5000]].concat(),
+        );
+        let part = |bytes: &[u8]| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            json!({"type": "image_url", "image_url": {"url": format!("data:image/jpeg;base64,{b64}")}})
+        };
+        let with = |images: &[&[u8]]| {
+            let mut body = request(strict_schema());
+            let content = body["messages"][1]["content"].as_array_mut().unwrap();
+            content.truncate(1);
+            content.extend(images.iter().map(|i| part(i)));
+            body
+        };
+        let client = reqwest::Client::new();
+        let send = |body: Value| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let res = client.post(&url).json(&body).send().await.unwrap();
+                (res.status().as_u16(), res.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, one) = send(with(&[&front])).await;
+        assert_eq!(status, 200, "{one}");
+        let (status, two) = send(with(&[&front, &back])).await;
+        assert_eq!(status, 200, "{two}");
+        // The answer is the front's; the back adds its tokens.
+        let fields = [
+            ("title".to_owned(), "string".to_owned()),
+            ("year".to_owned(), "integer".to_owned()),
+        ];
+        let answer: Value =
+            serde_json::from_str(two["choices"][0]["message"]["content"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(answer, Value::Object(answer_for(&front, &fields)));
+        let prompt = |v: &Value| v["usage"]["prompt_tokens"].as_u64().unwrap();
+        assert_eq!(prompt(&two) - prompt(&one), 85 + 5);
+        // Three images are over the limit of two, worded as vLLM words it.
+        let (status, over) = send(with(&[&front, &back, &back])).await;
+        assert_eq!(status, 400);
+        assert!(
+            over["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("At most 2 image(s)"),
+            "{over}"
+        );
+        assert_eq!(stats.images.load(Ordering::Relaxed), 3);
+        let per_request = stats.images_per_request.lock().unwrap().clone();
+        assert_eq!(
+            per_request.into_iter().collect::<Vec<_>>(),
+            [(1, 1), (2, 1)]
+        );
+        let requests = stats.recent_requests.lock().unwrap().clone();
+        assert_eq!(
+            requests,
+            [
+                vec![hex_sha256(&front)],
+                vec![hex_sha256(&front), hex_sha256(&back)]
+            ]
+        );
+        assert_eq!(stats.recent_images.lock().unwrap().len(), 3);
     }
 
     #[test]

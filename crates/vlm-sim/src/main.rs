@@ -53,6 +53,10 @@ struct Args {
     /// answered with their own values.
     #[arg(long, value_name = "FILE")]
     answers: Option<std::path::PathBuf>,
+    /// Most images one request may carry (vLLM's `--limit-mm-per-prompt`);
+    /// more is a 400.
+    #[arg(long, default_value_t = 8)]
+    max_images: usize,
 }
 
 /// Reads `--answers`.
@@ -104,6 +108,7 @@ async fn main() -> std::io::Result<()> {
         repeat_rate: a.repeat_rate,
         reject_logprobs: a.reject_logprobs,
         answers: std::sync::Arc::new(answers),
+        max_images: a.max_images,
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(&a.bind).await?;
