@@ -196,13 +196,26 @@ fn prepare_jpeg_planes(
     let header = turbo.header(bytes)?;
     let size = (header.width, header.height);
     let scale = Scale::for_target(size, target);
-    let planes = turbo.decode_planes(bytes, scale, options.max_pixels)?;
+    let planes = turbo.decode_planes(bytes, &header, scale, options.max_pixels)?;
     // The picture in each decoded plane, without the padding of a
     // non-integral scale or of a subsampled plane's last sample.
     let extent = scale.extent(size);
+    // Where a target side is odd, its last chroma sample covers one luma
+    // sample, not two; resizing the chroma to whole samples moves colour by
+    // at most half a pixel at that far edge.
     let chroma_target = (target.0.div_ceil(2), target.1.div_ceil(2));
+    let unscaled = extent == (f64::from(target.0), f64::from(target.1));
     let y = resize_plane(planes.y, extent, target)?;
     let [cb, cr] = match planes.chroma {
+        // Already the target's 4:2:0 chroma (a small JPEG that is only
+        // turned): kept as it is.
+        Some([cb, cr])
+            if unscaled
+                && planes.chroma_step == (2, 2)
+                && (cb.width, cb.height) == chroma_target =>
+        {
+            [cb, cr]
+        }
         Some(chroma) => {
             let (across, down) = planes.chroma_step;
             let chroma_extent = (extent.0 / f64::from(across), extent.1 / f64::from(down));
@@ -688,10 +701,9 @@ mod tests {
         let size = image::load_from_memory(jpeg).unwrap().dimensions();
         let target = target_size(size, max_side);
         let scale = Scale::for_target(size, target);
-        let planes = Decompressor::new()
-            .unwrap()
-            .decode_planes(jpeg, scale, u64::MAX)
-            .unwrap();
+        let mut turbo = Decompressor::new().unwrap();
+        let header = turbo.header(jpeg).unwrap();
+        let planes = turbo.decode_planes(jpeg, &header, scale, u64::MAX).unwrap();
         // The luma plane is padded to whole chroma samples.
         let (w, h) = scale.of(size);
         assert!(
@@ -874,6 +886,62 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn planes_are_turned_for_every_orientation_at_odd_sizes() {
+        // 601 × 401, 4:2:0, a red block in the top-left corner: small enough
+        // to need no resize, so only the turn (and the kept chroma) acts.
+        let picture = image::RgbImage::from_fn(601, 401, |x, y| {
+            Rgb(if x < 150 && y < 100 {
+                [210, 30, 30]
+            } else {
+                [240, 240, 235]
+            })
+        });
+        let mut plain = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut plain, 92);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder
+            .encode(picture.as_raw(), 601, 401, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        for orientation in 2..=8u16 {
+            let jpeg = cardex_testkit::with_exif_orientation(&plain, orientation);
+            let (planar, full) = scaled_and_full(&jpeg, PrepareOptions::default());
+            assert!(!planar.passthrough);
+            assert_eq!(
+                (planar.width, planar.height),
+                (full.width, full.height),
+                "orientation {orientation}"
+            );
+            let similar = ssim(&planar, &full);
+            assert!(
+                similar >= 0.98,
+                "orientation {orientation}: SSIM {similar:.4}"
+            );
+            // The red block is wherever the full decode put it.
+            let (a, b) = (
+                image::load_from_memory(&planar.bytes).unwrap().into_rgb8(),
+                image::load_from_memory(&full.bytes).unwrap().into_rgb8(),
+            );
+            let reds = |img: &image::RgbImage| {
+                img.enumerate_pixels()
+                    .filter(|(_, _, p)| p[0] > 150 && p[1] < 90)
+                    .map(|(x, y, _)| (x, y))
+                    .fold((u32::MAX, u32::MAX, 0, 0), |(x0, y0, x1, y1), (x, y)| {
+                        (x0.min(x), y0.min(y), x1.max(x), y1.max(y))
+                    })
+            };
+            let (got, want) = (reds(&a), reds(&b));
+            let close = |p: u32, q: u32| p.abs_diff(q) <= 2;
+            assert!(
+                close(got.0, want.0)
+                    && close(got.1, want.1)
+                    && close(got.2, want.2)
+                    && close(got.3, want.3),
+                "orientation {orientation}: red at {got:?}, not {want:?}"
+            );
         }
     }
 

@@ -17,6 +17,7 @@
 
 #![allow(unsafe_code)]
 
+use std::borrow::Cow;
 use std::ffi::{CStr, c_char, c_int, c_ulong, c_void};
 use std::ptr::NonNull;
 
@@ -42,6 +43,9 @@ mod ffi {
     /// `TJFLAG_STOPONWARNING`: a warning (such as data cut short) stops the
     /// decoder instead of leaving grey where the data is missing.
     pub const FLAG_STOP_ON_WARNING: c_int = 8192;
+    /// `TJFLAG_LIMITSCANS`: refuse a progressive JPEG of more than 500
+    /// scans, which could take minutes of CPU to decode.
+    pub const FLAG_LIMIT_SCANS: c_int = 32768;
 
     /// `TJSAMP_*`: how the chroma planes are subsampled. 4:2:0 (halved
     /// both ways) is how cameras and scanners write it.
@@ -299,6 +303,8 @@ impl Decompressor {
         if status != 0 {
             return Err(self.error());
         }
+        // A stream of tables alone succeeds without setting the outputs:
+        // their zeros are refused here as an image without pixels.
         let side = |v: c_int| {
             u32::try_from(v)
                 .ok()
@@ -314,17 +320,18 @@ impl Decompressor {
         })
     }
 
-    /// Decodes `jpeg` to its planes at `scale`, refusing more than
-    /// `max_pixels` (checked from the header, before anything is
-    /// allocated). Only YCbCr and grey JPEGs decode this way
-    /// ([`Header::planar`]). Warnings, such as data cut short, are errors.
+    /// Decodes `jpeg`, whose [`header`](Self::header) is `header`, to its
+    /// planes at `scale`, refusing more than `max_pixels` (checked from the
+    /// header, before anything is allocated). Only YCbCr and grey JPEGs
+    /// decode this way ([`Header::planar`]). Warnings, such as data cut
+    /// short, are errors, and so are progressive JPEGs of very many scans.
     pub fn decode_planes(
         &mut self,
         jpeg: &[u8],
+        header: &Header,
         scale: Scale,
         max_pixels: u64,
     ) -> Result<Planes, ImageError> {
-        let header = self.header(jpeg)?;
         if u64::from(header.width) * u64::from(header.height) > max_pixels {
             return Err(ImageError::TooManyPixels {
                 width: header.width,
@@ -338,7 +345,7 @@ impl Decompressor {
             ));
         }
         let too_big = || ImageError::Corrupt("the scaled image is too large to decode".into());
-        let int = |v: u32| c_int::try_from(v).map_err(|_| too_big());
+        let int = |v: u32| to_c_int(v).ok_or_else(too_big);
         let (w, h) = scale.of((header.width, header.height));
         let size = (int(w)?, int(h)?);
         let grey = header.subsampling == ffi::SAMP_GRAY;
@@ -361,11 +368,12 @@ impl Decompressor {
         // SAFETY: `handle` is a live decompressor; `jpeg` is readable for
         // the length passed. Asked for `w` × `h`, the library decodes at the
         // largest of its factors whose output fits in `w` × `h` (this one,
-        // or a larger one giving the same size), and writes each plane
-        // (one for grey, three otherwise) at its `tjPlaneWidth` ×
-        // `tjPlaneHeight` for that size and the JPEG's subsampling, rows
-        // `strides[i]` (that width) apart: exactly the buffers allocated
-        // above, which outlive the call.
+        // or a larger one giving the same size), and writes each plane at
+        // its `tjPlaneWidth` × `tjPlaneHeight` for that size and the JPEG's
+        // subsampling, rows `strides[i]` (that width) apart: exactly the
+        // buffers allocated above, which outlive the call. A grey JPEG has
+        // one component, and the library reads and writes only
+        // `pointers[0]` and `strides[0]` (the arrays are of length 1 then).
         let status = unsafe {
             ffi::tjDecompressToYUVPlanes(
                 self.handle.as_ptr(),
@@ -375,19 +383,20 @@ impl Decompressor {
                 size.0,
                 strides.as_mut_ptr(),
                 size.1,
-                ffi::FLAG_STOP_ON_WARNING,
+                ffi::FLAG_STOP_ON_WARNING | ffi::FLAG_LIMIT_SCANS,
             )
         };
         if status != 0 {
             return Err(self.error());
         }
+        let odd = || ImageError::Corrupt("the JPEG's chroma subsampling is not one known".into());
         let mut planes = planes.into_iter();
-        let y = planes.next().ok_or_else(too_big)?;
+        let y = planes.next().ok_or_else(odd)?;
         Ok(match (planes.next(), planes.next()) {
             (Some(cb), Some(cr)) => Planes {
                 y,
                 chroma: Some([cb, cr]),
-                chroma_step: chroma_step(header.subsampling).ok_or_else(too_big)?,
+                chroma_step: chroma_step(header.subsampling).ok_or_else(odd)?,
             },
             _ => Planes {
                 y,
@@ -419,8 +428,10 @@ impl Drop for Decompressor {
 /// libjpeg-turbo's SIMD encoder.
 pub fn encode_rgb(image: &image::RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
     let (w, h) = image.dimensions();
-    let pitch = w.checked_mul(3).ok_or_else(|| encode_failed("too large"))?;
-    let pitch = c_int::try_from(pitch).map_err(|_| encode_failed("too large"))?;
+    let pitch = w
+        .checked_mul(3)
+        .and_then(to_c_int)
+        .ok_or_else(|| encode_failed("too large"))?;
     compress(
         (w, h),
         quality,
@@ -456,7 +467,12 @@ pub fn encode_planes_420(
     cr: &Plane,
     quality: u8,
 ) -> Result<Vec<u8>, ImageError> {
-    let int = |v: u32| c_int::try_from(v).map_err(|_| encode_failed("too large"));
+    let int = |v: u32| to_c_int(v).ok_or_else(|| encode_failed("too large"));
+    let whole = |p: &Plane| p.samples.len() as u64 == u64::from(p.width) * u64::from(p.height);
+    let laid_out = || encode_failed("the planes are not laid out for 4:2:0");
+    if !whole(y) {
+        return Err(laid_out());
+    }
     let image_size = (y.width, y.height);
     let size = (int(y.width)?, int(y.height)?);
     // The library reads the luma plane padded to whole chroma samples.
@@ -465,11 +481,10 @@ pub fn encode_planes_420(
         .map(|to| pad_plane(y, to))?;
     let y = padded.as_ref();
     for (component, plane) in [(0, y), (1, cb), (2, cr)] {
-        let expected = plane_size(component, size, ffi::SAMP_420);
-        if expected != Some((plane.width, plane.height))
-            || plane.samples.len() as u64 != u64::from(plane.width) * u64::from(plane.height)
+        if plane_size(component, size, ffi::SAMP_420) != Some((plane.width, plane.height))
+            || !whole(plane)
         {
-            return Err(encode_failed("the planes are not laid out for 4:2:0"));
+            return Err(laid_out());
         }
     }
     let strides = [int(y.width)?, int(cb.width)?, int(cr.width)?];
@@ -500,11 +515,12 @@ pub fn encode_planes_420(
     )
 }
 
-/// `plane` grown to `(width, height)` by repeating its last column and
-/// row, or borrowed as it is when it is that size already.
-fn pad_plane(plane: &Plane, (width, height): (u32, u32)) -> std::borrow::Cow<'_, Plane> {
+/// `plane` (holding all its samples) grown to `(width, height)` by
+/// repeating its last column and row, or borrowed as it is when it is that
+/// size already (or empty).
+fn pad_plane(plane: &Plane, (width, height): (u32, u32)) -> Cow<'_, Plane> {
     if (plane.width, plane.height) == (width, height) || plane.width == 0 || plane.height == 0 {
-        return std::borrow::Cow::Borrowed(plane);
+        return Cow::Borrowed(plane);
     }
     let (w, h) = (plane.width as usize, plane.height as usize);
     let mut samples = Vec::with_capacity(width as usize * height as usize);
@@ -516,11 +532,16 @@ fn pad_plane(plane: &Plane, (width, height): (u32, u32)) -> std::borrow::Cow<'_,
             (width as usize).saturating_sub(w),
         ));
     }
-    std::borrow::Cow::Owned(Plane {
+    Cow::Owned(Plane {
         width,
         height,
         samples,
     })
+}
+
+/// `v` as the library's `int`, if it fits.
+fn to_c_int(v: u32) -> Option<c_int> {
+    c_int::try_from(v).ok()
 }
 
 fn encode_failed(what: &str) -> ImageError {
@@ -538,7 +559,12 @@ fn compress(
     quality: u8,
     call: impl FnOnce(*mut c_void, (c_int, c_int), *mut *mut u8, *mut c_ulong, c_int) -> c_int,
 ) -> Result<Vec<u8>, ImageError> {
-    let int = |v: u32| c_int::try_from(v).map_err(|_| encode_failed("too large"));
+    // The library works out the buffer's size in `int`s: refuse sizes that
+    // could overflow them, and empty images.
+    if w == 0 || h == 0 || u64::from(w) * u64::from(h) > i32::MAX as u64 / 8 {
+        return Err(encode_failed("no image of that size can be encoded"));
+    }
+    let int = |v: u32| to_c_int(v).ok_or_else(|| encode_failed("too large"));
     let (width, height) = (int(w)?, int(h)?);
     // SAFETY: no arguments; returns a new instance or null.
     let handle = NonNull::new(unsafe { ffi::tjInitCompress() })
@@ -546,12 +572,15 @@ fn compress(
     let compressor = Compressor { handle };
     // SAFETY: plain arithmetic on the sizes, no memory touched.
     let bound = unsafe { ffi::tjBufSize(width, height, ffi::SAMP_420) };
-    let capacity = usize::try_from(bound)
-        .ok()
-        .filter(|&n| n > 0)
+    // `(unsigned long)-1` is its error value.
+    let capacity = Some(bound)
+        .filter(|&n| n > 0 && n != c_ulong::MAX)
+        .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| encode_failed("no size bound"))?;
     let mut out = vec![0u8; capacity];
     let mut buffer = out.as_mut_ptr();
+    // With NOREALLOC the library sets this to the buffer's size itself, and
+    // to the bytes written when it is done.
     let mut size: c_ulong = bound;
     let status = call(
         compressor.handle.as_ptr(),
@@ -658,7 +687,9 @@ mod tests {
             (403, 301, true, ffi::SAMP_444)
         );
         let size = |p: &Plane| (p.width, p.height);
-        let quarter = d.decode_planes(&jpeg, Scale::Quarter, u64::MAX).unwrap();
+        let quarter = d
+            .decode_planes(&jpeg, &header, Scale::Quarter, u64::MAX)
+            .unwrap();
         assert_eq!(size(&quarter.y), (101, 76));
         let [cb, cr] = quarter.chroma.as_ref().unwrap();
         assert_eq!((size(cb), size(cr)), ((101, 76), (101, 76)));
@@ -675,18 +706,24 @@ mod tests {
                 jpeg_encoder::ColorType::Rgb,
             )
             .unwrap();
-        assert_eq!(d.header(&jpeg420).unwrap().subsampling, ffi::SAMP_420);
-        let quarter = d.decode_planes(&jpeg420, Scale::Quarter, u64::MAX).unwrap();
+        let header420 = d.header(&jpeg420).unwrap();
+        assert_eq!(header420.subsampling, ffi::SAMP_420);
+        let quarter = d
+            .decode_planes(&jpeg420, &header420, Scale::Quarter, u64::MAX)
+            .unwrap();
         assert_eq!(size(&quarter.y), (102, 76));
         let [cb, _] = quarter.chroma.as_ref().unwrap();
         assert_eq!(size(cb), (51, 38));
         assert_eq!(quarter.chroma_step, (2, 2));
-        let full = d.decode_planes(&jpeg, Scale::Full, u64::MAX).unwrap();
+        let full = d
+            .decode_planes(&jpeg, &header, Scale::Full, u64::MAX)
+            .unwrap();
         assert_eq!(size(&full.y), (403, 301));
         let cmyk = cardex_testkit::cmyk_jpeg(1);
-        assert!(!d.header(&cmyk).unwrap().planar);
+        let cmyk_header = d.header(&cmyk).unwrap();
+        assert!(!cmyk_header.planar);
         assert_eq!(
-            d.decode_planes(&cmyk, Scale::Full, u64::MAX)
+            d.decode_planes(&cmyk, &cmyk_header, Scale::Full, u64::MAX)
                 .unwrap_err()
                 .code(),
             "corrupt_image"
@@ -694,20 +731,47 @@ mod tests {
     }
 
     #[test]
+    fn images_no_buffer_can_be_sized_for_are_refused() {
+        for (w, h) in [(0, 10), (10, 0), (40_000, 40_000)] {
+            let err = compress((w, h), 90, |_, _, _, _, _| 0).unwrap_err();
+            assert!(err.to_string().contains("no image of that size"), "{err}");
+        }
+        let short = Plane {
+            width: 10,
+            height: 10,
+            samples: vec![0; 99],
+        };
+        let chroma = Plane {
+            width: 5,
+            height: 5,
+            samples: vec![128; 25],
+        };
+        let err = encode_planes_420(&short, &chroma, &chroma, 90).unwrap_err();
+        assert!(err.to_string().contains("4:2:0"), "{err}");
+    }
+
+    #[test]
     fn limits_and_damage_are_errors() {
         let jpeg = cardex_testkit::scan_jpeg(400, 300, true);
         let mut d = Decompressor::new().unwrap();
+        let header = d.header(&jpeg).unwrap();
         let err = d
-            .decode_planes(&jpeg, Scale::Full, 400 * 300 - 1)
+            .decode_planes(&jpeg, &header, Scale::Full, 400 * 300 - 1)
             .unwrap_err();
         assert_eq!(err.code(), "image_too_large");
         let cut = cardex_testkit::cut_to_a_third(&jpeg);
-        let err = d.decode_planes(&cut, Scale::Full, u64::MAX).unwrap_err();
+        let cut_header = d.header(&cut).unwrap();
+        let err = d
+            .decode_planes(&cut, &cut_header, Scale::Full, u64::MAX)
+            .unwrap_err();
         assert_eq!(err.code(), "corrupt_image");
         assert!(err.to_string().contains("Premature end"), "{err}");
         let err = d.header(b"\xFF\xD8 not a jpeg").unwrap_err();
         assert_eq!(err.code(), "corrupt_image");
         // The instance still works after an error.
-        assert!(d.decode_planes(&jpeg, Scale::Full, u64::MAX).is_ok());
+        assert!(
+            d.decode_planes(&jpeg, &header, Scale::Full, u64::MAX)
+                .is_ok()
+        );
     }
 }
