@@ -69,7 +69,10 @@ async fn a_pdf_of_scans_becomes_a_card_per_page_and_each_reads_as_its_page() {
         assert_eq!(card["page"], page);
         assert_eq!(card["format"], "jpeg");
         // The scanned page as it was embedded, byte for byte.
-        assert!(staged(&srv, &id, card) == jpegs[i], "page {page} is not its JPEG");
+        assert!(
+            staged(&srv, &id, card) == jpegs[i],
+            "page {page} is not its JPEG"
+        );
     }
     let (s, listed) = srv.get(&format!("/api/batches/{id}/images")).await;
     assert_eq!(s, 200);
@@ -198,10 +201,7 @@ async fn a_multi_page_tiff_becomes_a_card_per_page() {
     for card in cards {
         let res = srv
             .client
-            .get(srv.url(&format!(
-                "/api/batches/{id}/images/{}/preview",
-                card["id"]
-            )))
+            .get(srv.url(&format!("/api/batches/{id}/images/{}/preview", card["id"])))
             .send()
             .await
             .unwrap();

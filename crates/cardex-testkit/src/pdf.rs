@@ -19,7 +19,9 @@ fn document(objects: &[Vec<u8>], trailer: &str) -> Vec<u8> {
         out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for o in offsets {
         out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
     }
@@ -94,7 +96,10 @@ fn jpeg_pdf_with(jpegs: &[Vec<u8>], trailer: &str) -> Vec<u8> {
             ),
             jpeg,
         ));
-        objects.push(stream("", format!("q {w} 0 0 {h} 0 0 cm /Im0 Do Q").as_bytes()));
+        objects.push(stream(
+            "",
+            format!("q {w} 0 0 {h} 0 0 cm /Im0 Do Q").as_bytes(),
+        ));
     }
     document(&objects, trailer)
 }
@@ -149,9 +154,8 @@ pub fn content_bomb_pdf(ops: usize) -> Vec<u8> {
     }
     let content = z.finish().expect("writing to memory cannot fail");
     let mut objects = catalog_and_tree(&[3]).to_vec();
-    objects.push(
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_vec(),
-    );
+    objects
+        .push(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_vec());
     objects.push(stream("/Filter /FlateDecode", &content));
     document(&objects, "")
 }

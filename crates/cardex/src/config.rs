@@ -403,7 +403,10 @@ mod tests {
         let config = parse(&[]).or(file.clone()).server_config().unwrap();
         assert_eq!(config.limits.max_pages, 12);
         assert_eq!(config.limits.files().max_pages, 12);
-        let config = parse(&["--max-pages", "3"]).or(file).server_config().unwrap();
+        let config = parse(&["--max-pages", "3"])
+            .or(file)
+            .server_config()
+            .unwrap();
         assert_eq!(config.limits.max_pages, 3);
         assert!(parse(&["--max-pages", "0"]).server_config().is_err());
     }

@@ -240,7 +240,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         })
         .await?;
     store.set_fields(&batch.id, &fields).await?;
-    let mut accepted = 0;
+    let (mut accepted, mut refused) = (0, 0);
     for path in &files {
         let admitted = match intake.add_file(&batch.id, path).await {
             Ok(a) => a,
@@ -249,16 +249,13 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         for a in admitted {
             match a {
                 Admission::Accepted(_) => accepted += 1,
-                Admission::Rejected {
-                    message,
-                    page: None,
-                    ..
-                } => eprintln!("skipped {}: {message}", path.display()),
-                Admission::Rejected {
-                    message,
-                    page: Some(page),
-                    ..
-                } => eprintln!("skipped {} page {page}: {message}", path.display()),
+                Admission::Rejected { message, page, .. } => {
+                    refused += 1;
+                    match page {
+                        None => eprintln!("skipped {}: {message}", path.display()),
+                        Some(p) => eprintln!("skipped {} page {p}: {message}", path.display()),
+                    }
+                }
             }
         }
     }

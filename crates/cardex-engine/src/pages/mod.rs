@@ -149,19 +149,17 @@ fn sniff(path: &Path) -> std::io::Result<Container> {
     std::fs::File::open(path)?
         .take(1024)
         .read_to_end(&mut head)?;
-    Ok(
-        if head.windows(5).any(|w| w == b"%PDF-") {
-            Container::Pdf
-        } else if head.starts_with(b"II*\0")
-            || head.starts_with(b"MM\0*")
-            || head.starts_with(b"II+\0")
-            || head.starts_with(b"MM\0+")
-        {
-            Container::Tiff
-        } else {
-            Container::Other
-        },
-    )
+    Ok(if head.windows(5).any(|w| w == b"%PDF-") {
+        Container::Pdf
+    } else if head.starts_with(b"II*\0")
+        || head.starts_with(b"MM\0*")
+        || head.starts_with(b"II+\0")
+        || head.starts_with(b"MM\0+")
+    {
+        Container::Tiff
+    } else {
+        Container::Other
+    })
 }
 
 /// What the completely received file at `path` holds, checked as a whole.

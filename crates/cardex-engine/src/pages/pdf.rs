@@ -182,15 +182,11 @@ async fn poppler(
     args: &[OsString],
     limits: ToolLimits,
 ) -> Result<Output, PagesError> {
-    tool::run(program, args, limits)
-        .await
-        .map_err(|e| match e {
-            ToolError::Missing(_) => PagesError::Unsupported(e.to_string()),
-            ToolError::TimedOut(_) | ToolError::TooMuchOutput => {
-                PagesError::TooComplex(e.to_string())
-            }
-            ToolError::Io(e) => PagesError::Io(e),
-        })
+    tool::run(program, args, limits).await.map_err(|e| match e {
+        ToolError::Missing(_) => PagesError::Unsupported(e.to_string()),
+        ToolError::TimedOut(_) | ToolError::TooMuchOutput => PagesError::TooComplex(e.to_string()),
+        ToolError::Io(e) => PagesError::Io(e),
+    })
 }
 
 /// A run's output when it succeeded; otherwise why the PDF cannot be read.
@@ -243,8 +239,10 @@ fn parse_info(text: &str, max_pages: u64) -> Result<DocInfo, PagesError> {
             continue;
         };
         let mut words = rest.split_whitespace();
-        let (Some(n), Some(what)) = (words.next().and_then(|n| n.parse::<u64>().ok()), words.next())
-        else {
+        let (Some(n), Some(what)) = (
+            words.next().and_then(|n| n.parse::<u64>().ok()),
+            words.next(),
+        ) else {
             continue;
         };
         let Some(page) = n.checked_sub(1).and_then(|i| out.get_mut(i as usize)) else {
@@ -374,7 +372,12 @@ mod tests {
         let rows = parse_list(LIST);
         assert_eq!(rows.len(), 3);
         let plans: Vec<PagePlan> = (1..=3)
-            .map(|p| plan_page(&info.pages[p - 1], rows.iter().filter(|r| r.page == p as u64)))
+            .map(|p| {
+                plan_page(
+                    &info.pages[p - 1],
+                    rows.iter().filter(|r| r.page == p as u64),
+                )
+            })
             .collect();
         assert_eq!(
             plans,

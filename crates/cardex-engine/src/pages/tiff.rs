@@ -112,14 +112,22 @@ impl FromDirectory {
             42 => {
                 let ifd = u32::try_from(ifd)
                     .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "offset too large"))?;
-                let bytes = if little { ifd.to_le_bytes() } else { ifd.to_be_bytes() };
+                let bytes = if little {
+                    ifd.to_le_bytes()
+                } else {
+                    ifd.to_be_bytes()
+                };
                 header[4..8].copy_from_slice(&bytes);
                 header[..8].to_vec()
             }
             // BigTIFF: 8-byte offsets, the first at byte 8.
             43 => {
                 file.read_exact(&mut header[8..16])?;
-                let bytes = if little { ifd.to_le_bytes() } else { ifd.to_be_bytes() };
+                let bytes = if little {
+                    ifd.to_le_bytes()
+                } else {
+                    ifd.to_be_bytes()
+                };
                 header[8..16].copy_from_slice(&bytes);
                 header.to_vec()
             }

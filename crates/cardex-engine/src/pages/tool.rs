@@ -63,9 +63,8 @@ fn prlimit_available() -> bool {
 
 /// Whether an executable file named `name` is in one of the PATH's folders.
 fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
 
 /// Runs `program args…` within `limits`.

@@ -26,8 +26,7 @@ struct CardRow {
     created_at: String,
 }
 
-const CARD_COLUMNS: &str =
-    "id, original_name, source_name, page, stored_name, size_bytes, sha256, format, width, height, \
+const CARD_COLUMNS: &str = "id, original_name, source_name, page, stored_name, size_bytes, sha256, format, width, height, \
      state, created_at";
 
 impl CardRow {
