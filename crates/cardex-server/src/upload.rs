@@ -119,6 +119,13 @@ impl RequestBudget {
         })
     }
 
+    /// Takes `spent` — time the server worked on a received file (a long
+    /// PDF is split before the next part is read) — off the client's
+    /// clock: it is not the client's slowness.
+    fn credit(&mut self, spent: Duration) {
+        self.started += spent;
+    }
+
     /// Counts `bytes` received against the request limit.
     fn take(&mut self, bytes: u64) -> Result<(), ApiError> {
         self.received += bytes;
@@ -187,10 +194,13 @@ pub(crate) async fn receive_file(
     };
     let admitted = match received {
         Some((size, sha256)) => {
-            state
+            let started = Instant::now();
+            let admitted = state
                 .intake
                 .admit(batch_id, incoming, &original_name, size, sha256)
-                .await
+                .await;
+            budget.credit(started.elapsed());
+            admitted
         }
         None => Ok(vec![Admission::too_large(max_file_bytes)]),
     };
