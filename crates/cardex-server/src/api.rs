@@ -351,7 +351,10 @@ pub struct ResultRow {
     pub card_id: i64,
     /// The card's name (`<file> p. <page>` for a page of a PDF or TIFF).
     pub original_name: String,
-    /// The name of the file the client sent.
+    /// The name of the file the client sent. Always sent; optional in the
+    /// schema so that rows a client builds from `card_done` events, which
+    /// do not carry it, are rows too.
+    #[schema(required = false)]
     pub source_name: String,
     /// The card's page in `source_name`, from 1; null for a single image.
     pub page: Option<i64>,
