@@ -165,3 +165,87 @@ impl Seek for FromDirectory {
         Ok(self.pos)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use tiff::encoder::{TiffEncoder, TiffKind, colortype::Gray8};
+
+    use super::*;
+
+    /// A TIFF of grey pages of `sizes`, the `reduced` ones marked as
+    /// reduced-resolution copies.
+    fn tiff_of<K: TiffKind>(
+        mut encoder: TiffEncoder<&mut Cursor<Vec<u8>>, K>,
+        sizes: &[(u32, u32, bool)],
+    ) {
+        for (i, &(w, h, reduced)) in sizes.iter().enumerate() {
+            let mut image = encoder.new_image::<Gray8>(w, h).unwrap();
+            if reduced {
+                image
+                    .encoder()
+                    .write_tag(Tag::NewSubfileType, 1u32)
+                    .unwrap();
+            }
+            let level = (i as u8 + 1) * 50;
+            image.write_data(&vec![level; (w * h) as usize]).unwrap();
+        }
+    }
+
+    fn pages_of(bytes: Vec<u8>) -> Vec<(u32, u32, u8)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scans.tif");
+        std::fs::write(&path, bytes).unwrap();
+        pages(&path, 10)
+            .unwrap()
+            .into_iter()
+            .map(|ifd| {
+                let out = tempfile::tempdir_in(dir.path()).unwrap();
+                let page = write_page(&path, ifd, out.path(), 1 << 20).unwrap();
+                let img = image::open(page).unwrap().to_luma8();
+                (img.width(), img.height(), img.get_pixel(0, 0)[0])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn thumbnails_are_not_pages() {
+        let mut out = Cursor::new(Vec::new());
+        tiff_of(
+            TiffEncoder::new(&mut out).unwrap(),
+            &[(20, 10, false), (5, 2, true), (10, 30, false)],
+        );
+        assert_eq!(pages_of(out.into_inner()), [(20, 10, 50), (10, 30, 150)]);
+    }
+
+    #[test]
+    fn bigtiff_pages_are_read_too() {
+        let mut out = Cursor::new(Vec::new());
+        tiff_of(
+            TiffEncoder::new_big(&mut out).unwrap(),
+            &[(8, 8, false), (9, 7, false)],
+        );
+        assert_eq!(pages_of(out.into_inner()), [(8, 8, 50), (9, 7, 100)]);
+    }
+
+    #[test]
+    fn too_many_pages_and_too_many_pixels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scans.tif");
+        let mut out = Cursor::new(Vec::new());
+        tiff_of(
+            TiffEncoder::new(&mut out).unwrap(),
+            &[(8, 8, false), (100, 100, false), (8, 8, false)],
+        );
+        std::fs::write(&path, out.into_inner()).unwrap();
+        assert!(matches!(
+            pages(&path, 2),
+            Err(PagesError::TooManyPages { limit: 2 })
+        ));
+        let ifds = pages(&path, 3).unwrap();
+        let err = write_page(&path, ifds[1], dir.path(), 1000).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+        assert!(write_page(&path, ifds[2], dir.path(), 1000).is_ok());
+    }
+}
