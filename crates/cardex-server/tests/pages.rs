@@ -333,3 +333,19 @@ async fn a_pdf_bomb_is_stopped_within_its_time() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(srv.files(), before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_that_needs_more_memory_than_allowed_is_refused() {
+    let mut config = cardex_server::ServerConfig::default();
+    // Room for the tools to start and list the pages, not to draw one at
+    // 300 dpi: poppler runs out of memory under the limit.
+    config.limits.pdf_memory_bytes = 20_000_000;
+    let srv = TestServer::with_config(config).await;
+    let id = srv.open_batch().await;
+    let before = srv.files();
+    let pdf = cardex_testkit::pdf::text_pdf(&["Too big to draw here"]);
+    let (s, body) = srv.upload(&id, &[("typed.pdf", pdf)]).await;
+    assert_error(s, &body, 422, "pdf_too_complex");
+    assert_eq!(body["rejected"][0]["page"], 1, "{body}");
+    assert_eq!(srv.files(), before);
+}

@@ -191,18 +191,22 @@ async fn poppler(
 
 /// A run's output when it succeeded; otherwise why the PDF cannot be read.
 fn checked(out: Output) -> Result<Output, PagesError> {
+    // Out of memory under the limit: poppler may say so and go on, ending
+    // well with a page half drawn; killed by a signal: the memory or CPU
+    // limit (a failed allocation aborts the tool), never a parse error.
+    if out.status.signal().is_some()
+        || out.stderr.contains("Out of memory")
+        || out.stderr.contains("bad_alloc")
+    {
+        return Err(PagesError::TooComplex(
+            "it needed more memory or time than a page may take and was stopped".into(),
+        ));
+    }
     if out.status.success() {
         return Ok(out);
     }
     if out.stderr.contains("Incorrect password") {
         return Err(PagesError::Encrypted);
-    }
-    // Killed by a signal: the memory or CPU limit (an allocation that
-    // fails aborts the tool), never a plain parse error.
-    if out.status.signal().is_some() || out.stderr.contains("bad_alloc") {
-        return Err(PagesError::TooComplex(
-            "it needed more memory or time than a page may take and was stopped".into(),
-        ));
     }
     let why = out
         .stderr
