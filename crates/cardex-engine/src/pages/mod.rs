@@ -165,16 +165,17 @@ fn sniff(path: &Path) -> std::io::Result<Container> {
 /// What the completely received file at `path` holds, checked as a whole.
 pub async fn open(path: &Path, limits: &PageLimits) -> Result<Pages, PagesError> {
     let (file, max_pages) = (path.to_owned(), limits.max_pages);
-    let found = tokio::task::spawn_blocking(move || match sniff(&file)? {
-        Container::Tiff => match tiff::pages(&file, max_pages) {
-            Ok(pages) if pages.len() > 1 => Ok(Some(Pages::Tiff(pages))),
-            // One page, or a file the page walk cannot read: the image
-            // check gives the single-image verdict.
-            Ok(_) | Err(PagesError::Image(_)) => Ok(Some(Pages::Single)),
-            Err(e) => Err(e),
-        },
-        Container::Pdf => Ok(None),
-        Container::Other => Ok(Some(Pages::Single)),
+    let found = tokio::task::spawn_blocking(move || -> Result<_, PagesError> {
+        Ok(match sniff(&file)? {
+            Container::Tiff => match tiff::pages(&file, max_pages)? {
+                pages if pages.len() > 1 => Some(Pages::Tiff(pages)),
+                // One page, or none readable: the image check gives the
+                // single-image verdict.
+                _ => Some(Pages::Single),
+            },
+            Container::Pdf => None,
+            Container::Other => Some(Pages::Single),
+        })
     })
     .await
     .map_err(|e| PagesError::Io(std::io::Error::other(e.to_string())))??;

@@ -21,10 +21,13 @@ use super::PagesError;
 use crate::image::{ImageError, decode_limits};
 
 /// The offsets of the page directories of the TIFF at `path`, in page
-/// order; refused once there are more than `max_pages`.
+/// order; refused once there are more than `max_pages`, or when a page
+/// after the first cannot be read (rather than dropping it silently). No
+/// pages when not even the first can be: the image check says why.
 pub fn pages(path: &Path, max_pages: u64) -> Result<Vec<u64>, PagesError> {
-    let corrupt = |e: tiff::TiffError| PagesError::Image(ImageError::Corrupt(e.to_string()));
-    let mut decoder = Decoder::new(BufReader::new(File::open(path)?)).map_err(corrupt)?;
+    let Ok(mut decoder) = Decoder::new(BufReader::new(File::open(path)?)) else {
+        return Ok(Vec::new());
+    };
     let mut pages = Vec::new();
     loop {
         // NewSubfileType bit 0: a reduced-resolution copy of another page.
@@ -42,7 +45,12 @@ pub fn pages(path: &Path, max_pages: u64) -> Result<Vec<u64>, PagesError> {
         if !decoder.more_images() {
             return Ok(pages);
         }
-        decoder.next_image().map_err(corrupt)?;
+        decoder.next_image().map_err(|e| {
+            PagesError::Image(ImageError::Corrupt(format!(
+                "the TIFF's directory after page {} cannot be read: {e}",
+                pages.len()
+            )))
+        })?;
     }
 }
 
@@ -247,5 +255,29 @@ mod tests {
         let err = write_page(&path, ifds[1], dir.path(), 1000).unwrap_err();
         assert_eq!(err.code(), "image_too_large");
         assert!(write_page(&path, ifds[2], dir.path(), 1000).is_ok());
+    }
+
+    #[test]
+    fn a_broken_later_page_refuses_the_file_rather_than_dropping_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scans.tif");
+        let mut out = Cursor::new(Vec::new());
+        tiff_of(
+            TiffEncoder::new(&mut out).unwrap(),
+            &[(8, 8, false), (9, 9, false)],
+        );
+        let mut bytes = out.into_inner();
+        std::fs::write(&path, &bytes).unwrap();
+        // The first directory's link to the next one, pointed past the end.
+        let first = pages(&path, 10).unwrap()[0] as usize;
+        let entries = u16::from_le_bytes([bytes[first], bytes[first + 1]]) as usize;
+        let link = first + 2 + 12 * entries;
+        let past = (bytes.len() as u32 + 1000).to_le_bytes();
+        bytes[link..link + 4].copy_from_slice(&past);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(pages(&path, 10).unwrap_err().code(), "corrupt_image");
+        // Not a TIFF at all: no pages, for the image check to judge.
+        std::fs::write(&path, b"II*\0 and nothing else").unwrap();
+        assert_eq!(pages(&path, 10).unwrap(), Vec::<u64>::new());
     }
 }
