@@ -3,7 +3,8 @@
 # missing. Usage: scripts/deps.sh run|bench|test
 #   run   what `make run` needs: a C compiler (bundled SQLite), Rust,
 #         Tesseract with English, German, French and Italian data and what
-#         its Rust binding builds with, libjpeg-turbo's TurboJPEG
+#         its Rust binding builds with, libjpeg-turbo's TurboJPEG, poppler's
+#         command-line tools (PDF uploads)
 #   bench also the DejaVu fonts the benchmarks' synthetic cards are set in
 #   test  also what `make test` needs: the same fonts, Debian's Chromium
 #         for the browser tests, Python 3 with venv for the API fuzzer
@@ -19,9 +20,12 @@ want=${1:-run}
 # German, French and Italian beside English: the languages of most catalog
 # cards; a batch picks its own (its `ocr_lang`). libturbojpeg0-dev:
 # libjpeg-turbo's TurboJPEG (2.x), which decodes large JPEG scans already
-# reduced for the model (cardex-engine's turbo.rs).
+# reduced for the model (cardex-engine's turbo.rs). poppler-utils: pdfinfo,
+# pdfimages and pdftoppm, which split uploaded PDFs into pages
+# (cardex-engine's pages/pdf.rs).
 packages=(build-essential pkg-config libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr
-  tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita libturbojpeg0-dev)
+  tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita libturbojpeg0-dev
+  poppler-utils)
 # DejaVu: the synthetic cards of the cross-check's test and benchmark.
 [ "$want" = run ] || packages+=(fonts-dejavu-core)
 if [ "$want" = test ]; then

@@ -1,6 +1,7 @@
 //! cardex engines: what reads a card, and the image handling around it.
 //!
 //! - [`image`]: is an upload an image we can read (by content, within limits)
+//! - [`pages`]: PDFs and multi-page TIFFs split into one image per page
 //! - [`prepare`]: decode, orient, downscale and encode a card for a model
 //! - [`answer`]: turn a model's answer text into validated fields
 //! - [`confidence`]: how sure a model was of each value (token log-probabilities)
@@ -23,6 +24,7 @@ pub mod image;
 pub mod labels;
 #[cfg(feature = "ocr")]
 pub mod ocr;
+pub mod pages;
 pub mod prepare;
 pub mod retry;
 pub mod score;

@@ -302,8 +302,15 @@ pub struct Counts {
 pub struct Card {
     /// Unique across the server.
     pub id: i64,
-    /// The file name the client sent; kept for display and exports only.
+    /// The name shown for the card: the file name the client sent, or for
+    /// a page of a PDF or multi-page TIFF `<file> p. <page>`
+    /// (`box-12.pdf p. 37`); kept for display and exports only.
     pub original_name: String,
+    /// The name of the file the client sent (for a page, its PDF or TIFF).
+    pub source_name: String,
+    /// The card's page in `source_name`, from 1; null for an ordinary
+    /// single image.
+    pub page: Option<i64>,
     /// The server-generated file name in the data dir.
     pub stored_name: String,
     /// File size.
@@ -342,8 +349,15 @@ pub struct Template {
 pub struct ResultRow {
     /// Card id.
     pub card_id: i64,
-    /// The client's file name.
+    /// The card's name (`<file> p. <page>` for a page of a PDF or TIFF).
     pub original_name: String,
+    /// The name of the file the client sent. Always sent; optional in the
+    /// schema so that rows a client builds from `card_done` events, which
+    /// do not carry it, are rows too.
+    #[schema(required = false)]
+    pub source_name: String,
+    /// The card's page in `source_name`, from 1; null for a single image.
+    pub page: Option<i64>,
     /// The card's state.
     pub state: String,
     /// Field → value, for done cards.
@@ -837,6 +851,8 @@ impl From<cardex_store::Card> for Card {
         Self {
             id: c.id,
             original_name: c.original_name,
+            source_name: c.source_name,
+            page: c.page,
             stored_name: c.stored_name,
             size_bytes: c.size_bytes,
             sha256: c.sha256,
@@ -876,6 +892,8 @@ impl From<cardex_store::ResultRow> for ResultRow {
         Self {
             card_id: r.card_id,
             original_name: r.original_name,
+            source_name: r.source_name,
+            page: r.page,
             state: r.state,
             result: values,
             machine: r.result,

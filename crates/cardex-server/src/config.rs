@@ -14,8 +14,15 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Largest upload request body, in bytes.
     pub max_request_bytes: u64,
-    /// Most pixels an image may declare.
+    /// Most pixels an image (or a page of a PDF or TIFF) may declare.
     pub max_pixels: u64,
+    /// Most pages one PDF or multi-page TIFF may have (DESIGN §16).
+    pub max_pages: u64,
+    /// Wall-clock time one run of a PDF tool may take (listing a file's
+    /// pages, or writing one page).
+    pub pdf_timeout: std::time::Duration,
+    /// Address space one run of a PDF tool may take, in bytes.
+    pub pdf_memory_bytes: u64,
     /// Most parts one multipart request may hold.
     pub max_parts: usize,
     /// Longest wait for the next piece of an upload before giving up.
@@ -32,8 +39,10 @@ impl Limits {
     /// The limits that apply to each file, whichever way it arrives.
     pub fn files(&self) -> FileLimits {
         FileLimits {
-            max_file_bytes: self.max_file_bytes,
-            max_pixels: self.max_pixels,
+            max_pages: self.max_pages,
+            pdf_timeout: self.pdf_timeout,
+            pdf_memory_bytes: self.pdf_memory_bytes,
+            ..FileLimits::new(self.max_file_bytes, self.max_pixels)
         }
     }
 }
@@ -44,6 +53,9 @@ impl Default for Limits {
             max_file_bytes: 100 * 1024 * 1024,
             max_request_bytes: 10 * 1024 * 1024 * 1024,
             max_pixels: cardex_engine::image::DEFAULT_MAX_PIXELS,
+            max_pages: cardex_engine::pages::DEFAULT_MAX_PAGES,
+            pdf_timeout: cardex_engine::pages::DEFAULT_TOOL_TIMEOUT,
+            pdf_memory_bytes: cardex_engine::pages::DEFAULT_TOOL_MEMORY,
             max_parts: 10_000,
             idle_timeout: std::time::Duration::from_secs(60),
             min_upload_rate: 1024,

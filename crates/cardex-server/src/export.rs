@@ -25,7 +25,8 @@ pub enum Format {
     Json,
     /// One result row per line.
     Jsonl,
-    /// `card_id, original_name, state, <fields...>, error`.
+    /// `card_id, original_name, state, <fields...>, error, source_name,
+    /// page`.
     Csv,
     /// An Excel workbook with the CSV's columns: text cells stay text, a
     /// bold header row stays in view.
@@ -196,7 +197,9 @@ impl Exporter {
     pub fn table_header(&self) -> Vec<String> {
         let mut header = vec!["card_id".to_owned(), "original_name".into(), "state".into()];
         header.extend(self.columns.iter().cloned());
-        header.push("error".into());
+        // After the columns every client relies on (DESIGN §4), before
+        // the ones `include=` adds.
+        header.extend(["error".to_owned(), "source_name".into(), "page".into()]);
         let inc = self.include;
         if inc.review {
             header.extend(["review_status".to_owned(), "review_note".into()]);
@@ -237,6 +240,8 @@ impl Exporter {
         out.push(text_or_null(
             row.error.as_ref().and_then(|e| e["message"].as_str()),
         ));
+        out.push(Value::from(row.source_name.clone()));
+        out.push(row.page.map_or(Value::Null, Value::from));
         let inc = self.include;
         if inc.review {
             let review = row.review.as_ref();

@@ -2,6 +2,9 @@
 //! the batch's staging dir (never held in memory) and hashed on the way;
 //! the runner's intake then checks it by content, names and records it.
 //!
+//! A PDF or multi-page TIFF adds a card per page; a refused page is
+//! reported with its number, and the file's other pages are kept.
+//!
 //! A bad file is reported and skipped; the others go on. A broken request
 //! (malformed multipart, body over the limit, stalled client) fails as a
 //! whole and takes back the cards it had already added, so a request either
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use cardex_core::naming::check_file_name;
-use cardex_runner::intake::{Admission, IntakeError};
+use cardex_runner::intake::{Admission, IntakeError, page_name};
 use cardex_store::Card;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,23 +26,50 @@ use utoipa::ToSchema;
 use crate::error::ErrorDetail;
 use crate::{ApiError, AppState, Limits};
 
-/// A file that was not added, and why.
+/// A file, or one page of a PDF or TIFF, that was not added, and why.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RejectedFile {
-    /// The name the client sent (lossily shown if it could not be kept).
+    /// The name the client sent (lossily shown if it could not be kept);
+    /// for a page, `<file> p. <page>`.
     pub original_name: String,
+    /// For a refused page: the file's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
+    /// For a refused page: its number in the file, from 1. Absent when
+    /// the whole file was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
     /// Why it was refused.
     pub error: ErrorDetail,
 }
 
-/// The outcome of one file: added, refused (the request goes on), or a
-/// failure of the whole request.
+impl RejectedFile {
+    /// A whole file refused.
+    pub(crate) fn file(original_name: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            original_name: original_name.to_owned(),
+            source_name: None,
+            page: None,
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// The outcome of one file: its cards and refusals (a refused single
+/// file, or some pages of a PDF; the request goes on), or a failure of
+/// the whole request.
 #[derive(Debug)]
 pub(crate) enum FileOutcome {
-    /// Recorded as a card.
-    Accepted(Card),
-    /// Refused, with the reason.
-    Rejected(RejectedFile),
+    /// What the file added and what it had refused, page by page.
+    Admitted {
+        /// Recorded as cards, in page order.
+        accepted: Vec<Card>,
+        /// Refused, with the reasons.
+        rejected: Vec<RejectedFile>,
+    },
     /// Nothing more can be added (server-side failure, locked batch).
     Fatal(ApiError),
 }
@@ -89,6 +119,13 @@ impl RequestBudget {
         })
     }
 
+    /// Takes `spent` — time the server worked on a received file (a long
+    /// PDF is split before the next part is read) — off the client's
+    /// clock: it is not the client's slowness.
+    fn credit(&mut self, spent: Duration) {
+        self.started += spent;
+    }
+
     /// Counts `bytes` received against the request limit.
     fn take(&mut self, bytes: u64) -> Result<(), ApiError> {
         self.received += bytes;
@@ -111,13 +148,10 @@ pub(crate) fn upload_too_large(max: u64) -> ApiError {
 }
 
 fn reject(original_name: &str, code: &str, message: impl Into<String>) -> FileOutcome {
-    FileOutcome::Rejected(RejectedFile {
-        original_name: original_name.to_owned(),
-        error: ErrorDetail {
-            code: code.to_owned(),
-            message: message.into(),
-        },
-    })
+    FileOutcome::Admitted {
+        accepted: Vec::new(),
+        rejected: vec![RejectedFile::file(original_name, code, message)],
+    }
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
@@ -160,25 +194,49 @@ pub(crate) async fn receive_file(
     };
     let admitted = match received {
         Some((size, sha256)) => {
-            state
+            let started = Instant::now();
+            let admitted = state
                 .intake
                 .admit(batch_id, incoming, &original_name, size, sha256)
-                .await
+                .await;
+            budget.credit(started.elapsed());
+            admitted
         }
-        None => Ok(Admission::too_large(max_file_bytes)),
+        None => Ok(vec![Admission::too_large(max_file_bytes)]),
     };
     outcome(&original_name, admitted)
 }
 
-/// What an admission means for the upload request.
-fn outcome(original_name: &str, admitted: Result<Admission, IntakeError>) -> FileOutcome {
-    match admitted {
-        Ok(Admission::Accepted(card)) => FileOutcome::Accepted(card),
-        Ok(Admission::Rejected { code, message }) => reject(original_name, &code, message),
-        Err(IntakeError::Store(e)) => FileOutcome::Fatal(e.into()),
-        Err(IntakeError::Io(e)) => FileOutcome::Fatal(ApiError::from_io(e)),
-        Err(e) => FileOutcome::Fatal(ApiError::internal(e)),
+/// What a file's admissions mean for the upload request.
+fn outcome(original_name: &str, admitted: Result<Vec<Admission>, IntakeError>) -> FileOutcome {
+    let admitted = match admitted {
+        Ok(a) => a,
+        Err(IntakeError::Store(e)) => return FileOutcome::Fatal(e.into()),
+        Err(IntakeError::Io(e)) => return FileOutcome::Fatal(ApiError::from_io(e)),
+        Err(e) => return FileOutcome::Fatal(ApiError::internal(e)),
+    };
+    let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+    for a in admitted {
+        match a {
+            Admission::Accepted(card) => accepted.push(card),
+            Admission::Rejected {
+                code,
+                message,
+                page: None,
+            } => rejected.push(RejectedFile::file(original_name, &code, message)),
+            Admission::Rejected {
+                code,
+                message,
+                page: Some(page),
+            } => rejected.push(RejectedFile {
+                original_name: page_name(original_name, page),
+                source_name: Some(original_name.to_owned()),
+                page: Some(page),
+                error: ErrorDetail { code, message },
+            }),
+        }
     }
+    FileOutcome::Admitted { accepted, rejected }
 }
 
 /// Writes the part to `path`, hashing it. `Ok(None)` when it is over the

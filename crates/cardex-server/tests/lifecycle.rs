@@ -368,8 +368,8 @@ async fn a_card_preview_is_an_upright_jpeg_wherever_its_image_is() {
         .iter()
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
-    // Upright, and the TIFF's first page, whatever the stored format.
-    let want = [(40, 80), (30, 90)];
+    // Upright, and each of the TIFF's pages, whatever the stored format.
+    let want = [(40, 80), (30, 90), (90, 30)];
     let previews = async |srv: &TestServer| {
         let mut got = Vec::new();
         for &card in &cards {
@@ -399,7 +399,7 @@ async fn a_card_preview_is_an_upright_jpeg_wherever_its_image_is() {
     assert_eq!(s, 200, "{b}");
     srv.start_batch(&id).await;
     let b = srv.wait_finished(&id).await;
-    assert_eq!(b["counts"]["failed"], 2, "{b}");
+    assert_eq!(b["counts"]["failed"], 3, "{b}");
     assert_eq!(previews(&srv).await, want, "failed: _errors/");
 
     // Phase 2: a working model server; retry the failed cards.
@@ -412,7 +412,7 @@ async fn a_card_preview_is_an_upright_jpeg_wherever_its_image_is() {
     let b = srv
         .wait_for(&id, "the retry to complete", |b| b["state"] == "completed")
         .await;
-    assert_eq!(b["counts"]["done"], 2, "{b}");
+    assert_eq!(b["counts"]["done"], 3, "{b}");
     assert_eq!(previews(&srv).await, want, "done: the batch dir");
     srv.stop().await;
 }

@@ -173,13 +173,17 @@ async fn corrections_are_checked_kept_apart_and_exported() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "card_id,original_name,state,title,year,call_number,error,review_status,review_note,\
+        "card_id,original_name,state,title,year,call_number,error,source_name,page,\
+         review_status,review_note,\
          title_machine,year_machine,call_number_machine,flags,title_confidence,year_confidence,\
          call_number_confidence"
     );
     let line = lines.find(|l| l.starts_with(&format!("{done},"))).unwrap();
     assert!(
-        line.contains(",1931,00123,,verified,year smudged,"),
+        line.contains(&format!(
+            ",1931,00123,,{},,verified,year smudged,",
+            row["original_name"].as_str().unwrap()
+        )),
         "{line}"
     );
 
@@ -203,7 +207,9 @@ async fn corrections_are_checked_kept_apart_and_exported() {
             "title",
             "year",
             "call_number",
-            "error"
+            "error",
+            "source_name",
+            "page"
         ]
     );
     let r = book.row_of(&done.to_string());

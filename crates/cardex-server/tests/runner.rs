@@ -102,7 +102,9 @@ async fn a_clean_batch_completes_with_every_answer_right() {
             "signed",
             "subjects",
             "written",
-            "error"
+            "error",
+            "source_name",
+            "page"
         ]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

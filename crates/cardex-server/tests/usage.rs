@@ -118,10 +118,9 @@ async fn totals_are_what_the_server_reported_retries_and_failures_included() {
     .await
     .unwrap();
     assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .ends_with("error,prompt_tokens,completion_tokens,total_tokens,requests,ms,model"),
+        csv.lines().next().unwrap().ends_with(
+            "error,source_name,page,prompt_tokens,completion_tokens,total_tokens,requests,ms,model"
+        ),
         "{csv}"
     );
     let (s, b) = srv

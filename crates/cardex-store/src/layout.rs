@@ -67,6 +67,15 @@ impl DataDir {
         Ok(dir.join(format!("{INCOMING_PREFIX}{}", naming::new_id())))
     }
 
+    /// A fresh, empty folder inside the batch's staging dir for a tool to
+    /// write a page into (see `cardex_engine::pages`). It is named like an
+    /// incoming file, so one a crash leaves behind is removed at start-up.
+    pub fn scratch_dir(&self, batch_id: &str) -> io::Result<PathBuf> {
+        let dir = self.incoming_path(batch_id)?;
+        std::fs::create_dir(&dir)?;
+        Ok(dir)
+    }
+
     /// An open batch's staged image.
     pub fn staged_image(&self, batch_id: &str, stored_name: &str) -> PathBuf {
         self.staging_dir(batch_id).join(stored_name)
@@ -277,11 +286,16 @@ impl DataDir {
             }
             for file in std::fs::read_dir(batch.path())? {
                 let file = file?;
-                if file
+                if !file
                     .file_name()
                     .to_string_lossy()
                     .starts_with(INCOMING_PREFIX)
                 {
+                    continue;
+                }
+                if file.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(file.path())?;
+                } else {
                     std::fs::remove_file(file.path())?;
                 }
             }
@@ -349,10 +363,13 @@ mod tests {
         let dir = DataDir::create(tmp.path()).unwrap();
         let incoming = dir.incoming_path("abcdefgh").unwrap();
         std::fs::write(&incoming, b"partial").unwrap();
+        let scratch = dir.scratch_dir("abcdefgh").unwrap();
+        std::fs::write(scratch.join("page-000.jpg"), b"half a page").unwrap();
         let kept = dir.staging_dir("abcdefgh").join(new_stored_name("png"));
         std::fs::write(&kept, b"image").unwrap();
         dir.remove_incomplete_uploads().unwrap();
         assert!(!incoming.exists());
+        assert!(!scratch.exists());
         assert!(kept.exists());
     }
 

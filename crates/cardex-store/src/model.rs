@@ -144,8 +144,15 @@ impl Counts {
 pub struct Card {
     /// Unique across the server.
     pub id: i64,
-    /// The file name the client sent; kept for display and exports only.
+    /// The name shown for the card: the file name the client sent, or
+    /// for a page of a multi-page file `<file> p. <page>`; kept for
+    /// display and exports only.
     pub original_name: String,
+    /// The name of the file the client sent (a page's PDF or TIFF).
+    pub source_name: String,
+    /// The page of `source_name` this card is, from 1; `None` for an
+    /// ordinary single image.
+    pub page: Option<i64>,
     /// The server-generated file name in the data dir.
     pub stored_name: String,
     /// File size.
@@ -167,8 +174,12 @@ pub struct Card {
 /// What an upload knows about a file before it becomes a card.
 #[derive(Debug, Clone)]
 pub struct NewCard {
-    /// The client's file name.
+    /// The name shown for the card (see [`Card::original_name`]).
     pub original_name: String,
+    /// The client's file name.
+    pub source_name: String,
+    /// The page of `source_name`, from 1; `None` for a single image.
+    pub page: Option<i64>,
     /// The generated name the file already has in the staging dir.
     pub stored_name: String,
     /// File size.
@@ -343,8 +354,12 @@ pub struct GroupCommitted {
 pub struct ResultRow {
     /// Card id.
     pub card_id: i64,
-    /// The client's file name.
+    /// The card's shown name (`<file> p. <page>` for a page).
     pub original_name: String,
+    /// The client's file name.
+    pub source_name: String,
+    /// The page of `source_name`, from 1; `None` for a single image.
+    pub page: Option<i64>,
     /// The card's state.
     pub state: String,
     /// Field → value, for done cards.

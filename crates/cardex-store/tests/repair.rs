@@ -28,6 +28,8 @@ async fn staged_batch(store: &SqliteStore, n: usize) -> (String, String, Vec<Str
                 &name.id,
                 &NewCard {
                     original_name: format!("{i}.png"),
+                    source_name: format!("{i}.png"),
+                    page: None,
                     stored_name: stored_name.clone(),
                     size_bytes: 7,
                     sha256: format!("{i:064}"),

@@ -1,8 +1,10 @@
 //! Fixtures for tests and benchmarks: small images of every supported
 //! format, hostile files (pixel bombs, truncated data) and hand-built
-//! multipart bodies that no well-behaved client would send.
+//! multipart bodies that no well-behaved client would send, and small
+//! hand-written PDFs.
 
 pub mod cards;
+pub mod pdf;
 
 use std::io::Cursor;
 

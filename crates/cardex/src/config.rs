@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// Most pixels an image may declare [default: 100000000].
     #[arg(long, env = "CARDEX_MAX_PIXELS", value_name = "PIXELS")]
     pub max_pixels: Option<u64>,
+    /// Most pages one PDF or multi-page TIFF may have; a file with more
+    /// is refused as a whole [default: 5000].
+    #[arg(long, env = "CARDEX_MAX_PAGES", value_name = "N")]
+    pub max_pages: Option<u64>,
     /// Folder of the built web UI [default: ./web/dist when present].
     #[arg(long, env = "CARDEX_WEB_DIR", value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
@@ -223,6 +227,7 @@ impl ServeArgs {
             max_file_bytes: self.max_file_bytes.or(file.max_file_bytes),
             max_request_bytes: self.max_request_bytes.or(file.max_request_bytes),
             max_pixels: self.max_pixels.or(file.max_pixels),
+            max_pages: self.max_pages.or(file.max_pages),
             web_dir: self.web_dir.or(file.web_dir),
         }
     }
@@ -284,8 +289,10 @@ impl ServeArgs {
             max_file_bytes: self.max_file_bytes.unwrap_or(defaults.max_file_bytes),
             max_request_bytes: self.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             max_pixels: self.max_pixels.unwrap_or(defaults.max_pixels),
+            max_pages: self.max_pages.unwrap_or(defaults.max_pages),
             ..defaults
         };
+        anyhow::ensure!(limits.max_pages >= 1, "--max-pages must be at least 1");
         let web_dir = self
             .web_dir
             .clone()
@@ -387,6 +394,21 @@ mod tests {
         let config = merged.server_config().unwrap();
         assert!(config.vlm.is_none());
         assert_eq!(config.limits.max_file_bytes, 100 * 1024 * 1024);
+        assert_eq!(config.limits.max_pages, 5000);
+    }
+
+    #[test]
+    fn max_pages_from_the_file_or_a_flag() {
+        let file: ServeArgs = toml::from_str("max_pages = 12\n").unwrap();
+        let config = parse(&[]).or(file.clone()).server_config().unwrap();
+        assert_eq!(config.limits.max_pages, 12);
+        assert_eq!(config.limits.files().max_pages, 12);
+        let config = parse(&["--max-pages", "3"])
+            .or(file)
+            .server_config()
+            .unwrap();
+        assert_eq!(config.limits.max_pages, 3);
+        assert!(parse(&["--max-pages", "0"]).server_config().is_err());
     }
 
     #[test]

@@ -240,18 +240,26 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         })
         .await?;
     store.set_fields(&batch.id, &fields).await?;
-    let mut refused = 0;
+    let (mut accepted, mut refused) = (0, 0);
     for path in &files {
-        match intake.add_file(&batch.id, path).await {
-            Ok(Admission::Accepted(_)) => {}
-            Ok(Admission::Rejected { message, .. }) => {
-                refused += 1;
-                eprintln!("skipped {}: {message}", path.display());
-            }
+        let admitted = match intake.add_file(&batch.id, path).await {
+            Ok(a) => a,
             Err(e) => bail!("cannot add {}: {e}", path.display()),
+        };
+        for a in admitted {
+            match a {
+                Admission::Accepted(_) => accepted += 1,
+                Admission::Rejected { message, page, .. } => {
+                    refused += 1;
+                    match page {
+                        None => eprintln!("skipped {}: {message}", path.display()),
+                        Some(p) => eprintln!("skipped {} page {p}: {message}", path.display()),
+                    }
+                }
+            }
         }
     }
-    if refused == files.len() {
+    if accepted == 0 {
         bail!("no readable image in {}", args.dir.display());
     }
     let started = Instant::now();
@@ -399,7 +407,8 @@ fn print_quality(q: &Quality) {
     }
 }
 
-/// Image-looking files directly in `dir`, sorted; hidden files skipped.
+/// Image-looking files and PDFs directly in `dir`, sorted; hidden files
+/// skipped.
 fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the folder {}", dir.display()))?
@@ -411,7 +420,7 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
                 matches!(
                     e.to_ascii_lowercase().as_str(),
-                    "jpg" | "jpeg" | "png" | "tif" | "tiff" | "webp" | "gif"
+                    "jpg" | "jpeg" | "png" | "tif" | "tiff" | "webp" | "gif" | "pdf"
                 )
             })
         })
@@ -419,7 +428,7 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     files.sort();
     if files.is_empty() {
         bail!(
-            "no image files (.jpg, .png, .tif, .webp, .gif) in {}",
+            "no image files (.jpg, .png, .tif, .webp, .gif) or PDFs in {}",
             dir.display()
         );
     }

@@ -305,3 +305,63 @@ async fn a_workbook_the_cost_and_a_budget() {
     let done = csv.lines().filter(|l| l.contains(",done,")).count();
     assert!(done > 0 && done < 12, "{csv}");
 }
+
+/// A PDF in the folder is a card per page, each read as its own page
+/// (the simulator's answer for that page's JPEG), named `<file> p. N`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pdf_in_the_folder_is_a_card_per_page() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        vlm_sim::serve(listener, Default::default(), std::future::pending()).await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let pages: Vec<Vec<u8>> = (0..3).map(|i| cardex_testkit::jpeg(8100 + i)).collect();
+    std::fs::write(
+        dir.path().join("box.pdf"),
+        cardex_testkit::pdf::jpeg_pdf(&pages),
+    )
+    .unwrap();
+    let single = cardex_testkit::jpeg(8200);
+    std::fs::write(dir.path().join("loose.jpg"), &single).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let result = tokio::task::spawn_blocking({
+        let (dir, out) = (dir.path().to_owned(), out.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_cardex"))
+                .arg("extract")
+                .arg(&dir)
+                .args(["--field", "title", "--vlm-model", "sim-vlm"])
+                .args(["--vlm-url", &url])
+                .arg("-o")
+                .arg(&out)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fields = vec![("title".to_owned(), "string".to_owned())];
+    let answer = |img: &[u8]| Value::Object(vlm_sim::answer_for(img, &fields));
+    assert_eq!(rows.len(), 4);
+    for (i, row) in rows[..3].iter().enumerate() {
+        assert_eq!(row["original_name"], format!("box.pdf p. {}", i + 1));
+        assert_eq!(row["source_name"], "box.pdf");
+        assert_eq!(row["page"], i + 1);
+        assert_eq!(row["result"], answer(&pages[i]), "page {}", i + 1);
+    }
+    assert_eq!(rows[3]["original_name"], "loose.jpg");
+    assert_eq!(rows[3]["page"], Value::Null);
+    assert_eq!(rows[3]["result"], answer(&single));
+}

@@ -205,8 +205,12 @@ export interface paths {
         put?: never;
         /**
          * Appends images to an open batch. Each file is checked by content; a
-         *     bad file is reported in `rejected` and never fails the others. When no
-         *     file at all is accepted the status is 4xx, with the same report.
+         *     bad file is reported in `rejected` and never fails the others. A PDF or
+         *     a multi-page TIFF adds one card per page; a refused page is reported
+         *     with its `page`, the file's other pages are kept. A file refused as a
+         *     whole (`pdf_encrypted`, `pdf_damaged`, `pdf_too_complex`,
+         *     `too_many_pages`) adds nothing. When no file at all is accepted the
+         *     status is 4xx, with the same report.
          */
         post: operations["upload_images"];
         delete?: never;
@@ -626,8 +630,18 @@ export interface components {
              * @description Unique across the server.
              */
             id: number;
-            /** @description The file name the client sent; kept for display and exports only. */
+            /**
+             * @description The name shown for the card: the file name the client sent, or for
+             *     a page of a PDF or multi-page TIFF `<file> p. <page>`
+             *     (`box-12.pdf p. 37`); kept for display and exports only.
+             */
             original_name: string;
+            /**
+             * Format: int64
+             * @description The card's page in `source_name`, from 1; null for an ordinary
+             *     single image.
+             */
+            page?: number | null;
             /** @description Hex SHA-256 of the file. */
             sha256: string;
             /**
@@ -635,6 +649,8 @@ export interface components {
              * @description File size.
              */
             size_bytes: number;
+            /** @description The name of the file the client sent (for a page, its PDF or TIFF). */
+            source_name: string;
             /** @description The lifecycle state. */
             state: components["schemas"]["CardState"];
             /** @description The server-generated file name in the data dir. */
@@ -1076,12 +1092,23 @@ export interface components {
             /** @description Its review's status. */
             status: components["schemas"]["ReviewStatus"];
         };
-        /** @description A file that was not added, and why. */
+        /** @description A file, or one page of a PDF or TIFF, that was not added, and why. */
         RejectedFile: {
             /** @description Why it was refused. */
             error: components["schemas"]["ErrorDetail"];
-            /** @description The name the client sent (lossily shown if it could not be kept). */
+            /**
+             * @description The name the client sent (lossily shown if it could not be kept);
+             *     for a page, `<file> p. <page>`.
+             */
             original_name: string;
+            /**
+             * Format: int64
+             * @description For a refused page: its number in the file, from 1. Absent when
+             *     the whole file was refused.
+             */
+            page?: number | null;
+            /** @description For a refused page: the file's name. */
+            source_name?: string | null;
         };
         /** @description One row of a batch's results: every card, with its result or error. */
         ResultRow: {
@@ -1104,12 +1131,23 @@ export interface components {
             flags: components["schemas"]["Flag"][];
             /** @description The machine's values as extracted (with `include=machine`). */
             machine?: Record<string, never> | null;
-            /** @description The client's file name. */
+            /** @description The card's name (`<file> p. <page>` for a page of a PDF or TIFF). */
             original_name: string;
+            /**
+             * Format: int64
+             * @description The card's page in `source_name`, from 1; null for a single image.
+             */
+            page?: number | null;
             provenance?: null | components["schemas"]["Provenance"];
             /** @description Field → value, for done cards. */
             result?: Record<string, never> | null;
             review?: null | components["schemas"]["Review"];
+            /**
+             * @description The name of the file the client sent. Always sent; optional in the
+             *     schema so that rows a client builds from `card_done` events, which
+             *     do not carry it, are rows too.
+             */
+            source_name?: string;
             /** @description The card's state. */
             state: string;
             /**
@@ -1261,14 +1299,23 @@ export interface components {
          *     Parts with other names are reported in `rejected` and skipped.
          */
         UploadForm: {
-            /** @description Image files (JPEG, PNG, TIFF, WebP, GIF). */
+            /**
+             * @description Image files (JPEG, PNG, TIFF, WebP, GIF), or PDFs and multi-page
+             *     TIFFs: one card per page.
+             */
             files: string[];
         };
-        /** @description The answer to an upload: what was added and what was refused, per file. */
+        /**
+         * @description The answer to an upload: what was added and what was refused, per file
+         *     and, for a PDF or multi-page TIFF, per page.
+         */
         UploadResponse: {
-            /** @description New cards, in the order their parts arrived. */
+            /**
+             * @description New cards, in the order their parts arrived (a file's pages in
+             *     page order, each with its `source_name` and `page`).
+             */
             accepted: components["schemas"]["Card"][];
-            /** @description Files that were not added, each with its reason. */
+            /** @description Files, or pages of a file, that were not added, each with its reason. */
             rejected: components["schemas"]["RejectedFile"][];
         };
     };

@@ -22,19 +22,13 @@ pub async fn started_batch(
         .await
         .unwrap();
     store.set_fields(&batch.id, fields).await.unwrap();
-    let intake = Intake::new(
-        store.clone(),
-        FileLimits {
-            max_file_bytes: 1 << 20,
-            max_pixels: 1 << 24,
-        },
-    );
+    let intake = Intake::new(store.clone(), FileLimits::new(1 << 20, 1 << 24));
     let mut ids = Vec::new();
     for (i, (bytes, ext)) in images.iter().enumerate() {
         let path = dir.join(format!("card-{i}.{ext}"));
         std::fs::write(&path, bytes).unwrap();
-        match intake.add_file(&batch.id, &path).await.unwrap() {
-            Admission::Accepted(card) => ids.push(card.id),
+        match &intake.add_file(&batch.id, &path).await.unwrap()[..] {
+            [Admission::Accepted(card)] => ids.push(card.id),
             other => panic!("{other:?}"),
         }
     }

@@ -16,12 +16,14 @@ use crate::extract::PathParams;
 use crate::upload::{FileOutcome, RejectedFile, RequestBudget, receive_file, upload_too_large};
 use crate::{ApiError, AppState};
 
-/// The answer to an upload: what was added and what was refused, per file.
+/// The answer to an upload: what was added and what was refused, per file
+/// and, for a PDF or multi-page TIFF, per page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadResponse {
-    /// New cards, in the order their parts arrived.
+    /// New cards, in the order their parts arrived (a file's pages in
+    /// page order, each with its `source_name` and `page`).
     pub accepted: Vec<Card>,
-    /// Files that were not added, each with its reason.
+    /// Files, or pages of a file, that were not added, each with its reason.
     pub rejected: Vec<RejectedFile>,
 }
 
@@ -30,14 +32,19 @@ pub struct UploadResponse {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// Image files (JPEG, PNG, TIFF, WebP, GIF).
+    /// Image files (JPEG, PNG, TIFF, WebP, GIF), or PDFs and multi-page
+    /// TIFFs: one card per page.
     #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
     files: Vec<Vec<u8>>,
 }
 
 /// Appends images to an open batch. Each file is checked by content; a
-/// bad file is reported in `rejected` and never fails the others. When no
-/// file at all is accepted the status is 4xx, with the same report.
+/// bad file is reported in `rejected` and never fails the others. A PDF or
+/// a multi-page TIFF adds one card per page; a refused page is reported
+/// with its `page`, the file's other pages are kept. A file refused as a
+/// whole (`pdf_encrypted`, `pdf_damaged`, `pdf_too_complex`,
+/// `too_many_pages`) adds nothing. When no file at all is accepted the
+/// status is 4xx, with the same report.
 #[utoipa::path(post, path = "/api/batches/{id}/images",
     operation_id = "upload_images", tag = "images",
     params(("id" = String, Path, description = "Batch id")),
@@ -140,18 +147,21 @@ async fn receive_upload(
         }
         if field.name() != Some("files") {
             let name = field.name().unwrap_or("").to_owned();
-            rejected.push(RejectedFile {
-                original_name: field.file_name().unwrap_or("").to_owned(),
-                error: crate::error::ErrorDetail {
-                    code: "unexpected_part".into(),
-                    message: format!("multipart part {name:?} is not `files`; it was ignored"),
-                },
-            });
+            rejected.push(RejectedFile::file(
+                field.file_name().unwrap_or(""),
+                "unexpected_part",
+                format!("multipart part {name:?} is not `files`; it was ignored"),
+            ));
             continue;
         }
         match receive_file(&state, &id, field, &mut budget).await {
-            FileOutcome::Accepted(card) => accepted.push(card),
-            FileOutcome::Rejected(r) => rejected.push(r),
+            FileOutcome::Admitted {
+                accepted: cards,
+                rejected: refused,
+            } => {
+                accepted.extend(cards);
+                rejected.extend(refused);
+            }
             FileOutcome::Fatal(e) => break Some(e),
         }
     };
@@ -185,7 +195,9 @@ fn all_rejected(rejected: Vec<RejectedFile>) -> ApiError {
     let (status, code) = if same {
         let status = match first.as_str() {
             "file_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "not_an_image" | "unsupported_format" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_an_image" | "unsupported_format" | "pdf_unsupported" => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             "duplicate_image" => StatusCode::CONFLICT,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };

@@ -14,6 +14,8 @@ use crate::{Card, CardStore, NewCard, Result, StoreError};
 struct CardRow {
     id: i64,
     original_name: String,
+    source_name: String,
+    page: Option<i64>,
     stored_name: String,
     size_bytes: i64,
     sha256: String,
@@ -24,8 +26,8 @@ struct CardRow {
     created_at: String,
 }
 
-const CARD_COLUMNS: &str =
-    "id, original_name, stored_name, size_bytes, sha256, format, width, height, state, created_at";
+const CARD_COLUMNS: &str = "id, original_name, source_name, page, stored_name, size_bytes, sha256, format, width, height, \
+     state, created_at";
 
 impl CardRow {
     fn into_card(self) -> Result<Card> {
@@ -33,6 +35,8 @@ impl CardRow {
             state: parse_card_state(&self.state)?,
             id: self.id,
             original_name: self.original_name,
+            source_name: self.source_name,
+            page: self.page,
             stored_name: self.stored_name,
             size_bytes: self.size_bytes,
             sha256: self.sha256,
@@ -70,12 +74,15 @@ impl CardStore for SqliteStore {
         }
         let now = now();
         let row: CardRow = sqlx::query_as(&format!(
-            "INSERT INTO cards (batch_id, original_name, stored_name, size_bytes, sha256, format, \
-             width, height, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO cards (batch_id, original_name, source_name, page, stored_name, size_bytes, \
+             sha256, format, width, height, state, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              RETURNING {CARD_COLUMNS}"
         ))
         .bind(batch_id)
         .bind(&card.original_name)
+        .bind(&card.source_name)
+        .bind(card.page)
         .bind(&card.stored_name)
         .bind(card.size_bytes)
         .bind(&card.sha256)

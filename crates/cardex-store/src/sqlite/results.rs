@@ -124,6 +124,8 @@ impl ResultStore for SqliteStore {
 pub(super) struct RowRecord {
     id: i64,
     original_name: String,
+    source_name: String,
+    page: Option<i64>,
     state: String,
     result: Option<String>,
     error: Option<String>,
@@ -142,7 +144,7 @@ pub(super) struct RowRecord {
 
 /// Every card with its result (if any) and review (if any); a failed
 /// card's usage is kept with its error. Add `WHERE`, `ORDER BY`.
-pub(super) const ROW_SELECT: &str = "SELECT c.id, c.original_name, c.state, r.result, c.error, r.flags, \
+pub(super) const ROW_SELECT: &str = "SELECT c.id, c.original_name, c.source_name, c.page, c.state, r.result, c.error, r.flags, \
        r.confidence, r.text, r.check_state, r.check_note, \
        COALESCE(r.usage, json_extract(c.error, '$.usage')) AS usage, r.provenance, \
        v.status AS review_status, v.corrections, v.note, v.updated_at AS reviewed_at \
@@ -162,6 +164,8 @@ impl RowRecord {
         Ok(ResultRow {
             card_id: self.id,
             original_name: self.original_name,
+            source_name: self.source_name,
+            page: self.page,
             state: self.state,
             result: self
                 .result
