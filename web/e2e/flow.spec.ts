@@ -124,7 +124,7 @@ test('from an empty list to an exported CSV, with a reload mid-run and retry-fai
   await page.getByRole('button', { name: 'CSV' }).click();
   const file = await (await download).path();
   const csv = readFileSync(file, 'utf8').trim().split(/\r?\n/);
-  expect(csv[0]).toBe('card_id,original_name,state,title,year,error');
+  expect(csv[0]).toBe('card_id,original_name,state,title,year,error,source_name,page');
   expect(csv).toHaveLength(kept + 1);
   expect(csv.slice(1).every((l) => l.includes(',done,'))).toBe(true);
 
