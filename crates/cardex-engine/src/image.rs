@@ -107,6 +107,19 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// `Ok` when a `width` × `height` image is within `max_pixels`; the
+    /// refusal every decoder gives before it allocates anything.
+    pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Self> {
+        if u64::from(width) * u64::from(height) > max_pixels {
+            return Err(Self::TooManyPixels {
+                width,
+                height,
+                limit: max_pixels,
+            });
+        }
+        Ok(())
+    }
+
     /// A stable machine-readable code for API error bodies.
     pub fn code(&self) -> &'static str {
         match self {
@@ -151,13 +164,7 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<ImageInfo, ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt("the image has no pixels".into()));
     }
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: max_pixels,
-        });
-    }
+    ImageError::check_pixels(width, height, max_pixels)?;
 
     // Compressed data is smaller than its raw pixels, so the decoder never
     // needs more than that; trailing junk beyond it is ignored, and memory

@@ -111,13 +111,7 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
     let format = reader.format().ok_or(ImageError::NotAnImage)?;
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > options.max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: options.max_pixels,
-        });
-    }
+    ImageError::check_pixels(width, height, options.max_pixels)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     // A small upright JPEG goes as it is, if it is one that every server's
     // decoder reads: 8-bit baseline or progressive, grey or YCbCr (not
@@ -422,13 +416,7 @@ pub fn prepare_bytes_for_ocr(bytes: &[u8], max_pixels: u64) -> Result<PreparedIm
     reader.format().ok_or(ImageError::NotAnImage)?;
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: max_pixels,
-        });
-    }
+    ImageError::check_pixels(width, height, max_pixels)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     decoder
         .set_limits(decode_limits(max_pixels))

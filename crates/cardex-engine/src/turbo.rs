@@ -332,13 +332,7 @@ impl Decompressor {
         scale: Scale,
         max_pixels: u64,
     ) -> Result<Planes, ImageError> {
-        if u64::from(header.width) * u64::from(header.height) > max_pixels {
-            return Err(ImageError::TooManyPixels {
-                width: header.width,
-                height: header.height,
-                limit: max_pixels,
-            });
-        }
+        ImageError::check_pixels(header.width, header.height, max_pixels)?;
         if !header.planar {
             return Err(ImageError::Corrupt(
                 "an RGB, CMYK or YCCK JPEG has no YCbCr planes to decode".into(),

@@ -66,14 +66,7 @@ pub fn write_page(
     let reader = BufReader::new(FromDirectory::open(path, ifd)?);
     let mut decoder = TiffDecoder::new(reader).map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: max_pixels,
-        }
-        .into());
-    }
+    ImageError::check_pixels(width, height, max_pixels)?;
     decoder
         .set_limits(decode_limits(max_pixels))
         .map_err(corrupt)?;
