@@ -58,7 +58,9 @@ async fn throughput(
         let (engine, prompt) = (engine.clone(), prompt.clone());
         tasks.push(tokio::spawn(async move {
             let image = tokio::task::spawn_blocking(move || prepare(&path)).await??;
-            engine.extract(&image, &prompt).await?;
+            engine
+                .extract(std::slice::from_ref(&image), &prompt)
+                .await?;
             anyhow::Ok(())
         }));
     }
@@ -143,7 +145,7 @@ async fn dev_set_rows(workers: usize) -> anyhow::Result<Vec<Row>> {
     for line in truth.lines() {
         let card: Value = serde_json::from_str(line)?;
         let path = dir.join(card["file"].as_str().unwrap_or_default());
-        let got = engine.extract(&prepare(&path)?, &prompt).await?;
+        let got = engine.extract(&[prepare(&path)?], &prompt).await?;
         let want = card["fields"].as_object().cloned().unwrap_or_default();
         tally.add(CATALOG_FIELDS, &want, &got.fields);
         cards += 1;
@@ -231,7 +233,7 @@ async fn accuracy(
             .collect();
         let prompt = CompiledPrompt::new(&fields).map_err(anyhow::Error::msg)?;
         let path = dir.join(card["file"].as_str().unwrap_or_default());
-        let got = engine.extract(&prepare(&path)?, &prompt).await?;
+        let got = engine.extract(&[prepare(&path)?], &prompt).await?;
         for (name, want) in expected {
             total += 1;
             let have = got.fields[name].as_str().unwrap_or_default();

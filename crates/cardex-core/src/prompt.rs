@@ -33,6 +33,17 @@ unless a field's description asks for something else.
 If a value is not on the card or cannot be read, use null. Never guess or invent values.
 Answer with one JSON object that matches the given JSON Schema, and nothing else.";
 
+impl Prompt {
+    /// The user text for a card of `images` images: a two-sided card's
+    /// says which image is which side ([`crate::sides::TWO_SIDED_NOTE`]).
+    pub fn user_for(&self, images: usize) -> std::borrow::Cow<'_, str> {
+        if images < 2 {
+            return self.user.as_str().into();
+        }
+        format!("{}\n\n{}", crate::sides::TWO_SIDED_NOTE, self.user).into()
+    }
+}
+
 /// Builds the prompt for the active fields of `fields`, in their order.
 pub fn build_prompt(fields: &[Field]) -> Prompt {
     let active: Vec<&Field> = fields.iter().filter(|f| f.active).collect();

@@ -67,6 +67,26 @@ pub struct Reading {
     pub confidence: f64,
 }
 
+impl Reading {
+    /// A two-sided card's text: the front's, then the back's after a blank
+    /// line, sure as both are, weighted by their lengths.
+    pub fn join(front: Reading, back: Reading) -> Reading {
+        let (f, b) = (front.text.trim_end(), back.text.trim());
+        let (fl, bl) = (f.chars().count() as f64, b.chars().count() as f64);
+        let confidence = if fl + bl == 0.0 {
+            (front.confidence + back.confidence) / 2.0
+        } else {
+            (front.confidence * fl + back.confidence * bl) / (fl + bl)
+        };
+        let text = match (f.is_empty(), b.is_empty()) {
+            (_, true) => f.to_owned(),
+            (true, false) => b.to_owned(),
+            (false, false) => format!("{f}\n\n{b}"),
+        };
+        Reading { text, confidence }
+    }
+}
+
 /// What went wrong, sorted by what the runner should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
@@ -202,11 +222,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Short name, as batches refer to it (`vlm`, `ocr`).
     fn name(&self) -> &str;
 
-    /// One attempt at one card. Retrying is the caller's business
-    /// ([`crate::retry::extract_with_retries`]).
+    /// One attempt at one card: its images are its front and, for a
+    /// two-sided card, its back, in that order. Retrying is the caller's
+    /// business ([`crate::retry::extract_with_retries`]).
     fn extract<'a>(
         &'a self,
-        image: &'a PreparedImage,
+        images: &'a [PreparedImage],
         prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>>;
 
@@ -215,12 +236,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// language setting ignore it.
     fn extract_in<'a>(
         &'a self,
-        image: &'a PreparedImage,
+        images: &'a [PreparedImage],
         prompt: &'a CompiledPrompt,
         lang: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
         let _ = lang;
-        self.extract(image, prompt)
+        self.extract(images, prompt)
     }
 
     /// Whether the engine wants the original image, full resolution and

@@ -284,23 +284,36 @@ impl OcrEngine {
     /// entry ([`crate::catalog`]).
     pub async fn extract_lang(
         &self,
-        image: &PreparedImage,
+        images: &[PreparedImage],
         prompt: &CompiledPrompt,
         lang: Option<&str>,
     ) -> Result<Extraction, EngineError> {
         let started = Instant::now();
-        let lines = match image.gray() {
-            Some(gray) => self.read_gray(gray, lang).await?,
-            None => self.read_lines_in(image.bytes.clone(), lang).await?,
-        };
-        let reading = reading(&lines);
+        // Each side's lines: a two-sided card's front, then its back.
+        let mut sides: Vec<Vec<OcrLine>> = Vec::with_capacity(images.len());
+        for image in images {
+            sides.push(match image.gray() {
+                Some(gray) => self.read_gray(gray, lang).await?,
+                None => self.read_lines_in(image.bytes.clone(), lang).await?,
+            });
+        }
         let fields = &prompt.fields;
-        let labeled = labeled_lines(&lines, fields);
-        let from_labels = assign(&labeled, fields);
-        let mut found: Vec<Option<(String, f32)>> = from_labels
-            .iter()
-            .map(|slot| slot.map(|i| (labeled[i].value.clone(), labeled[i].confidence)))
-            .collect();
+        // A labeled value is read on the side it is written on, the
+        // front's first: a field labeled on both sides keeps the front's.
+        let mut found: Vec<Option<(String, f32)>> = vec![None; fields.len()];
+        for side in &sides {
+            let labeled = labeled_lines(side, fields);
+            for (slot, pick) in found.iter_mut().zip(assign(&labeled, fields)) {
+                if slot.is_none()
+                    && let Some(i) = pick
+                {
+                    *slot = Some((labeled[i].value.clone(), labeled[i].confidence));
+                }
+            }
+        }
+        // The text, and a catalog entry, run on from the front to the back.
+        let lines = sides.into_iter().fold(Vec::new(), join_sides);
+        let reading = reading(&lines);
         // Two fields read from labels make it a labeled card: its other
         // lines are not a catalog entry.
         let taken: Vec<bool> = found.iter().map(Option::is_some).collect();
@@ -455,6 +468,30 @@ fn recognize(
     Ok(parse_tsv(&tsv))
 }
 
+/// The lines of a two-sided card: the back's after the front's, as if the
+/// back were printed below the front with a gap, so reading the lines top
+/// to bottom reads the front, then the back.
+pub fn join_sides(front: Vec<OcrLine>, mut back: Vec<OcrLine>) -> Vec<OcrLine> {
+    let Some(bottom) = front.iter().map(OcrLine::bottom).max() else {
+        return back;
+    };
+    let top = back.iter().map(OcrLine::top).min().unwrap_or(0);
+    let gap = front
+        .iter()
+        .map(|l| l.bottom() - l.top())
+        .max()
+        .unwrap_or(0)
+        * 3;
+    for line in &mut back {
+        for word in &mut line.words {
+            word.top += bottom + gap - top;
+        }
+    }
+    let mut lines = front;
+    lines.extend(back);
+    lines
+}
+
 /// Lines of words, with confidences and boxes, from Tesseract's TSV
 /// output, top to bottom. Pieces of one printed line that Tesseract put
 /// in different blocks (a shelfmark at the right, a value in a column)
@@ -522,19 +559,19 @@ impl Engine for OcrEngine {
 
     fn extract<'a>(
         &'a self,
-        image: &'a PreparedImage,
+        images: &'a [PreparedImage],
         prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
-        Box::pin(self.extract_lang(image, prompt, None))
+        Box::pin(self.extract_lang(images, prompt, None))
     }
 
     fn extract_in<'a>(
         &'a self,
-        image: &'a PreparedImage,
+        images: &'a [PreparedImage],
         prompt: &'a CompiledPrompt,
         lang: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
-        Box::pin(self.extract_lang(image, prompt, lang))
+        Box::pin(self.extract_lang(images, prompt, lang))
     }
 
     fn reads_original(&self) -> bool {

@@ -56,11 +56,11 @@ pub struct Attempted {
 /// Calls `engine` until it succeeds, fails for good, or attempts run out.
 pub async fn extract_with_retries(
     engine: &dyn Engine,
-    image: &PreparedImage,
+    images: &[PreparedImage],
     prompt: &CompiledPrompt,
     policy: &RetryPolicy,
 ) -> Attempted {
-    retry_attempts(policy, || engine.extract(image, prompt)).await
+    retry_attempts(policy, || engine.extract(images, prompt)).await
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or attempts run out.
@@ -136,7 +136,7 @@ mod tests {
         }
         fn extract<'a>(
             &'a self,
-            _: &'a PreparedImage,
+            _: &'a [PreparedImage],
             _: &'a CompiledPrompt,
         ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
             let next = self.0.lock().unwrap().pop();
@@ -193,7 +193,7 @@ mod tests {
     async fn transient_errors_and_bad_answers_are_retried() {
         let (image, prompt) = inputs();
         let engine = Scripted(StdMutex::new(vec![bad(), transient(None), transient(None)]));
-        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        let a = extract_with_retries(&engine, std::slice::from_ref(&image), &prompt, &POLICY).await;
         assert!(a.result.is_ok());
         assert_eq!(a.attempts, 4);
         assert_eq!(a.last_answer.as_deref(), Some("sorry"));
@@ -206,13 +206,13 @@ mod tests {
     async fn attempts_are_bounded_and_permanent_errors_not_retried() {
         let (image, prompt) = inputs();
         let engine = Scripted(StdMutex::new(vec![bad(); 10]));
-        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        let a = extract_with_retries(&engine, std::slice::from_ref(&image), &prompt, &POLICY).await;
         assert!(matches!(a.result, Err(EngineError::BadAnswer { .. })));
         assert_eq!(a.attempts, 4);
         let engine = Scripted(StdMutex::new(vec![EngineError::Config {
             message: "401".into(),
         }]));
-        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        let a = extract_with_retries(&engine, std::slice::from_ref(&image), &prompt, &POLICY).await;
         assert!(matches!(a.result, Err(EngineError::Config { .. })));
         assert_eq!(a.attempts, 1);
     }
@@ -224,7 +224,7 @@ mod tests {
             3600,
         )))]));
         let started = Instant::now();
-        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        let a = extract_with_retries(&engine, std::slice::from_ref(&image), &prompt, &POLICY).await;
         assert!(a.result.is_ok());
         let took = started.elapsed();
         assert!(
@@ -240,7 +240,7 @@ mod tests {
             300,
         )))]));
         let started = Instant::now();
-        let a = extract_with_retries(&engine, &image, &prompt, &POLICY).await;
+        let a = extract_with_retries(&engine, std::slice::from_ref(&image), &prompt, &POLICY).await;
         assert!(a.result.is_ok());
         assert!(
             started.elapsed() >= Duration::from_millis(300),

@@ -154,28 +154,31 @@ impl VlmEngine {
     /// the token bound as `max_completion_tokens` (without a temperature)
     /// when `completion_tokens`, else as `max_tokens`, and `logprobs`
     /// when asked for.
+    /// A two-sided card's two images follow the text in order, front
+    /// first, and the text says so.
     pub fn request_body(
         &self,
-        image: &PreparedImage,
+        images: &[PreparedImage],
         prompt: &CompiledPrompt,
         mode: ResponseMode,
         completion_tokens: bool,
         logprobs: bool,
     ) -> Value {
-        let data_url = format!(
-            "data:{};base64,{}",
-            image.mime,
-            base64::engine::general_purpose::STANDARD.encode(&image.bytes)
-        );
         let p = &prompt.prompt;
+        let mut content = vec![json!({"type": "text", "text": p.user_for(images.len())})];
+        for image in images {
+            let data_url = format!(
+                "data:{};base64,{}",
+                image.mime,
+                base64::engine::general_purpose::STANDARD.encode(&image.bytes)
+            );
+            content.push(json!({"type": "image_url", "image_url": {"url": data_url}}));
+        }
         let mut body = json!({
             "model": self.config.model,
             "messages": [
                 {"role": "system", "content": p.system},
-                {"role": "user", "content": [
-                    {"type": "text", "text": p.user},
-                    {"type": "image_url", "image_url": {"url": data_url}},
-                ]},
+                {"role": "user", "content": content},
             ],
         });
         if logprobs {
@@ -228,7 +231,7 @@ impl VlmEngine {
 
     async fn call(
         &self,
-        image: &PreparedImage,
+        images: &[PreparedImage],
         prompt: &CompiledPrompt,
     ) -> Result<Extraction, EngineError> {
         let mut mode = self.mode();
@@ -241,7 +244,7 @@ impl VlmEngine {
             let mut req = self
                 .client
                 .post(format!("{}/chat/completions", self.config.base_url))
-                .json(&self.request_body(image, prompt, mode, completion_tokens, logprobs));
+                .json(&self.request_body(images, prompt, mode, completion_tokens, logprobs));
             if let Some(key) = &self.config.api_key {
                 req = req.bearer_auth(key);
             }
@@ -340,10 +343,10 @@ impl Engine for VlmEngine {
 
     fn extract<'a>(
         &'a self,
-        image: &'a PreparedImage,
+        images: &'a [PreparedImage],
         prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
-        Box::pin(self.call(image, prompt))
+        Box::pin(self.call(images, prompt))
     }
 
     fn model(&self) -> Option<&str> {
@@ -598,7 +601,8 @@ mod tests {
     #[test]
     fn request_follows_the_chat_completions_format() {
         let prompt = CompiledPrompt::new(&[Field::new("title", FieldType::Text)]).unwrap();
-        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonSchema, false, true);
+        let body =
+            engine().request_body(&[image()], &prompt, ResponseMode::JsonSchema, false, true);
         assert_eq!(body["logprobs"], true);
         assert_eq!(body["model"], "m");
         assert_eq!(body["temperature"], 0);
@@ -619,14 +623,60 @@ mod tests {
             body["response_format"]["json_schema"]["schema"],
             prompt.prompt.json_schema
         );
-        let body = engine().request_body(&image(), &prompt, ResponseMode::JsonObject, false, false);
+        let body =
+            engine().request_body(&[image()], &prompt, ResponseMode::JsonObject, false, false);
         assert_eq!(body["response_format"], json!({"type": "json_object"}));
-        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, false, false);
+        let body = engine().request_body(&[image()], &prompt, ResponseMode::Plain, false, false);
         assert!(body.get("logprobs").is_none());
         assert!(body.get("response_format").is_none());
-        let body = engine().request_body(&image(), &prompt, ResponseMode::Plain, true, false);
+        let body = engine().request_body(&[image()], &prompt, ResponseMode::Plain, true, false);
         assert_eq!(body["max_completion_tokens"], 2048);
         assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none());
+    }
+
+    #[test]
+    fn a_two_sided_card_sends_both_images_in_order_and_says_which_is_which() {
+        let prompt = CompiledPrompt::new(&[Field::new("title", FieldType::Text)]).unwrap();
+        let back = PreparedImage {
+            bytes: vec![0x89, b'P', b'N', b'G'],
+            mime: "image/png",
+            ..image()
+        };
+        let body = engine().request_body(
+            &[image(), back],
+            &prompt,
+            ResponseMode::JsonSchema,
+            false,
+            false,
+        );
+        let content = body["messages"][1]["content"].as_array().unwrap();
+        assert_eq!(content.len(), 3);
+        let text = content[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("the first image is its front, the second its back"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(prompt.prompt.user.as_str()),
+            "the fields follow: {text}"
+        );
+        assert_eq!(
+            content[1]["image_url"]["url"],
+            "data:image/jpeg;base64,/9j/"
+        );
+        assert!(
+            content[2]["image_url"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("data:image/png;base64,")
+        );
+        // One image: the prompt as it always was.
+        let one =
+            engine().request_body(&[image()], &prompt, ResponseMode::JsonSchema, false, false);
+        assert_eq!(
+            one["messages"][1]["content"][0]["text"],
+            prompt.prompt.user.as_str()
+        );
     }
 
     #[test]

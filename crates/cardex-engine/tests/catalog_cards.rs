@@ -51,7 +51,10 @@ async fn catalog_cards_of_the_dev_set_are_read() {
             cardex_engine::image::DEFAULT_MAX_PIXELS,
         )
         .unwrap();
-        let got = engine.extract(&image, &prompt).await.unwrap();
+        let got = engine
+            .extract(std::slice::from_ref(&image), &prompt)
+            .await
+            .unwrap();
         assert!(got.text.as_ref().is_some_and(|t| !t.text.is_empty()));
         let misses = tally.add(
             CATALOG_FIELDS,

@@ -31,7 +31,10 @@ async fn labeled_sample_cards_are_read_accurately() {
             cardex_engine::image::DEFAULT_MAX_PIXELS,
         )
         .unwrap();
-        let got = engine.extract(&image, &prompt).await.unwrap();
+        let got = engine
+            .extract(std::slice::from_ref(&image), &prompt)
+            .await
+            .unwrap();
         assert!(got.text.as_ref().is_some_and(|t| !t.text.is_empty()));
         for (name, want) in expected {
             total += 1;
@@ -64,4 +67,57 @@ async fn labeled_sample_cards_are_read_accurately() {
         accuracy * 100.0,
         misses.join("\n")
     );
+}
+
+/// A two-sided card (DESIGN §16) is read front, then back: its text is the
+/// front's followed by the back's, and each field is read where it is
+/// written, the front's reading first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_sided_card_reads_both_sides_front_first() {
+    let dir = cardex_testkit::sample_cards_dir();
+    let engine = OcrEngine::new("eng", 2).expect("Tesseract with English data is installed");
+    let truth = cardex_testkit::sample_truth("labeled", None);
+    let (front, back) = (&truth[0], &truth[1]);
+    // The fields of both.
+    let mut fields: Vec<Field> = Vec::new();
+    for card in [front, back] {
+        for name in card["fields"].as_object().unwrap().keys() {
+            if !fields.iter().any(|f| &f.name == name) {
+                fields.push(Field::new(name, FieldType::Text));
+            }
+        }
+    }
+    let prompt = CompiledPrompt::new(&fields).unwrap();
+    let prepare = |card: &serde_json::Value| {
+        cardex_engine::prepare::prepare_for_ocr(
+            &dir.join(card["file"].as_str().unwrap()),
+            cardex_engine::image::DEFAULT_MAX_PIXELS,
+        )
+        .unwrap()
+    };
+    let (f, b) = (prepare(front), prepare(back));
+    let alone_f = engine
+        .extract(std::slice::from_ref(&f), &prompt)
+        .await
+        .unwrap();
+    let alone_b = engine
+        .extract(std::slice::from_ref(&b), &prompt)
+        .await
+        .unwrap();
+    let both = engine.extract(&[f, b], &prompt).await.unwrap();
+
+    let text = |x: &cardex_engine::Extraction| x.text.clone().unwrap().text;
+    assert_eq!(
+        text(&both),
+        format!("{}\n{}", text(&alone_f), text(&alone_b))
+    );
+    for field in &fields {
+        let name = &field.name;
+        let want = if alone_f.fields[name].is_null() {
+            &alone_b.fields[name]
+        } else {
+            &alone_f.fields[name]
+        };
+        assert_eq!(&both.fields[name], want, "{name}: {:?}", text(&both));
+    }
 }

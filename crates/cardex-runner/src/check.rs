@@ -188,13 +188,30 @@ impl Runner {
         self.record(job.card_id, outcome).await;
     }
 
-    /// The card's own text, or why not. A reading that takes longer than
-    /// [`READ_TIMEOUT`] is given up on.
+    /// The card's own text (both sides' of a two-sided card), or why not.
+    /// A reading that takes longer than [`READ_TIMEOUT`] is given up on.
     async fn read_card(&self, check: &CrossCheck, job: &CheckJob) -> Result<Reading, String> {
+        let front = self.read_side(check, job, &job.stored_name).await?;
+        match &job.back_stored_name {
+            None => Ok(front),
+            Some(back) => Ok(Reading::join(
+                front,
+                self.read_side(check, job, back).await?,
+            )),
+        }
+    }
+
+    /// The text of one of a card's images.
+    async fn read_side(
+        &self,
+        check: &CrossCheck,
+        job: &CheckJob,
+        stored_name: &str,
+    ) -> Result<Reading, String> {
         let path = self
             .store()
             .layout()
-            .batch_image(&job.batch_name, &job.stored_name);
+            .batch_image(&job.batch_name, stored_name);
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| format!("the card's image could not be read: {e}"))?;

@@ -72,8 +72,14 @@ pub fn page_name(source_name: &str, page: i64) -> String {
 /// What became of one file.
 #[derive(Debug)]
 pub enum Admission {
-    /// Recorded as a card.
-    Accepted(Card),
+    /// Recorded: a new card, or in a two-sided batch a side of one.
+    Accepted {
+        /// The card as it is now (with its other side, when this image
+        /// completed it).
+        card: Box<Card>,
+        /// The image's hex SHA-256: which of the card's images it is.
+        sha256: String,
+    },
     /// Refused; the batch and the other files (or pages) are not affected.
     Rejected {
         /// Stable code (`not_an_image`, `duplicate_image`, …).
@@ -240,9 +246,9 @@ impl Intake {
                 Err(e) => {
                     // The file adds all its pages or none: take back the
                     // ones this failure would leave behind.
-                    for a in &admitted {
-                        if let Admission::Accepted(card) = a
-                            && let Err(e) = self.store.delete_card(batch_id, card.id).await
+                    for a in admitted.iter().rev() {
+                        if let Admission::Accepted { card, sha256 } = a
+                            && let Err(e) = self.store.remove_image(batch_id, card.id, sha256).await
                         {
                             tracing::warn!(card = card.id, error = %e, "could not take back a page");
                         }
@@ -339,9 +345,12 @@ impl Intake {
             height: i64::from(info.height),
         };
         match self.store.add_card(batch_id, &card).await {
-            Ok(card) => {
+            Ok(added) => {
                 incoming.keep = true;
-                Ok(Admission::Accepted(card))
+                Ok(Admission::Accepted {
+                    card: Box::new(added),
+                    sha256: card.sha256,
+                })
             }
             Err(StoreError::Conflict {
                 code: "duplicate_image",

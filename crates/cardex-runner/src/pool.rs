@@ -376,7 +376,7 @@ mod tests {
         }
         fn extract<'a>(
             &'a self,
-            _: &'a PreparedImage,
+            _: &'a [PreparedImage],
             _: &'a CompiledPrompt,
         ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
             unreachable!("the pool's tests send no card")

@@ -134,8 +134,8 @@ struct Inner {
 struct BatchPlan {
     prompt: CompiledPrompt,
     /// Hex SHA-256 of the prompt as sent (system, user, schema), for each
-    /// result's provenance.
-    prompt_sha256: String,
+    /// result's provenance: for one image, and for a two-sided card's two.
+    prompt_sha256: [String; 2],
     ocr_lang: Option<String>,
 }
 
@@ -619,7 +619,7 @@ impl Runner {
                     last_answer: None,
                     usage: Usage::default(),
                 }),
-                Ok(image) => {
+                Ok(images) => {
                     let (first, held) = (AtomicBool::new(true), AtomicBool::new(false));
                     let served_by = AtomicUsize::new(0);
                     // What requests that went elsewhere without counting as
@@ -639,7 +639,7 @@ impl Runner {
                             let result = slot
                                 .pool
                                 .engine_at(at)
-                                .extract_in(&image, &plan.prompt, plan.ocr_lang.as_deref())
+                                .extract_in(&images, &plan.prompt, plan.ocr_lang.as_deref())
                                 .await;
                             permit.finish(load_signal(&result));
                             served_by.store(at, Ordering::Relaxed);
@@ -677,7 +677,7 @@ impl Runner {
                                 "engine": engine.name(),
                                 "model": engine.model(),
                                 "endpoint": engine.endpoint(),
-                                "prompt_sha256": plan.prompt_sha256,
+                                "prompt_sha256": plan.prompt_sha256[images.len().clamp(1, 2) - 1],
                                 "response_mode": x.response_mode,
                             });
                             Ok((x, attempted.usage, provenance))
@@ -774,7 +774,7 @@ impl Runner {
             .map_err(|e| e.to_string())?;
         let prompt = CompiledPrompt::new(&batch.fields)?;
         let plan = Arc::new(BatchPlan {
-            prompt_sha256: prompt_sha256(&prompt),
+            prompt_sha256: [prompt_sha256(&prompt, 1), prompt_sha256(&prompt, 2)],
             prompt,
             ocr_lang: batch.ocr_lang,
         });
@@ -786,17 +786,20 @@ impl Runner {
         Ok(plan)
     }
 
+    /// Prepares a card's images: its front, and a two-sided card's back.
     async fn prepare(
         &self,
         card: &ClaimedCard,
         engine: &dyn Engine,
-    ) -> Result<cardex_engine::PreparedImage, cardex_engine::image::ImageError> {
-        let path = self
-            .inner
-            .store
-            .layout()
-            .batch_image(&card.batch_name, &card.stored_name);
-        self.prepare_for(path, engine).await
+    ) -> Result<Vec<cardex_engine::PreparedImage>, cardex_engine::image::ImageError> {
+        let layout = self.inner.store.layout();
+        let sides = std::iter::once(&card.stored_name).chain(&card.back_stored_name);
+        let mut images = Vec::with_capacity(2);
+        for stored in sides {
+            let path = layout.batch_image(&card.batch_name, stored);
+            images.push(self.prepare_for(path, engine).await?);
+        }
+        Ok(images)
     }
 
     /// Prepares the image at `path` as `engine` reads it: the original,
@@ -976,10 +979,11 @@ impl Runner {
 
 /// Hex SHA-256 of a compiled prompt as a model receives it: system text,
 /// user text and JSON Schema.
-fn prompt_sha256(prompt: &CompiledPrompt) -> String {
+fn prompt_sha256(prompt: &CompiledPrompt, images: usize) -> String {
     use sha2::Digest;
     let p = &prompt.prompt;
-    let sent = json!({"system": p.system, "user": p.user, "json_schema": p.json_schema});
+    let sent =
+        json!({"system": p.system, "user": p.user_for(images), "json_schema": p.json_schema});
     let digest = sha2::Sha256::digest(sent.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

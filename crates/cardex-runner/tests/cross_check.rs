@@ -28,7 +28,8 @@ impl Engine for Model {
 
     fn extract<'a>(
         &'a self,
-        _image: &'a PreparedImage,
+        _images: &'a [PreparedImage],
+
         _prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
         Box::pin(async move {

@@ -32,9 +32,11 @@ impl Engine for Panicky {
 
     fn extract<'a>(
         &'a self,
-        image: &'a PreparedImage,
+        images: &'a [PreparedImage],
+
         _prompt: &'a CompiledPrompt,
     ) -> BoxFuture<'a, Result<Extraction, EngineError>> {
+        let image = &images[0];
         Box::pin(async move {
             if self.always.contains(&image.bytes) {
                 panic!("injected: this card always panics");

@@ -55,6 +55,11 @@ pub struct Batch {
     pub max_cost: Option<f64>,
     /// The last estimate made for the batch, to set beside `usage`.
     pub estimate: Option<Estimate>,
+    /// 1, or 2 for a batch of two-sided cards (DESIGN §16).
+    #[schema(minimum = 1, maximum = 2)]
+    pub sides: u8,
+    /// How a two-sided batch pairs its images; null for one-sided cards.
+    pub pairing: Option<Pairing>,
 }
 
 /// What a batch's cards cost so far.
@@ -295,6 +300,9 @@ pub struct Counts {
     pub needs_attention: u64,
     /// With at least one correction by a reviewer.
     pub corrected: u64,
+    /// In a two-sided batch, cards with one side only so far: the batch
+    /// starts only when this is 0, or with `accept_singles`.
+    pub unpaired: u64,
 }
 
 /// One card image of a batch.
@@ -327,6 +335,55 @@ pub struct Card {
     pub state: CardState,
     /// Upload time, RFC 3339 UTC.
     pub created_at: String,
+    /// In a two-sided batch, the side of the card's own image: `front`,
+    /// or `back` for a back still waiting for its front. Null in a
+    /// one-sided batch.
+    pub side: Option<Side>,
+    /// The card's images, front first: two once a two-sided card is
+    /// paired. The first is the one the fields above describe.
+    pub images: Vec<CardImage>,
+}
+
+/// One image of a card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CardImage {
+    /// Which side it is.
+    pub side: Side,
+    /// The name it is shown by (see `Card.original_name`).
+    pub original_name: String,
+    /// The server-generated file name in the data dir.
+    pub stored_name: String,
+    /// File size.
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Detected image format.
+    pub format: String,
+    /// Pixel width as stored.
+    pub width: i64,
+    /// Pixel height as stored.
+    pub height: i64,
+}
+
+/// A side of a two-sided card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Read first.
+    Front,
+    /// The other side.
+    Back,
+}
+
+/// How a two-sided batch finds each card's two images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pairing {
+    /// By a side mark at the end of the file name, before the extension:
+    /// `_front`/`_back`, `_recto`/`_verso`, `a`/`b`, `-1`/`-2`, in any case.
+    Name,
+    /// By upload order (duplex scans): each image after a front is its back.
+    Order,
 }
 
 /// A saved field list.
@@ -719,6 +776,8 @@ mirror_enum!(
     Done,
     Failed
 );
+mirror_enum!(Side, cardex_core::Side, Front, Back);
+mirror_enum!(Pairing, cardex_core::Pairing, Name, Order);
 mirror_enum!(
     FieldType,
     cardex_core::FieldType,
@@ -801,6 +860,7 @@ impl From<cardex_store::Counts> for Counts {
             verified: c.verified,
             needs_attention: c.needs_attention,
             corrected: c.corrected,
+            unpaired: c.unpaired,
         }
     }
 }
@@ -842,13 +902,37 @@ impl Batch {
             pause_code: b.pause_code,
             last_seq: b.last_seq,
             quality: None,
+            sides: if b.two_sided.is_some() { 2 } else { 1 },
+            pairing: b.two_sided.map(Into::into),
         }
     }
 }
 
 impl From<cardex_store::Card> for Card {
     fn from(c: cardex_store::Card) -> Self {
+        let own = CardImage {
+            side: c.side.map_or(Side::Front, Into::into),
+            original_name: c.original_name.clone(),
+            stored_name: c.stored_name.clone(),
+            size_bytes: c.size_bytes,
+            sha256: c.sha256.clone(),
+            format: c.format.clone(),
+            width: c.width,
+            height: c.height,
+        };
+        let back = c.back.map(|b| CardImage {
+            side: Side::Back,
+            original_name: b.original_name,
+            stored_name: b.stored_name,
+            size_bytes: b.size_bytes,
+            sha256: b.sha256,
+            format: b.format,
+            width: b.width,
+            height: b.height,
+        });
         Self {
+            images: std::iter::once(own).chain(back).collect(),
+            side: c.side.map(Into::into),
             id: c.id,
             original_name: c.original_name,
             source_name: c.source_name,

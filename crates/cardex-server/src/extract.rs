@@ -38,14 +38,49 @@ where
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         let JsonBody(value) = JsonBody::<serde_json::Value>::from_request(req, state).await?;
-        if !value.is_object() {
-            return Err(ApiError::invalid(
-                "invalid_body",
-                "the body must be a JSON object",
-            ));
+        object(value).map(Self)
+    }
+}
+
+/// `value` as `T`, when it is a JSON object that fits.
+fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid("invalid_body", format!("the body does not fit: {e}")))
+}
+
+/// A [`JsonObject`] body that may be left out: no body at all, or `null`,
+/// reads as `T::default()`, so a bare `POST` keeps working where options
+/// were added.
+#[derive(Debug)]
+pub struct OptionalJsonObject<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJsonObject<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::http::header;
+        let headers = req.headers();
+        let empty = !headers.contains_key(header::TRANSFER_ENCODING)
+            && headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|len| len.as_bytes() == b"0");
+        if empty {
+            return Ok(Self(T::default()));
         }
-        serde_json::from_value(value)
-            .map(Self)
-            .map_err(|e| ApiError::invalid("invalid_body", format!("the body does not fit: {e}")))
+        let JsonBody(value) = JsonBody::<serde_json::Value>::from_request(req, state).await?;
+        if value.is_null() {
+            return Ok(Self(T::default()));
+        }
+        object(value).map(Self)
     }
 }

@@ -65,8 +65,9 @@ impl RejectedFile {
 pub(crate) enum FileOutcome {
     /// What the file added and what it had refused, page by page.
     Admitted {
-        /// Recorded as cards, in page order.
-        accepted: Vec<Card>,
+        /// Recorded, in page order: each image's card as it is now, and
+        /// the image's SHA-256.
+        accepted: Vec<(Card, String)>,
         /// Refused, with the reasons.
         rejected: Vec<RejectedFile>,
     },
@@ -218,7 +219,7 @@ fn outcome(original_name: &str, admitted: Result<Vec<Admission>, IntakeError>) -
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
     for a in admitted {
         match a {
-            Admission::Accepted(card) => accepted.push(card),
+            Admission::Accepted { card, sha256 } => accepted.push((*card, sha256)),
             Admission::Rejected {
                 code,
                 message,

@@ -14,7 +14,7 @@ mod store;
 pub use layout::DataDir;
 pub use lock::{DataDirLock, LockError};
 pub use model::{
-    Batch, Card, CardDetail, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed,
+    Batch, Card, CardBack, CardDetail, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed,
     Completion, Counts, FailedCard, GroupCommitted, NewBatch, NewCard, NewReview, Quality,
     QueueCursor, QueueEntry, QueueFilter, Reason, ResultRow, Review, Spent, StoredEvent, Template,
 };

@@ -2,7 +2,7 @@
 //! API's shapes (and their OpenAPI schemas) live in the server, which
 //! builds them from these.
 
-use cardex_core::{BatchState, Budget, CardState, Field, Flag, Usage};
+use cardex_core::{BatchState, Budget, CardState, Field, Flag, Pairing, Side, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -44,6 +44,9 @@ pub struct Batch {
     pub budget: Budget,
     /// The last estimate made for it, as the API answered it.
     pub estimate: Option<Value>,
+    /// For a batch of two-sided cards, how their images are paired;
+    /// `None` for one-sided cards.
+    pub two_sided: Option<Pairing>,
 }
 
 /// What a new batch is made of.
@@ -59,6 +62,8 @@ pub struct NewBatch<'a> {
     pub ocr_lang: Option<&'a str>,
     /// Its budget.
     pub budget: Budget,
+    /// Two-sided cards, paired so; `None` for one-sided cards.
+    pub two_sided: Option<Pairing>,
 }
 
 impl<'a> NewBatch<'a> {
@@ -70,6 +75,7 @@ impl<'a> NewBatch<'a> {
             template_id: None,
             ocr_lang: None,
             budget: Budget::default(),
+            two_sided: None,
         }
     }
 }
@@ -105,11 +111,14 @@ pub struct Counts {
     pub needs_attention: u64,
     /// With at least one correction.
     pub corrected: u64,
+    /// In a two-sided batch, cards with one side only so far.
+    pub unpaired: u64,
 }
 
 impl Counts {
-    pub(crate) fn add(&mut self, state: CardState, n: u64) {
+    pub(crate) fn add(&mut self, state: CardState, n: u64, unpaired: u64) {
         self.total += n;
+        self.unpaired += unpaired;
         match state {
             CardState::Uploaded => self.uploaded += n,
             CardState::Pending => self.pending += n,
@@ -169,6 +178,30 @@ pub struct Card {
     pub state: CardState,
     /// Upload time, RFC 3339 UTC.
     pub created_at: String,
+    /// In a two-sided batch, the side the card's own image is: `Back` only
+    /// for a back still waiting for its front. `None` in a one-sided batch.
+    pub side: Option<Side>,
+    /// A two-sided card's back, once paired.
+    pub back: Option<CardBack>,
+}
+
+/// The back of a two-sided card: its second image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardBack {
+    /// The name it is shown by (see [`Card::original_name`]).
+    pub original_name: String,
+    /// The server-generated file name in the data dir.
+    pub stored_name: String,
+    /// File size.
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Detected image format.
+    pub format: String,
+    /// Pixel width as stored.
+    pub width: i64,
+    /// Pixel height as stored.
+    pub height: i64,
 }
 
 /// What an upload knows about a file before it becomes a card.
@@ -220,6 +253,8 @@ pub struct ClaimedCard {
     pub batch_name: String,
     /// File name in the batch dir.
     pub stored_name: String,
+    /// For a two-sided card, its back's file name in the batch dir.
+    pub back_stored_name: Option<String>,
     /// The client's file name.
     pub original_name: String,
     /// Failed attempts so far (across retries of the batch).
@@ -307,6 +342,8 @@ pub struct CheckJob {
     pub batch_name: String,
     /// The image's name in the batch dir.
     pub stored_name: String,
+    /// A two-sided card's back's name in the batch dir.
+    pub back_stored_name: Option<String>,
     /// The batch's OCR language; `None` = the server's default.
     pub ocr_lang: Option<String>,
     /// The batch's field definitions (which are text).

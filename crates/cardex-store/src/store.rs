@@ -98,8 +98,10 @@ pub trait BatchStore: Send + Sync {
 
     /// Locks an open batch, queues its cards and moves their images from
     /// the staging dir into the batch dir (crash-safe: a start cut short
-    /// is finished when the store opens).
-    async fn start_batch(&self, id: &str) -> Result<(Batch, StoredEvent)>;
+    /// is finished when the store opens). A two-sided batch with cards of
+    /// one side only is refused (`unpaired_images`) unless
+    /// `accept_singles`: those cards are then read as they are.
+    async fn start_batch(&self, id: &str, accept_singles: bool) -> Result<(Batch, StoredEvent)>;
 
     /// Moves a batch between states if it is in one of `from`; returns the
     /// `state` event (and, when a resumed batch has nothing left to read,
@@ -135,11 +137,23 @@ pub trait CardStore: Send + Sync {
     async fn get_card(&self, batch_id: &str, card_id: i64) -> Result<Card>;
 
     /// Where a card's image is now: the staging dir while the batch is
-    /// open, `_errors/` while the card is failed, the batch dir otherwise.
-    async fn card_path(&self, batch_id: &str, card_id: i64) -> Result<PathBuf>;
+    /// open, `_errors/` while the card is failed, the batch dir otherwise;
+    /// of its front or of its back (not found when it has none).
+    async fn card_path(
+        &self,
+        batch_id: &str,
+        card_id: i64,
+        side: cardex_core::Side,
+    ) -> Result<PathBuf>;
 
     /// Removes a card and its image from an open batch.
     async fn delete_card(&self, batch_id: &str, card_id: i64) -> Result<()>;
+
+    /// Takes back one image an upload added to card `card_id` of an open
+    /// batch, found by its content: the card goes when it was the card's
+    /// only image; of a paired card only that side goes, and the other
+    /// waits for it again. For an upload that failed halfway.
+    async fn remove_image(&self, batch_id: &str, card_id: i64, sha256: &str) -> Result<()>;
 }
 
 /// What the batch runner needs: claims, commits, failures, retries.

@@ -102,7 +102,13 @@ async fn moves_interrupted_by_a_crash_are_finished_at_open() {
     assert_eq!(batch.counts.pending, 5);
     // The card paths the store reports are where the files are.
     for card in store.list_cards(&id).await.unwrap() {
-        assert!(store.card_path(&id, card.id).await.unwrap().is_file());
+        assert!(
+            store
+                .card_path(&id, card.id, cardex_core::Side::Front)
+                .await
+                .unwrap()
+                .is_file()
+        );
     }
     store.close().await;
 }
@@ -112,7 +118,7 @@ async fn deleting_a_started_batch_removes_its_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, full, _) = staged_batch(&store, 2).await;
-    store.start_batch(&id).await.unwrap();
+    store.start_batch(&id, false).await.unwrap();
     let batch_dir = tmp.path().join("batches").join(&full);
     assert_eq!(std::fs::read_dir(&batch_dir).unwrap().count(), 2);
     assert!(store.delete_batch(&id).await.is_err(), "running: refused");
@@ -167,7 +173,7 @@ async fn a_failure_committed_before_its_image_moved_is_quarantined_at_open() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, full, stored) = staged_batch(&store, 3).await;
-    store.start_batch(&id).await.unwrap();
+    store.start_batch(&id, false).await.unwrap();
     store.close().await;
     // The crash came after the failure committed, before the move.
     with_db(
@@ -201,7 +207,7 @@ async fn a_group_commit_records_each_card_once_with_contiguous_seqs() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, _, _) = staged_batch(&store, 5).await;
-    let (_, start_event) = store.start_batch(&id).await.unwrap();
+    let (_, start_event) = store.start_batch(&id, false).await.unwrap();
     let cards = store.claim_cards("ocr", 10).await.unwrap();
     assert_eq!(cards.len(), 5);
     // One card was put back meanwhile (shutdown): the group must skip it.
@@ -282,7 +288,7 @@ async fn cross_checks_wait_in_the_store_and_land_once_with_their_event() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(tmp.path()).await.unwrap();
     let (id, _, stored) = staged_batch(&store, 3).await;
-    store.start_batch(&id).await.unwrap();
+    store.start_batch(&id, false).await.unwrap();
     let cards = store.claim_cards("ocr", 10).await.unwrap();
     let result = serde_json::json!({"title": "Basel"});
     let usage = cardex_core::Usage::default();

@@ -111,6 +111,30 @@ pub struct ExtractArgs {
     /// Stop once the cards have cost this many US dollars (needs the prices).
     #[arg(long, value_name = "USD", requires = "vlm_price_input")]
     pub max_cost: Option<f64>,
+    /// Two-sided cards: pair each front with its back by the side mark in
+    /// the file names (`_front`/`_back`, `_recto`/`_verso`, `a`/`b`,
+    /// `-1`/`-2`), or by file order (duplex scans: front, back, front, …).
+    /// Cards left with one side are read as they are.
+    #[arg(long, value_name = "name|order")]
+    pub pair: Option<PairArg>,
+}
+
+/// How `--pair` pairs the images of two-sided cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PairArg {
+    /// By the side mark at the end of each file name.
+    Name,
+    /// By file order (sorted by name), a duplex PDF's by page order.
+    Order,
+}
+
+impl From<PairArg> for cardex_core::Pairing {
+    fn from(p: PairArg) -> Self {
+        match p {
+            PairArg::Name => Self::Name,
+            PairArg::Order => Self::Order,
+        }
+    }
 }
 
 /// Parses `NAME[:TYPE][=DESCRIPTION]`.
@@ -236,6 +260,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     let batch = store
         .create_batch(&cardex_store::NewBatch {
             budget,
+            two_sided: args.pair.map(Into::into),
             ..cardex_store::NewBatch::blank(&name, engine)
         })
         .await?;
@@ -248,7 +273,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
         };
         for a in admitted {
             match a {
-                Admission::Accepted(_) => accepted += 1,
+                Admission::Accepted { .. } => accepted += 1,
                 Admission::Rejected { message, page, .. } => {
                     refused += 1;
                     match page {
@@ -262,10 +287,26 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     if accepted == 0 {
         bail!("no readable image in {}", args.dir.display());
     }
+    if args.pair.is_some() {
+        let singles: Vec<String> = store
+            .list_cards(&batch.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.back.is_none())
+            .map(|c| c.original_name)
+            .collect();
+        if !singles.is_empty() {
+            eprintln!(
+                "{} card(s) have one side only and are read as they are: {}",
+                singles.len(),
+                singles.join(", ")
+            );
+        }
+    }
     let started = Instant::now();
     // Subscribed before the start, so no event of the batch is missed.
     let events = hub.subscribe(&batch.id);
-    store.start_batch(&batch.id).await?;
+    store.start_batch(&batch.id, true).await?;
     runner.wake();
     let done = watch(events, store.as_ref(), &batch.id).await?;
     // A paused batch stops here; its checks would wait with it.

@@ -47,6 +47,8 @@ export interface ErrorInfo {
   message?: string;
 }
 export type UploadResponse = S['UploadResponse'];
+export type Pairing = S['Pairing'];
+export type Side = S['Side'];
 export type Health = S['Health'];
 
 /** An error from the server's `{error: {code, message}}` envelope. */
@@ -146,19 +148,27 @@ export const api = {
   engines: () => request<EngineInfo[]>('GET', '/api/engines'),
   batches: () => request<Batch[]>('GET', '/api/batches'),
   batch: (id: string) => request<Batch>('GET', b(id)),
-  createBatch: (name: string, templateId?: string, ocrLang?: string) =>
-    request<Batch>('POST', '/api/batches', { name, template_id: templateId || undefined, ocr_lang: ocrLang || undefined }),
+  createBatch: (name: string, options: { templateId?: string; ocrLang?: string; pairing?: Pairing } = {}) =>
+    request<Batch>('POST', '/api/batches', {
+      name,
+      template_id: options.templateId || undefined,
+      ocr_lang: options.ocrLang || undefined,
+      ...(options.pairing ? { sides: 2, pairing: options.pairing } : {}),
+    }),
   deleteBatch: (id: string) => request<void>('DELETE', b(id)),
   cards: (id: string) => request<Card[]>('GET', `${b(id)}/images`),
   deleteCard: (id: string, cardId: number) => request<void>('DELETE', `${b(id)}/images/${cardId}`),
   /** The card as the model receives it (upright JPEG), fetched with the token, which an <img> cannot send. */
-  cardPreview: async (id: string, cardId: number) => (await send('GET', `${b(id)}/images/${cardId}/preview`)).blob(),
+  cardPreview: async (id: string, cardId: number, side: Side = 'front') =>
+    (await send('GET', `${b(id)}/images/${cardId}/preview${side === 'back' ? '?side=back' : ''}`)).blob(),
   putFields: (id: string, fields: Field[]) => request<Field[]>('PUT', `${b(id)}/fields`, fields),
   prompt: (id: string) => request<Prompt>('GET', `${b(id)}/prompt`),
-  previewPrompt: (fields: Field[]) => request<Prompt>('POST', '/api/prompt-preview', { fields }),
+  previewPrompt: (fields: Field[], sides = 1) =>
+    request<Prompt>('POST', '/api/prompt-preview', sides === 2 ? { fields, sides } : { fields }),
   test: (id: string, cardId?: number) =>
     request<TestResult>('POST', `${b(id)}/test`, cardId === undefined ? {} : { card_id: cardId }),
-  start: (id: string) => request<Batch>('POST', `${b(id)}/start`),
+  start: (id: string, acceptSingles = false) =>
+    request<Batch>('POST', `${b(id)}/start`, acceptSingles ? { accept_singles: true } : undefined),
   estimate: (id: string, sample?: number) =>
     request<Estimate>('POST', `${b(id)}/estimate`, sample === undefined ? {} : { sample }),
   setBudget: (id: string, budget: Budget) => request<Batch>('PUT', `${b(id)}/budget`, budget),

@@ -247,6 +247,7 @@ export interface paths {
          * One card as the engine receives it: upright (EXIF orientation applied),
          *     its first page or frame, scaled to the model's longest side, as JPEG —
          *     so any stored format, TIFF included, can be shown in a browser.
+         *     `?side=back` shows a two-sided card's back.
          */
         get: operations["preview_card"];
         put?: never;
@@ -284,7 +285,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The exact prompt and JSON Schema that would be sent for this batch. */
+        /**
+         * The exact prompt and JSON Schema that would be sent for this batch;
+         *     for a two-sided batch, as sent with a card's two sides.
+         */
         get: operations["for_batch"];
         put?: never;
         post?: never;
@@ -375,7 +379,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Locks the batch, moves its images into place and queues every card. */
+        /**
+         * Locks the batch, moves its images into place and queues every card. A
+         *     two-sided batch with cards of one side only (`counts.unpaired`) starts
+         *     only with `accept_singles`.
+         */
         post: operations["start_batch"];
         delete?: never;
         options?: never;
@@ -537,6 +545,7 @@ export interface components {
              *     the server's default.
              */
             ocr_lang?: string | null;
+            pairing?: null | components["schemas"]["Pairing"];
             /**
              * @description The same as a stable code: `engine_unavailable`,
              *     `engine_misconfigured`, `disk_full`.
@@ -550,6 +559,11 @@ export interface components {
              */
             percent: number;
             quality?: null | components["schemas"]["Quality"];
+            /**
+             * Format: int32
+             * @description 1, or 2 for a batch of two-sided cards (DESIGN §16).
+             */
+            sides: number;
             /** @description When processing started, if it has. */
             started_at?: string | null;
             /** @description The lifecycle state. */
@@ -631,6 +645,11 @@ export interface components {
              */
             id: number;
             /**
+             * @description The card's images, front first: two once a two-sided card is
+             *     paired. The first is the one the fields above describe.
+             */
+            images: components["schemas"]["CardImage"][];
+            /**
              * @description The name shown for the card: the file name the client sent, or for
              *     a page of a PDF or multi-page TIFF `<file> p. <page>`
              *     (`box-12.pdf p. 37`); kept for display and exports only.
@@ -644,6 +663,7 @@ export interface components {
             page?: number | null;
             /** @description Hex SHA-256 of the file. */
             sha256: string;
+            side?: null | components["schemas"]["Side"];
             /**
              * Format: int64
              * @description File size.
@@ -658,6 +678,34 @@ export interface components {
             /**
              * Format: int64
              * @description Pixel width as stored (before EXIF rotation).
+             */
+            width: number;
+        };
+        /** @description One image of a card. */
+        CardImage: {
+            /** @description Detected image format. */
+            format: string;
+            /**
+             * Format: int64
+             * @description Pixel height as stored.
+             */
+            height: number;
+            /** @description The name it is shown by (see `Card.original_name`). */
+            original_name: string;
+            /** @description Hex SHA-256 of the file. */
+            sha256: string;
+            /** @description Which side it is. */
+            side: components["schemas"]["Side"];
+            /**
+             * Format: int64
+             * @description File size.
+             */
+            size_bytes: number;
+            /** @description The server-generated file name in the data dir. */
+            stored_name: string;
+            /**
+             * Format: int64
+             * @description Pixel width as stored.
              */
             width: number;
         };
@@ -767,6 +815,12 @@ export interface components {
             total: number;
             /**
              * Format: int64
+             * @description In a two-sided batch, cards with one side only so far: the batch
+             *     starts only when this is 0, or with `accept_singles`.
+             */
+            unpaired: number;
+            /**
+             * Format: int64
              * @description Uploaded into an open batch.
              */
             uploaded: number;
@@ -801,6 +855,13 @@ export interface components {
              * @example deu+eng
              */
             ocr_lang?: string | null;
+            pairing?: null | components["schemas"]["Pairing"];
+            /**
+             * Format: int32
+             * @description 2 for two-sided cards, whose front and back are paired into one
+             *     card (DESIGN §16); 1 when absent.
+             */
+            sides?: number | null;
             /** @description Copy this template's fields into the new batch. */
             template_id?: string | null;
         };
@@ -990,10 +1051,20 @@ export interface components {
          * @description JPEG bytes, for the OpenAPI document.
          */
         Jpeg: string;
+        /**
+         * @description How a two-sided batch finds each card's two images.
+         * @enum {string}
+         */
+        Pairing: "name" | "order";
         /** @description Body of `POST /api/prompt-preview`. */
         PreviewRequest: {
             /** @description The fields to build a prompt for. */
             fields: components["schemas"]["Field"][];
+            /**
+             * Format: int32
+             * @description 2 for the prompt of a two-sided card (both images); 1 when absent.
+             */
+            sides?: number | null;
         };
         /** @description Everything a client may inspect before a batch starts. */
         Prompt: {
@@ -1229,6 +1300,19 @@ export interface components {
             /** @description Base URL. */
             url: string;
         };
+        /**
+         * @description A side of a two-sided card.
+         * @enum {string}
+         */
+        Side: "front" | "back";
+        /** @description Body of `POST /api/batches/{id}/start`; may be left out. */
+        StartBatch: {
+            /**
+             * @description Start a two-sided batch although some of its cards have one side
+             *     only; those are read as they are.
+             */
+            accept_singles?: boolean;
+        };
         /** @description A saved field list. */
         Template: {
             /** @description Creation time, RFC 3339 UTC. */
@@ -1294,6 +1378,20 @@ export interface components {
              */
             usage: components["schemas"]["CardUsage"];
         };
+        /** @description A card of a two-sided batch that has one side only. */
+        Unpaired: {
+            /**
+             * Format: int64
+             * @description The card.
+             */
+            card_id: number;
+            /** @description What it waits for, for people. */
+            message: string;
+            /** @description Its name. */
+            original_name: string;
+            /** @description The side it has. */
+            side: components["schemas"]["Side"];
+        };
         /**
          * @description A multipart body: one or more parts named `files`.
          *     Parts with other names are reported in `rejected` and skipped.
@@ -1317,6 +1415,12 @@ export interface components {
             accepted: components["schemas"]["Card"][];
             /** @description Files, or pages of a file, that were not added, each with its reason. */
             rejected: components["schemas"]["RejectedFile"][];
+            /**
+             * @description In a two-sided batch, the cards of `accepted` that still have one
+             *     side only, and why. The batch starts when none is left
+             *     (`counts.unpaired`), or with `accept_singles`.
+             */
+            unpaired: components["schemas"]["Unpaired"][];
         };
     };
     responses: never;
@@ -1440,7 +1544,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Unusable name or unknown engine */
+            /** @description Unusable name, unknown engine, or `sides` other than 1 or 2 */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2438,7 +2542,10 @@ export interface operations {
     };
     preview_card: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `back` for a two-sided card's back; the front when absent. */
+                side?: components["schemas"]["Side"];
+            };
             header?: never;
             path: {
                 /** @description Batch id */
@@ -2459,7 +2566,7 @@ export interface operations {
                     "image/jpeg": components["schemas"]["Jpeg"];
                 };
             };
-            /** @description Malformed path, query or body */
+            /** @description An unknown side */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2477,6 +2584,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No such card, or it has no back */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2847,7 +2955,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description Optional */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartBatch"];
+            };
+        };
         responses: {
             /** @description Started */
             200: {
@@ -2884,8 +2997,44 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No images, no active field, or already started */
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No images, no active field, cards without their other side (`unpaired_images`), or already started */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A body that is not a JSON object of the options */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -29,6 +29,7 @@ export function BatchPage({ id }: { id: string }) {
           <h1>{shortName(b.name)}</h1>
           <p className="muted">
             <StateBadge state={b.state} /> <code>{b.name}</code> · engine <strong>{b.engine}</strong>
+            {b.sides === 2 && <> · two-sided, paired by {b.pairing === 'order' ? 'upload order' : 'name'}</>}
           </p>
         </div>
         {b.state !== 'running' && (
@@ -65,7 +66,7 @@ function Setup({ batch }: { batch: Batch }) {
     <>
       <section className="panel">
         <h2>1. Card images</h2>
-        <Upload batchId={batch.id} cards={cards.data ?? []} />
+        <Upload batch={batch} cards={cards.data ?? []} />
       </section>
       <section className="panel">
         <h2>2. Fields to extract</h2>
@@ -83,11 +84,27 @@ interface UploadItem {
   key: string;
   name: string;
   progress: number;
-  status: 'waiting' | 'sending' | 'added' | 'refused';
+  status: 'waiting' | 'sending' | 'splitting' | 'added' | 'refused';
   message?: string;
 }
 
-function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
+/** PDFs and TIFFs may hold many pages: each becomes a card as the server splits the file. */
+const mayHavePages = (name: string) => /\.(pdf|tiff?)$/i.test(name);
+
+/** How many pages of `file` are in the batch so far (as fronts or backs). */
+function pagesOf(cards: Card[], file: string): number {
+  const prefix = `${file} p. `;
+  return cards.reduce((n, c) => n + c.images.filter((i) => i.original_name.startsWith(prefix)).length, 0);
+}
+
+/** What a two-sided card still lacks, or null when it is complete (or the batch is one-sided). */
+export function missingSide(card: Card): string | null {
+  if (!card.side || card.images.length > 1) return null;
+  return card.side === 'back' ? 'back only: its front is missing' : 'front only: its back is missing';
+}
+
+function Upload({ batch, cards }: { batch: Batch; cards: Card[] }) {
+  const batchId = batch.id;
   const client = useQueryClient();
   const [items, setItems] = useState<UploadItem[]>([]);
   const [over, setOver] = useState(false);
@@ -96,8 +113,22 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
     mutationFn: (cardId: number) => api.deleteCard(batchId, cardId),
     onSuccess: () => client.invalidateQueries({ queryKey: ['cards', batchId] }),
   });
+  // While the server splits a PDF or TIFF, its pages appear in the card
+  // list one by one: follow them.
+  const splitting = items.some((it) => it.status === 'splitting');
+  useEffect(() => {
+    if (!splitting) return;
+    const timer = setInterval(() => client.invalidateQueries({ queryKey: ['cards', batchId] }), 1000);
+    return () => clearInterval(timer);
+  }, [splitting, client, batchId]);
 
-  const send = async (files: File[]) => {
+  const send = async (chosen: File[]) => {
+    // Paired by upload order, the order is the pairing: one file at a
+    // time, in name order (scanners number their files).
+    const inOrder = batch.pairing === 'order';
+    const files = inOrder
+      ? [...chosen].sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))
+      : chosen;
     const base = Date.now();
     const queued: UploadItem[] = files.map((f, i) => ({ key: `${base}-${i}`, name: f.name, progress: 0, status: 'waiting' }));
     setItems((old) => [...queued, ...old.filter((o) => o.status !== 'added')]);
@@ -108,14 +139,20 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
     const worker = async () => {
       while (next < files.length) {
         const i = next++;
-        const { key } = queued[i];
+        const { key, name } = queued[i];
         update(key, { status: 'sending' });
         try {
-          const report = await uploadFile(batchId, files[i], (p) => update(key, { progress: p }));
+          const report = await uploadFile(batchId, files[i], (p) =>
+            update(key, p >= 1 && mayHavePages(name) ? { progress: 1, status: 'splitting' } : { progress: p }),
+          );
+          const pages = report.accepted.some((c) => c.page != null);
+          const refused = report.rejected.map((r) => `${r.original_name}: ${r.error.message}`);
           if (report.accepted.length) {
-            update(key, { status: 'added', progress: 1 });
+            const added = pages ? `${pagesOf(report.accepted, name)} pages added` : undefined;
+            const notes = [added, ...refused].filter(Boolean).join(' · ');
+            update(key, { status: 'added', progress: 1, message: notes || undefined });
           } else {
-            update(key, { status: 'refused', message: report.rejected[0]?.error.message ?? 'refused' });
+            update(key, { status: 'refused', message: refused[0] ?? 'refused' });
           }
         } catch (e) {
           update(key, { status: 'refused', message: e instanceof Error ? e.message : String(e) });
@@ -123,10 +160,11 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
         client.invalidateQueries({ queryKey: ['cards', batchId] });
       }
     };
-    await Promise.all([worker(), worker(), worker()]);
+    await Promise.all(inOrder ? [worker()] : [worker(), worker(), worker()]);
     client.invalidateQueries({ queryKey: ['batch', batchId] });
   };
 
+  const incomplete = cards.filter((c) => missingSide(c) !== null).length;
   return (
     <>
       <div
@@ -142,7 +180,19 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
           send([...e.dataTransfer.files]);
         }}
       >
-        <p>Drop scanned card images here (JPEG, PNG, TIFF, WebP, GIF)</p>
+        <p>Drop scanned card images here (JPEG, PNG, TIFF, WebP, GIF), or PDFs and multi-page TIFFs: one card per page</p>
+        {batch.pairing === 'name' && (
+          <p className="muted small">
+            Front and back pair by name: <code>0012_front.jpg</code> with <code>0012_back.jpg</code> (also{' '}
+            <code>_recto</code>/<code>_verso</code>, <code>a</code>/<code>b</code>, <code>-1</code>/<code>-2</code>).
+          </p>
+        )}
+        {batch.pairing === 'order' && (
+          <p className="muted small">
+            Front and back pair in upload order: each card's front, then its back (files are sent one at a time, in name
+            order; a duplex PDF's pages in page order).
+          </p>
+        )}
         <button type="button" onClick={() => input.current?.click()}>
           Choose files…
         </button>
@@ -150,7 +200,7 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
           ref={input}
           type="file"
           multiple
-          accept="image/*,.tif,.tiff"
+          accept="image/*,.tif,.tiff,.pdf,application/pdf"
           aria-label="Card images"
           hidden
           onChange={(e) => {
@@ -166,6 +216,12 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
               <span className="name">{it.name}</span>
               {it.status === 'refused' ? (
                 <span className="error small">{it.message}</span>
+              ) : it.status === 'splitting' ? (
+                <span className="small" role="status">
+                  splitting into cards: {pagesOf(cards, it.name)} pages so far…
+                </span>
+              ) : it.message ? (
+                <span className="small">{it.message}</span>
               ) : (
                 <progress max={1} value={it.progress} aria-label={`Upload of ${it.name}`} />
               )}
@@ -175,22 +231,34 @@ function Upload({ batchId, cards }: { batchId: string; cards: Card[] }) {
         </ul>
       )}
       <p>
-        <strong>{cards.length}</strong> card{cards.length === 1 ? '' : 's'} in this batch. You can add more until you
-        start.
+        <strong>{cards.length}</strong> card{cards.length === 1 ? '' : 's'} in this batch
+        {incomplete > 0 && (
+          <>
+            , <strong className="warn">{incomplete}</strong> with one side only
+          </>
+        )}
+        . You can add more until you start.
       </p>
       {cards.length > 0 && (
         <ul className="cards" aria-label="Cards in the batch">
-          {cards.map((c) => (
-            <li key={c.id}>
-              <span className="name">{c.original_name}</span>
-              <span className="muted small">
-                {c.width}×{c.height} · {(c.size_bytes / 1024).toFixed(0)} KB
-              </span>
-              <button type="button" aria-label={`Remove ${c.original_name}`} onClick={() => remove.mutate(c.id)}>
-                Remove
-              </button>
-            </li>
-          ))}
+          {cards.map((c) => {
+            const missing = missingSide(c);
+            return (
+              <li key={c.id} className={missing ? 'unpaired' : undefined}>
+                <span className="name">{c.images.map((i) => i.original_name).join(' + ')}</span>
+                <span className="muted small">
+                  {missing ? (
+                    <span className="warn">{missing}</span>
+                  ) : (
+                    c.images.map((i) => `${i.width}×${i.height} · ${(i.size_bytes / 1024).toFixed(0)} KB`).join(' + ')
+                  )}
+                </span>
+                <button type="button" aria-label={`Remove ${c.original_name}`} onClick={() => remove.mutate(c.id)}>
+                  Remove
+                </button>
+              </li>
+            );
+          })}
         </ul>
       )}
       <ErrorNote error={remove.error} />
@@ -274,8 +342,8 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
   const active = fields.filter((f) => f.active ?? true);
   const valid = isValid(fields);
   const prompt = useQuery({
-    queryKey: ['prompt-preview', JSON.stringify(fields)],
-    queryFn: () => api.previewPrompt(fields),
+    queryKey: ['prompt-preview', JSON.stringify(fields), batch.sides],
+    queryFn: () => api.previewPrompt(fields, batch.sides),
     enabled: valid && fields.length > 0,
   });
   const [cardId, setCardId] = useState<number | undefined>();
@@ -287,10 +355,12 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
       return api.test(batch.id, chosen);
     },
   });
+  const incomplete = cards.filter((c) => missingSide(c) !== null).length;
+  const [acceptSingles, setAcceptSingles] = useState(false);
   const start = useMutation({
     mutationFn: async () => {
       await save();
-      return api.start(batch.id);
+      return api.start(batch.id, acceptSingles);
     },
     onSuccess: (b) => {
       client.setQueryData(['batch', batch.id], b);
@@ -306,6 +376,8 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
         : !valid
           ? 'Fix the fields marked above.'
           : null;
+  const startBlocker =
+    blocker ?? (incomplete > 0 && !acceptSingles ? `${incomplete} card${incomplete === 1 ? ' has' : 's have'} one side only.` : null);
   const card = cards.find((c) => c.id === chosen);
   const preview = useQuery({
     queryKey: ['card-preview', batch.id, chosen],
@@ -314,6 +386,14 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
     staleTime: Infinity,
   });
   const image = useObjectUrl(preview.data);
+  const hasBack = (card?.images.length ?? 0) > 1;
+  const backPreview = useQuery({
+    queryKey: ['card-preview', batch.id, chosen, 'back'],
+    queryFn: () => api.cardPreview(batch.id, chosen!, 'back'),
+    enabled: chosen !== undefined && hasBack,
+    staleTime: Infinity,
+  });
+  const backImage = useObjectUrl(backPreview.data);
   return (
     <>
       <details open>
@@ -339,7 +419,7 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
             <select id="test-card" value={chosen ?? ''} onChange={(e) => setCardId(Number(e.target.value))} disabled={cards.length === 0}>
               {cards.map((c) => (
                 <option key={c.id} value={c.id}>
-                  {c.original_name}
+                  {c.images.map((i) => i.original_name).join(' + ')}
                 </option>
               ))}
             </select>
@@ -352,14 +432,29 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
         {card && (
           <div className="side-by-side">
             <div>
+              {hasBack && <h3>Front</h3>}
               {image ? (
-                <img src={image} alt={`Card ${card.original_name}`} />
+                <img src={image} alt={`Card ${card.original_name}${hasBack ? ', front' : ''}`} />
               ) : preview.error ? (
                 <ErrorNote error={preview.error} />
               ) : (
                 <p className="muted">Loading the image…</p>
               )}
-              <p className="muted small">As the model receives it: upright, first page, scaled.</p>
+              {hasBack && (
+                <>
+                  <h3>Back</h3>
+                  {backImage ? (
+                    <img src={backImage} alt={`Card ${card.original_name}, back`} />
+                  ) : backPreview.error ? (
+                    <ErrorNote error={backPreview.error} />
+                  ) : (
+                    <p className="muted">Loading the image…</p>
+                  )}
+                </>
+              )}
+              <p className="muted small">
+                As the model receives {hasBack ? 'them, front then back, in one request' : 'it'}: upright, first page, scaled.
+              </p>
             </div>
             {test.data ? (
               <div>
@@ -384,11 +479,17 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
           to go on.
         </p>
       </details>
+      {incomplete > 0 && (
+        <label className="check">
+          <input type="checkbox" checked={acceptSingles} onChange={(e) => setAcceptSingles(e.target.checked)} /> Read the{' '}
+          {incomplete} card{incomplete === 1 ? '' : 's'} with one side only as {incomplete === 1 ? 'it is' : 'they are'}
+        </label>
+      )}
       <div className="row actions">
-        <button type="button" className="primary big" disabled={!!blocker || start.isPending} onClick={() => start.mutate()}>
+        <button type="button" className="primary big" disabled={!!startBlocker || start.isPending} onClick={() => start.mutate()}>
           Start processing {cards.length} card{cards.length === 1 ? '' : 's'}
         </button>
-        {blocker && <span className="muted">{blocker}</span>}
+        {startBlocker && <span className="muted">{startBlocker}</span>}
       </div>
       <p className="muted small">Starting locks the batch: no more images or field changes.</p>
       <ErrorNote error={start.error} />

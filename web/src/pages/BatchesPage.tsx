@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { api, shortName, type Batch } from '../api/client';
+import { api, shortName, type Batch, type Pairing } from '../api/client';
 import { navigate } from '../router';
 import { ErrorNote, formatDate, Link, ProgressBar, StateBadge } from '../components/common';
 import { formatCost, formatTokens } from '../components/usage';
@@ -107,11 +107,13 @@ function NewBatch() {
   const [name, setName] = useState('');
   const [template, setTemplate] = useState('');
   const [ocrLang, setOcrLang] = useState('');
+  const [sides, setSides] = useState<'' | Pairing>('');
   const templates = useQuery({ queryKey: ['templates'], queryFn: api.templates });
   const engines = useQuery({ queryKey: ['engines'], queryFn: api.engines });
   const ocr = engines.data?.find((e) => e.name === 'ocr' && e.available);
   const create = useMutation({
-    mutationFn: () => api.createBatch(name.trim(), template || undefined, ocrLang || undefined),
+    mutationFn: () =>
+      api.createBatch(name.trim(), { templateId: template || undefined, ocrLang: ocrLang || undefined, pairing: sides || undefined }),
     onSuccess: (b) => {
       client.invalidateQueries({ queryKey: ['batches'] });
       navigate(`/batches/${b.id}`);
@@ -145,6 +147,14 @@ function NewBatch() {
                 From template: {t.name}
               </option>
             ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="batch-sides">Sides</label>
+          <select id="batch-sides" value={sides} onChange={(e) => setSides(e.target.value as '' | Pairing)}>
+            <option value="">One image per card</option>
+            <option value="name">Front and back, paired by name (_front/_back, a/b, -1/-2)</option>
+            <option value="order">Front and back, in upload order (duplex scans)</option>
           </select>
         </div>
         {ocr && (

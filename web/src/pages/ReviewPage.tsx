@@ -3,7 +3,7 @@
 // correction is saved with the review, kept apart, and exported.
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import type { CardReview, Flag, QueueCard, QueueFilter, ReviewStatus } from '../api/client';
+import type { CardReview, Flag, QueueCard, QueueFilter, ReviewStatus, Side } from '../api/client';
 import { ApiError, api, shortName } from '../api/client';
 import { watch } from '../api/live';
 import { ErrorNote, Link, useObjectUrl } from '../components/common';
@@ -262,7 +262,13 @@ export function ReviewPage({ id }: { id: string }) {
   }, [client, go, id, saveEdits]);
 
   const [zoom, setZoom] = useState({ scale: 1, x: 0, y: 0 });
-  useEffect(() => setZoom({ scale: 1, x: 0, y: 0 }), [cardId]);
+  // A two-sided card shows one side at a time: the front first.
+  const [side, setSide] = useState<Side>('front');
+  useEffect(() => {
+    setZoom({ scale: 1, x: 0, y: 0 });
+    setSide('front');
+  }, [cardId]);
+  const twoSided = (detail.data?.card.images.length ?? 0) > 1;
   const zoomBy = useCallback(
     (f: number) => setZoom((z) => ({ ...z, scale: Math.min(8, Math.max(1, z.scale * f)) })),
     [],
@@ -310,6 +316,9 @@ export function ReviewPage({ id }: { id: string }) {
       } else if (e.key === '-') {
         zoomBy(0.8);
       } else if (e.key === '0') {
+        setZoom({ scale: 1, x: 0, y: 0 });
+      } else if (e.key === 'f' && twoSided) {
+        setSide((s) => (s === 'front' ? 'back' : 'front'));
         setZoom({ scale: 1, x: 0, y: 0 });
       }
     };
@@ -402,7 +411,16 @@ export function ReviewPage({ id }: { id: string }) {
         </section>
       ) : (
         <div className="review-layout">
-          <Viewer batchId={id} cardId={cardId} name={d?.card.original_name} zoom={zoom} setZoom={setZoom} zoomBy={zoomBy} />
+          <Viewer
+            batchId={id}
+            cardId={cardId}
+            name={d?.card.original_name}
+            zoom={zoom}
+            setZoom={setZoom}
+            zoomBy={zoomBy}
+            side={twoSided ? side : null}
+            setSide={(to) => (setSide(to), setZoom({ scale: 1, x: 0, y: 0 }))}
+          />
           <section className="panel review-form" aria-labelledby="review-card-title">
             <div ref={form} tabIndex={-1} className="review-focus" role="group" aria-labelledby="review-card-title">
               <h2 id="review-card-title">
@@ -462,6 +480,8 @@ export function ReviewPage({ id }: { id: string }) {
                 <dd>drop this card's unsaved edits</dd>
                 <dt>u</dt>
                 <dd>undo the last review</dd>
+                <dt>f</dt>
+                <dd>turn a two-sided card over (front, back)</dd>
                 <dt>+ / − / 0, wheel</dt>
                 <dd>zoom in, out, fit</dd>
                 <dt>Shift+arrows, drag</dt>
@@ -559,6 +579,8 @@ function Viewer({
   zoom,
   setZoom,
   zoomBy,
+  side,
+  setSide,
 }: {
   batchId: string;
   cardId: number | null;
@@ -566,10 +588,14 @@ function Viewer({
   zoom: { scale: number; x: number; y: number };
   setZoom: React.Dispatch<React.SetStateAction<{ scale: number; x: number; y: number }>>;
   zoomBy: (f: number) => void;
+  /** The side shown of a two-sided card; null for a card of one image. */
+  side: Side | null;
+  setSide: (side: Side) => void;
 }) {
+  const shown = side ?? 'front';
   const preview = useQuery({
-    queryKey: ['card-preview', batchId, cardId],
-    queryFn: () => api.cardPreview(batchId, cardId!),
+    queryKey: side === 'back' ? ['card-preview', batchId, cardId, 'back'] : ['card-preview', batchId, cardId],
+    queryFn: () => api.cardPreview(batchId, cardId!, shown),
     enabled: cardId !== null,
     staleTime: Infinity,
   });
@@ -600,6 +626,15 @@ function Viewer({
           Fit
         </button>
         <span className="muted small">{Math.round(zoom.scale * 100)}%</span>
+        {side && (
+          <div className="sides" role="group" aria-label="Side of the card" aria-keyshortcuts="f">
+            {(['front', 'back'] as const).map((s) => (
+              <button key={s} type="button" aria-pressed={side === s} onClick={() => setSide(s)}>
+                {s === 'front' ? 'Front' : 'Back'}
+              </button>
+            ))}
+          </div>
+        )}
       </div>
       <div
         className="viewer-frame"
@@ -616,7 +651,7 @@ function Viewer({
         {url ? (
           <img
             src={url}
-            alt={name ? `Card ${name}` : 'Card'}
+            alt={`${name ? `Card ${name}` : 'Card'}${side ? `, ${side}` : ''}`}
             draggable={false}
             style={{ transform: `translate(${zoom.x}px, ${zoom.y}px) scale(${zoom.scale})` }}
           />

@@ -28,10 +28,10 @@ pub async fn started_batch(
         let path = dir.join(format!("card-{i}.{ext}"));
         std::fs::write(&path, bytes).unwrap();
         match &intake.add_file(&batch.id, &path).await.unwrap()[..] {
-            [Admission::Accepted(card)] => ids.push(card.id),
+            [Admission::Accepted { card, .. }] => ids.push(card.id),
             other => panic!("{other:?}"),
         }
     }
-    store.start_batch(&batch.id).await.unwrap();
+    store.start_batch(&batch.id, false).await.unwrap();
     (batch.id, ids)
 }

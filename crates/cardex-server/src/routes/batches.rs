@@ -10,9 +10,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::batch_id;
-use crate::api::{Batch, Budget, Quality};
+use crate::api::{Batch, Budget, Pairing, Quality};
 use crate::error::ErrorBody;
-use crate::extract::{JsonBody, JsonObject, PathParams};
+use crate::extract::{JsonBody, JsonObject, OptionalJsonObject, PathParams};
 use crate::{ApiError, AppState};
 
 /// Body of `POST /api/batches`.
@@ -36,6 +36,41 @@ pub struct CreateBatch {
     /// Most US dollars the batch may cost at the server's prices.
     #[schema(exclusive_minimum = 0.0)]
     pub max_cost: Option<f64>,
+    /// 2 for two-sided cards, whose front and back are paired into one
+    /// card (DESIGN §16); 1 when absent.
+    #[schema(minimum = 1, maximum = 2)]
+    pub sides: Option<u8>,
+    /// How a two-sided batch pairs its images: by side marks in the file
+    /// names (the default) or by upload order. Only with `sides: 2`.
+    pub pairing: Option<Pairing>,
+}
+
+impl CreateBatch {
+    /// The pairing of a two-sided batch, `None` for one-sided cards.
+    fn two_sided(&self) -> Result<Option<cardex_core::Pairing>, ApiError> {
+        match (self.sides.unwrap_or(1), self.pairing) {
+            (1, None) => Ok(None),
+            (1, Some(_)) => Err(ApiError::invalid(
+                "invalid_sides",
+                "`pairing` is for two-sided cards: send it with `sides: 2`",
+            )),
+            (2, pairing) => Ok(Some(pairing.unwrap_or(Pairing::Name).into())),
+            (n, _) => Err(ApiError::invalid(
+                "invalid_sides",
+                format!("`sides` is 1 or 2 (a card's front and back), not {n}"),
+            )),
+        }
+    }
+}
+
+/// Body of `POST /api/batches/{id}/start`; may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBatch {
+    /// Start a two-sided batch although some of its cards have one side
+    /// only; those are read as they are.
+    #[serde(default)]
+    pub accept_singles: bool,
 }
 
 /// Every batch, newest first, with counts.
@@ -55,12 +90,13 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Batch
     responses(
         (status = 201, body = Batch, description = "Created; `Location` names it"),
         (status = 404, body = ErrorBody, description = "The template does not exist"),
-        (status = 422, body = ErrorBody, description = "Unusable name or unknown engine"),
+        (status = 422, body = ErrorBody, description = "Unusable name, unknown engine, or `sides` other than 1 or 2"),
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateBatch>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let two_sided = body.two_sided()?;
     let engine = match body.engine.as_deref() {
         None => state.config.default_engine(),
         Some(e) => state
@@ -106,6 +142,7 @@ pub(crate) async fn create(
             template_id: body.template_id.as_deref(),
             ocr_lang,
             budget,
+            two_sided,
         })
         .await?;
     let location = format!("/api/batches/{}", batch.id);
@@ -163,21 +200,26 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Locks the batch, moves its images into place and queues every card.
+/// Locks the batch, moves its images into place and queues every card. A
+/// two-sided batch with cards of one side only (`counts.unpaired`) starts
+/// only with `accept_singles`.
 #[utoipa::path(post, path = "/api/batches/{id}/start",
     operation_id = "start_batch", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
+    request_body(content = StartBatch, description = "Optional"),
     responses(
         (status = 200, body = Batch, description = "Started"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "No images, no active field, or already started"),
+        (status = 409, body = ErrorBody, description = "No images, no active field, cards without their other side (`unpaired_images`), or already started"),
+        (status = 422, body = ErrorBody, description = "A body that is not a JSON object of the options"),
     ))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    OptionalJsonObject(body): OptionalJsonObject<StartBatch>,
 ) -> Result<Json<Batch>, ApiError> {
     let id = batch_id(id)?;
-    let (batch, event) = state.store.start_batch(&id).await?;
+    let (batch, event) = state.store.start_batch(&id, body.accept_singles).await?;
     state.runner.publish(&id, &event);
     state.runner.wake();
     Ok(Json(state.batch_out(batch)))

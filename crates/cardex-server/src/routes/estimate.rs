@@ -85,10 +85,11 @@ pub(crate) async fn estimate(
         let state = &state;
         let id = &id;
         async move {
-            let path = state.store.card_path(id, card.id).await.ok()?;
-            let image = state.runner.prepare_for(path, engine.as_ref()).await.ok()?;
+            let images = super::card_images(state, id, card, engine.as_ref())
+                .await
+                .ok()?;
             let attempted = retry_attempts(&state.config.runner.retry, || {
-                engine.extract_in(&image, prompt, lang)
+                engine.extract_in(&images, prompt, lang)
             })
             .await;
             match attempted.result {

@@ -6,13 +6,13 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cardex_engine::PreparedImage;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::batch_id;
-use crate::api::Card;
+use crate::api::{Card, Pairing, Side};
 use crate::error::ErrorBody;
-use crate::extract::PathParams;
+use crate::extract::{PathParams, QueryParams};
 use crate::upload::{FileOutcome, RejectedFile, RequestBudget, receive_file, upload_too_large};
 use crate::{ApiError, AppState};
 
@@ -25,6 +25,52 @@ pub struct UploadResponse {
     pub accepted: Vec<Card>,
     /// Files, or pages of a file, that were not added, each with its reason.
     pub rejected: Vec<RejectedFile>,
+    /// In a two-sided batch, the cards of `accepted` that still have one
+    /// side only, and why. The batch starts when none is left
+    /// (`counts.unpaired`), or with `accept_singles`.
+    pub unpaired: Vec<Unpaired>,
+}
+
+/// A card of a two-sided batch that has one side only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unpaired {
+    /// The card.
+    pub card_id: i64,
+    /// Its name.
+    pub original_name: String,
+    /// The side it has.
+    pub side: Side,
+    /// What it waits for, for people.
+    pub message: String,
+}
+
+impl Unpaired {
+    /// The report for `card`, when it has one side only.
+    fn of(card: &Card, pairing: Pairing) -> Option<Self> {
+        let side = card.side?;
+        if card.images.len() > 1 {
+            return None;
+        }
+        let marked = cardex_core::sides::side_of_name(&card.original_name).is_some();
+        let message = match (pairing, side, marked) {
+            (Pairing::Name, _, false) => "its name has no side mark before the extension \
+                 (_front/_back, _recto/_verso, a/b, -1/-2), so no other image pairs with it"
+                .to_owned(),
+            (Pairing::Name, Side::Front, true) => {
+                "waiting for its back (the same name with the back's mark)".to_owned()
+            }
+            (Pairing::Name, Side::Back, true) => {
+                "waiting for its front (the same name with the front's mark)".to_owned()
+            }
+            (Pairing::Order, _, _) => "waiting for its back: the next image uploaded".to_owned(),
+        };
+        Some(Self {
+            card_id: card.id,
+            original_name: card.original_name.clone(),
+            side,
+            message,
+        })
+    }
 }
 
 /// A multipart body: one or more parts named `files`.
@@ -167,8 +213,8 @@ async fn receive_upload(
     };
     if let Some(err) = fatal {
         // The request broke: take back what it added, so it changed nothing.
-        for card in &accepted {
-            if let Err(e) = state.store.delete_card(&id, card.id).await {
+        for (card, sha256) in accepted.iter().rev() {
+            if let Err(e) = state.store.remove_image(&id, card.id, sha256).await {
                 tracing::warn!(card = card.id, error = %e, "could not take back an upload");
             }
         }
@@ -183,8 +229,28 @@ async fn receive_upload(
     if accepted.is_empty() {
         return Err(all_rejected(rejected));
     }
-    let accepted = accepted.into_iter().map(Card::from).collect();
-    Ok(UploadResponse { accepted, rejected })
+    // A card both of whose sides came in this request is reported once,
+    // as it is at the end, where it first appeared.
+    let mut cards: Vec<Card> = Vec::with_capacity(accepted.len());
+    for (card, _) in accepted {
+        let card = Card::from(card);
+        match cards.iter_mut().find(|c| c.id == card.id) {
+            Some(seen) => *seen = card,
+            None => cards.push(card),
+        }
+    }
+    let unpaired = match batch.two_sided {
+        None => Vec::new(),
+        Some(pairing) => cards
+            .iter()
+            .filter_map(|c| Unpaired::of(c, pairing.into()))
+            .collect(),
+    };
+    Ok(UploadResponse {
+        accepted: cards,
+        rejected,
+        unpaired,
+    })
 }
 
 /// The error for an upload in which every file was refused: the status
@@ -246,22 +312,35 @@ pub(crate) async fn list(
 #[allow(dead_code)]
 pub struct Jpeg(Vec<u8>);
 
+/// Which image of a card to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// `back` for a two-sided card's back; the front when absent.
+    pub side: Option<Side>,
+}
+
 /// One card as the engine receives it: upright (EXIF orientation applied),
 /// its first page or frame, scaled to the model's longest side, as JPEG —
 /// so any stored format, TIFF included, can be shown in a browser.
+/// `?side=back` shows a two-sided card's back.
 #[utoipa::path(get, path = "/api/batches/{id}/images/{card_id}/preview",
     operation_id = "preview_card", tag = "images",
-    params(("id" = String, Path, description = "Batch id"), ("card_id" = i64, Path, description = "Card id")),
+    params(("id" = String, Path, description = "Batch id"), ("card_id" = i64, Path, description = "Card id"), PreviewQuery),
     responses(
         (status = 200, description = "The prepared image", content_type = "image/jpeg", body = Jpeg),
-        (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody, description = "An unknown side"),
+        (status = 404, body = ErrorBody, description = "No such card, or it has no back"),
         (status = 422, body = ErrorBody, description = "The stored image cannot be read"),
     ))]
 pub(crate) async fn preview(
     State(state): State<AppState>,
     PathParams((id, card_id)): PathParams<(String, i64)>,
+    QueryParams(query): QueryParams<PreviewQuery>,
 ) -> Result<Response, ApiError> {
-    let image = prepared_card(&state, &batch_id(id)?, card_id).await?;
+    let side = query.side.map_or(cardex_core::Side::Front, Into::into);
+    let image = prepared_card(&state, &batch_id(id)?, card_id, side).await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(image.mime)),
@@ -283,8 +362,9 @@ async fn prepared_card(
     state: &AppState,
     batch_id: &str,
     card_id: i64,
+    side: cardex_core::Side,
 ) -> Result<PreparedImage, ApiError> {
-    let path = state.store.card_path(batch_id, card_id).await?;
+    let path = state.store.card_path(batch_id, card_id, side).await?;
     state
         .runner
         .prepare_file(path)

@@ -96,3 +96,28 @@ pub(crate) fn batch_engine(
         )
     })
 }
+
+/// A card's images prepared as `engine` reads them, front first (two for a
+/// paired two-sided card), each taking its turn with the runner's cards.
+pub(crate) async fn card_images(
+    state: &AppState,
+    batch_id: &str,
+    card: &cardex_store::Card,
+    engine: &dyn cardex_engine::Engine,
+) -> Result<Vec<cardex_engine::PreparedImage>, ApiError> {
+    let mut sides = vec![cardex_core::Side::Front];
+    if card.back.is_some() {
+        sides.push(cardex_core::Side::Back);
+    }
+    let mut images = Vec::with_capacity(sides.len());
+    for side in sides {
+        let path = state.store.card_path(batch_id, card.id, side).await?;
+        let image = state
+            .runner
+            .prepare_for(path, engine)
+            .await
+            .map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+        images.push(image);
+    }
+    Ok(images)
+}

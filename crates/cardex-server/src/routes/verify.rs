@@ -87,15 +87,11 @@ pub(crate) async fn test_card(
     let prompt = CompiledPrompt::new(&batch.fields).map_err(ApiError::internal)?;
     // As the runner will read it: the original for the OCR engine, in the
     // batch's language.
-    let path = state.store.card_path(&id, card.id).await?;
-    let image = state
-        .runner
-        .prepare_for(path, engine.as_ref())
-        .await
-        .map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    // Both sides of a two-sided card, as the runner will send them.
+    let images = super::card_images(&state, &id, &card, engine.as_ref()).await?;
     let lang = batch.ocr_lang.as_deref();
     let attempted = retry_attempts(&state.config.runner.retry, || {
-        engine.extract_in(&image, &prompt, lang)
+        engine.extract_in(&images, &prompt, lang)
     })
     .await;
     match attempted.result {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use cardex_core::{BatchState, Budget, Field, Usage};
+use cardex_core::{BatchState, Budget, Field, Pairing, Usage};
 use sqlx::FromRow;
 
 use super::events::append_event;
@@ -35,11 +35,17 @@ struct BatchRow {
     max_tokens: Option<i64>,
     max_cost: Option<f64>,
     estimate: Option<String>,
+    pairing: Option<String>,
 }
 
 const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, started_at, finished_at, pause_reason, pause_code, last_seq, \
      ocr_lang, prompt_tokens, completion_tokens, total_tokens, cached_tokens, requests, engine_ms, \
-     max_tokens, max_cost, estimate";
+     max_tokens, max_cost, estimate, pairing";
+
+/// A batch's cards per state, with how many of them have one side only
+/// (in a two-sided batch).
+const STATE_COUNTS: &str = "SELECT state, COUNT(*), \
+     SUM(side IS NOT NULL AND back_stored_name IS NULL) FROM cards WHERE batch_id = ? GROUP BY state";
 
 /// A batch's reviews by status, with how many of them hold corrections.
 const REVIEW_COUNTS: &str = "SELECT status, COUNT(*), SUM(corrections != '{}') FROM reviews \
@@ -79,6 +85,7 @@ impl BatchRow {
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()?,
+            two_sided: self.pairing.as_deref().and_then(Pairing::parse),
         })
     }
 }
@@ -93,6 +100,7 @@ impl BatchStore for SqliteStore {
             template_id,
             ocr_lang,
             budget,
+            two_sided,
         } = *batch;
         let mut tx = self.write.begin().await?;
         let fields = match template_id {
@@ -106,7 +114,7 @@ impl BatchStore for SqliteStore {
         let now = now();
         sqlx::query(
             "INSERT INTO batches (id, name, state, engine, fields, created_at, ocr_lang, \
-             max_tokens, max_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             max_tokens, max_cost, pairing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&name.id)
         .bind(&name.full)
@@ -117,6 +125,7 @@ impl BatchStore for SqliteStore {
         .bind(ocr_lang)
         .bind(budget.max_tokens.map(saturating_i64))
         .bind(budget.max_cost)
+        .bind(two_sided.map(Pairing::as_str))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -134,18 +143,17 @@ impl BatchStore for SqliteStore {
                 .await?
                 .ok_or(StoreError::NotFound { what: "batch" })?;
         let mut counts = Counts::default();
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM cards WHERE batch_id = ? GROUP BY state")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(STATE_COUNTS)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
         let reviews: Vec<(String, i64, i64)> = sqlx::query_as(REVIEW_COUNTS)
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        for (state, n) in rows {
-            counts.add(parse_card_state(&state)?, n as u64);
+        for (state, n, unpaired) in rows {
+            counts.add(parse_card_state(&state)?, n as u64, unpaired as u64);
         }
         for (status, n, corrected) in reviews {
             counts.add_reviews(&status, n as u64, corrected as u64);
@@ -162,15 +170,18 @@ impl BatchStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut counts: HashMap<String, Counts> = HashMap::new();
-        let per_state: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT batch_id, state, COUNT(*) FROM cards GROUP BY batch_id, state")
-                .fetch_all(&self.read)
-                .await?;
-        for (batch_id, state, n) in per_state {
-            counts
-                .entry(batch_id)
-                .or_default()
-                .add(parse_card_state(&state)?, n as u64);
+        let per_state: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT batch_id, state, COUNT(*), SUM(side IS NOT NULL AND back_stored_name IS NULL) \
+             FROM cards GROUP BY batch_id, state",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for (batch_id, state, n, unpaired) in per_state {
+            counts.entry(batch_id).or_default().add(
+                parse_card_state(&state)?,
+                n as u64,
+                unpaired as u64,
+            );
         }
         let reviews: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT batch_id, status, COUNT(*), SUM(corrections != '{}') FROM reviews \
@@ -273,13 +284,28 @@ impl BatchStore for SqliteStore {
     /// `batches/<name>/`. The state change commits first with
     /// `files_ready = 0`; the moves follow and then set it to 1, so a crash
     /// in between is finished by [`Store::open`].
-    async fn start_batch(&self, id: &str) -> Result<(Batch, StoredEvent)> {
+    async fn start_batch(&self, id: &str, accept_singles: bool) -> Result<(Batch, StoredEvent)> {
         let mut tx = self.write.begin().await?;
         let state = batch_state(&mut tx, id).await?;
         if state != BatchState::Open {
             return Err(StoreError::conflict(
                 "batch_already_started",
                 format!("the batch was already started (it is {state})"),
+            ));
+        }
+        let unpaired: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cards WHERE batch_id = ? AND side IS NOT NULL AND back_stored_name IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if unpaired > 0 && !accept_singles {
+            return Err(StoreError::conflict(
+                "unpaired_images",
+                format!(
+                    "{unpaired} card(s) of this two-sided batch have one side only: upload their other \
+                     sides, remove them, or start with `accept_singles` to read them as they are"
+                ),
             ));
         }
         let fields: String = sqlx::query_scalar("SELECT fields FROM batches WHERE id = ?")
@@ -399,11 +425,13 @@ impl SqliteStore {
             .bind(id)
             .fetch_one(&self.read)
             .await?;
-        let stored: Vec<String> =
-            sqlx::query_scalar("SELECT stored_name FROM cards WHERE batch_id = ? ORDER BY id")
-                .bind(id)
-                .fetch_all(&self.read)
-                .await?;
+        let stored: Vec<String> = sqlx::query_scalar(
+            "SELECT stored_name FROM cards WHERE batch_id = ?1 \
+             UNION ALL SELECT back_stored_name FROM cards WHERE batch_id = ?1 AND back_stored_name IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
         self.dir.move_staged(id, &name, stored).await?;
         sqlx::query("UPDATE batches SET files_ready = 1 WHERE id = ?")
             .bind(id)

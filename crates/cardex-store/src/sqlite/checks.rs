@@ -23,13 +23,14 @@ impl CheckStore for SqliteStore {
             String,
             String,
             Option<String>,
+            Option<String>,
             String,
             String,
             String,
         );
         let rows: Vec<Row> =
             sqlx::query_as(
-                "SELECT r.card_id, b.id, b.name, c.stored_name, b.ocr_lang, b.fields, r.result, r.flags \
+                "SELECT r.card_id, b.id, b.name, c.stored_name, c.back_stored_name, b.ocr_lang, b.fields, r.result, r.flags \
                  FROM results r JOIN cards c ON c.id = r.card_id JOIN batches b ON b.id = r.batch_id \
                  WHERE r.check_state = 'pending' ORDER BY r.card_id LIMIT ?",
             )
@@ -37,7 +38,18 @@ impl CheckStore for SqliteStore {
             .fetch_all(&self.read)
             .await?;
         let mut jobs = Vec::with_capacity(limit);
-        for (card_id, batch_id, batch_name, stored_name, ocr_lang, fields, result, flags) in rows {
+        for (
+            card_id,
+            batch_id,
+            batch_name,
+            stored_name,
+            back_stored_name,
+            ocr_lang,
+            fields,
+            result,
+            flags,
+        ) in rows
+        {
             if skip.contains(&card_id) {
                 continue;
             }
@@ -46,6 +58,7 @@ impl CheckStore for SqliteStore {
                 batch_id,
                 batch_name,
                 stored_name,
+                back_stored_name,
                 ocr_lang,
                 fields: serde_json::from_str(&fields)?,
                 result: serde_json::from_str(&result)?,

@@ -31,30 +31,46 @@ impl SqliteStore {
         Ok(released)
     }
 
-    /// Moves the image of a failed card into `_errors/` with its sidecar.
+    /// Moves the image (both, of a two-sided card) of a failed card into
+    /// `_errors/`, each with its sidecar.
     pub(super) async fn quarantine(&self, card_id: i64) -> Result<()> {
-        let (name, stored, original, error, batch_id): (
+        #[allow(clippy::type_complexity)]
+        let (name, stored, original, back, back_original, error, batch_id): (
             String,
             String,
             String,
             Option<String>,
+            Option<String>,
+            Option<String>,
             String,
         ) = sqlx::query_as(
-            "SELECT b.name, c.stored_name, c.original_name, c.error, b.id FROM cards c \
-             JOIN batches b ON b.id = c.batch_id WHERE c.id = ?",
+            "SELECT b.name, c.stored_name, c.original_name, c.back_stored_name, c.back_original_name, \
+             c.error, b.id FROM cards c JOIN batches b ON b.id = c.batch_id WHERE c.id = ?",
         )
         .bind(card_id)
         .fetch_one(&self.read)
         .await?;
-        let sidecar = json!({
-            "card_id": card_id,
-            "batch_id": batch_id,
-            "original_name": original,
-            "stored_name": stored,
-            "error": error.as_deref().map(serde_json::from_str::<Value>).transpose()?,
-            "failed_at": now(),
-        });
-        self.dir.quarantine(&name, &stored, sidecar).await?;
+        let error = error
+            .as_deref()
+            .map(serde_json::from_str::<Value>)
+            .transpose()?;
+        let sides = [
+            (Some(stored), Some(original), "front"),
+            (back, back_original, "back"),
+        ];
+        for (stored, original, side) in sides {
+            let Some(stored) = stored else { continue };
+            let sidecar = json!({
+                "card_id": card_id,
+                "batch_id": batch_id,
+                "original_name": original,
+                "stored_name": stored,
+                "side": side,
+                "error": error,
+                "failed_at": now(),
+            });
+            self.dir.quarantine(&name, &stored, sidecar).await?;
+        }
         Ok(())
     }
 
@@ -63,8 +79,11 @@ impl SqliteStore {
     pub(super) async fn requarantine(&self, batch_id: Option<&str>) -> Result<()> {
         let mut after = 0i64;
         loop {
+            // A two-sided card is looked at by its front: its back moves
+            // with it, after it.
             let page: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT c.id, c.stored_name, b.name FROM cards c JOIN batches b ON b.id = c.batch_id \
+                "SELECT c.id, COALESCE(c.back_stored_name, c.stored_name), b.name FROM cards c \
+                 JOIN batches b ON b.id = c.batch_id \
                  WHERE c.state = 'failed' AND b.files_ready = 1 AND (?1 IS NULL OR c.batch_id = ?1) AND c.id > ?2 \
                  ORDER BY c.id LIMIT ?3",
             )

@@ -30,7 +30,8 @@ impl RunStore for SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.write.begin().await?;
-        let rows: Vec<(i64, String, String, String, String, i64)> = sqlx::query_as(
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, String, String, String, Option<String>, String, i64)> = sqlx::query_as(
             "UPDATE cards SET state = 'processing', updated_at = ?1 WHERE id IN ( \
                SELECT c.id FROM batches b JOIN cards c ON c.batch_id = b.id AND c.state = 'pending' \
                WHERE b.state = 'running' AND b.files_ready = 1 AND b.engine = ?3 \
@@ -38,7 +39,7 @@ impl RunStore for SqliteStore {
                ORDER BY b.rowid, c.id LIMIT ?2) \
              RETURNING id, batch_id, \
                (SELECT name FROM batches WHERE id = cards.batch_id) AS batch_name, \
-               stored_name, original_name, attempts",
+               stored_name, back_stored_name, original_name, attempts",
         )
         .bind(now())
         .bind(limit as i64)
@@ -47,13 +48,16 @@ impl RunStore for SqliteStore {
         .await?;
         tx.commit().await?;
         let cards = rows.into_iter().map(
-            |(id, batch_id, batch_name, stored_name, original_name, attempts)| ClaimedCard {
-                id,
-                batch_id,
-                batch_name,
-                stored_name,
-                original_name,
-                attempts,
+            |(id, batch_id, batch_name, stored_name, back_stored_name, original_name, attempts)| {
+                ClaimedCard {
+                    id,
+                    batch_id,
+                    batch_name,
+                    stored_name,
+                    back_stored_name,
+                    original_name,
+                    attempts,
+                }
             },
         );
         let mut cards: Vec<ClaimedCard> = cards.collect();
@@ -280,7 +284,9 @@ impl RunStore for SqliteStore {
                 .fetch_one(&self.read)
                 .await?;
             let failed = sqlx::query_scalar(
-                "SELECT stored_name FROM cards WHERE batch_id = ? AND state = 'failed'",
+                "SELECT stored_name FROM cards WHERE batch_id = ?1 AND state = 'failed' \
+                 UNION ALL SELECT back_stored_name FROM cards \
+                 WHERE batch_id = ?1 AND state = 'failed' AND back_stored_name IS NOT NULL",
             )
             .bind(batch_id)
             .fetch_all(&self.read)
