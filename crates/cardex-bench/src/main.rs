@@ -6,6 +6,7 @@
 //! (VmHWM from /proc) is its own, not the load generator's.
 
 mod ocr;
+mod pages;
 mod review;
 mod runner;
 mod server;
@@ -61,6 +62,9 @@ fn main() -> anyhow::Result<()> {
     if wanted("upload") {
         rows.extend(runtime.block_on(upload::ingest_rate())?);
         rows.push(runtime.block_on(upload::large_upload_rss())?);
+    }
+    if wanted("pages") {
+        rows.push(runtime.block_on(pages::split_rss())?);
     }
     if wanted("review") {
         rows.extend(runtime.block_on(review::answer_times())?);

@@ -81,6 +81,11 @@ impl Server {
             .context("the created batch has no id")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// User + system CPU seconds the server has used so far.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
         crate::runner::cpu_seconds_of(&self.child.id().to_string())

@@ -424,7 +424,7 @@ export function ReviewPage({ id }: { id: string }) {
           <section className="panel review-form" aria-labelledby="review-card-title">
             <div ref={form} tabIndex={-1} className="review-focus" role="group" aria-labelledby="review-card-title">
               <h2 id="review-card-title">
-                {d ? d.card.original_name : 'Loading…'}{' '}
+                {d ? d.card.images.map((i) => i.original_name).join(' + ') : 'Loading…'}{' '}
                 {d && (
                   <span className="muted small" data-testid="review-state">
                     ({d.state}, {STATUS_WORDS[d.review?.status ?? 'unreviewed']})
