@@ -117,6 +117,46 @@ pub fn side_of_name(file_name: &str) -> Option<(Side, String)> {
     None
 }
 
+/// Compares file names as people number them: runs of digits by their
+/// value, so `scan-2` comes before `scan-10` (the order a duplex scanner
+/// wrote them in, which pairing by order depends on).
+pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digits, run))
+        })
+    }
+    let mut left = runs(a);
+    let mut right = runs(b);
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, x)), Some((true, y))) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                let by_value = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+                if by_value.is_ne() {
+                    return by_value;
+                }
+            }
+            (Some((_, x)), Some((_, y))) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+            }
+        }
+    }
+}
+
 /// The sentence a two-sided card's prompt gains: which image is which.
 pub const TWO_SIDED_NOTE: &str = "\
 The card has two sides, sent as two images: the first image is its front, the second its back. \
@@ -177,6 +217,32 @@ mod tests {
         assert_eq!(key("front_0012.jpg"), None);
         // A word mark needs a separator; without one it is not a word mark.
         assert_eq!(key("storefront.jpg"), None);
+    }
+
+    #[test]
+    fn numbered_names_sort_by_their_numbers() {
+        let mut names = vec![
+            "scan-10.jpg",
+            "scan-2.jpg",
+            "scan-1.jpg",
+            "scan-01b.jpg",
+            "box.pdf",
+            "scan-11.jpg",
+        ];
+        names.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(
+            names,
+            [
+                "box.pdf",
+                "scan-1.jpg",
+                "scan-01b.jpg",
+                "scan-2.jpg",
+                "scan-10.jpg",
+                "scan-11.jpg"
+            ]
+        );
+        // Equal by value, the names still have one order.
+        assert_eq!(natural_order("a01", "a1"), "a01".cmp("a1"));
     }
 
     #[test]

@@ -69,6 +69,8 @@ where
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         use axum::http::header;
+        // HTTP/1.1 (what the server speaks) says a body is there by its
+        // length or its chunking; neither means none.
         let headers = req.headers();
         let empty = !headers.contains_key(header::TRANSFER_ENCODING)
             && headers

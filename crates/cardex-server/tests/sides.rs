@@ -342,6 +342,29 @@ async fn a_failed_two_sided_card_quarantines_both_images_and_retry_brings_them_b
     sides.sort();
     assert_eq!(sides, ["back", "front"]);
 
+    // A retry-failed cut short (the front moved back out, the back not
+    // yet): the start-up repair puts the front back in `_errors/`.
+    let front = sidecars.iter().find(|s| s["side"] == "front").unwrap();
+    let stored = front["stored_name"].as_str().unwrap();
+    let quarantined = errors
+        .iter()
+        .find(|f| f.ends_with(&format!("/_errors/{stored}")))
+        .unwrap()
+        .to_string();
+    let outside = quarantined.replace("/_errors/", "/");
+    std::fs::rename(srv.path(&quarantined), srv.path(&outside)).unwrap();
+    let config = one_attempt_sim(vlm_sim::SimConfig {
+        refuse_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let srv = srv.restart(config).await;
+    assert!(
+        srv.path(&quarantined).is_file(),
+        "the front is back in _errors/"
+    );
+    assert!(!srv.path(&outside).exists());
+
     let (s, b) = srv
         .post(&format!("/api/batches/{id}/retry-failed"), json!({}))
         .await;

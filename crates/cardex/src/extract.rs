@@ -448,8 +448,9 @@ fn print_quality(q: &Quality) {
     }
 }
 
-/// Image-looking files and PDFs directly in `dir`, sorted; hidden files
-/// skipped.
+/// Image-looking files and PDFs directly in `dir`, sorted as people number
+/// them (`scan-2` before `scan-10`: the order `--pair order` pairs in);
+/// hidden files skipped.
 fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the folder {}", dir.display()))?
@@ -466,7 +467,9 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             })
         })
         .collect();
-    files.sort();
+    files.sort_by(|a, b| {
+        cardex_core::sides::natural_order(&a.to_string_lossy(), &b.to_string_lossy())
+    });
     if files.is_empty() {
         bail!(
             "no image files (.jpg, .png, .tif, .webp, .gif) or PDFs in {}",

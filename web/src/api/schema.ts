@@ -1409,8 +1409,10 @@ export interface components {
          */
         UploadResponse: {
             /**
-             * @description New cards, in the order their parts arrived (a file's pages in
-             *     page order, each with its `source_name` and `page`).
+             * @description The cards the files went to, in the order their parts arrived (a
+             *     file's pages in page order, each with its `source_name` and
+             *     `page`): new cards, and in a two-sided batch earlier cards an image
+             *     completed (with both `images` now), each once.
              */
             accepted: components["schemas"]["Card"][];
             /** @description Files, or pages of a file, that were not added, each with its reason. */
@@ -2955,10 +2957,10 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description Optional */
-        requestBody: {
+        /** @description Optional: a bare POST starts as `{}` does */
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["StartBatch"];
+                "application/json": null | components["schemas"]["StartBatch"];
             };
         };
         responses: {

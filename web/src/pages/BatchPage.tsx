@@ -122,10 +122,18 @@ function Upload({ batch, cards }: { batch: Batch; cards: Card[] }) {
     return () => clearInterval(timer);
   }, [splitting, client, batchId]);
 
-  const send = async (chosen: File[]) => {
-    // Paired by upload order, the order is the pairing: one file at a
-    // time, in name order (scanners number their files).
-    const inOrder = batch.pairing === 'order';
+  // Paired by upload order, the order is the pairing: every choice of
+  // files waits for the one before it, and goes one file at a time.
+  const inOrder = batch.pairing === 'order';
+  const queue = useRef<Promise<void>>(Promise.resolve());
+  const [shifted, setShifted] = useState(false);
+  const send = (chosen: File[]) => {
+    if (!inOrder) return sendNow(chosen);
+    queue.current = queue.current.then(() => sendNow(chosen));
+    return queue.current;
+  };
+  const sendNow = async (chosen: File[]) => {
+    // In name order (scanners number their files).
     const files = inOrder
       ? [...chosen].sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))
       : chosen;
@@ -147,6 +155,7 @@ function Upload({ batch, cards }: { batch: Batch; cards: Card[] }) {
           );
           const pages = report.accepted.some((c) => c.page != null);
           const refused = report.rejected.map((r) => `${r.original_name}: ${r.error.message}`);
+          if (inOrder && report.rejected.length) setShifted(true);
           if (report.accepted.length) {
             const added = pages ? `${pagesOf(report.accepted, name)} pages added` : undefined;
             const notes = [added, ...refused].filter(Boolean).join(' · ');
@@ -155,6 +164,7 @@ function Upload({ batch, cards }: { batch: Batch; cards: Card[] }) {
             update(key, { status: 'refused', message: refused[0] ?? 'refused' });
           }
         } catch (e) {
+          if (inOrder) setShifted(true);
           update(key, { status: 'refused', message: e instanceof Error ? e.message : String(e) });
         }
         client.invalidateQueries({ queryKey: ['cards', batchId] });
@@ -229,6 +239,12 @@ function Upload({ batch, cards }: { batch: Batch; cards: Card[] }) {
             </li>
           ))}
         </ul>
+      )}
+      {shifted && (
+        <p className="warn" role="alert">
+          An image was refused: paired by upload order, every pair after it may be off by one. Check the pairs below, and
+          remove and upload again where a front went with the wrong back.
+        </p>
       )}
       <p>
         <strong>{cards.length}</strong> card{cards.length === 1 ? '' : 's'} in this batch
@@ -380,7 +396,9 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
     blocker ?? (incomplete > 0 && !acceptSingles ? `${incomplete} card${incomplete === 1 ? ' has' : 's have'} one side only.` : null);
   const card = cards.find((c) => c.id === chosen);
   const preview = useQuery({
-    queryKey: ['card-preview', batch.id, chosen],
+    // A two-sided card's front can change while the batch is open (a
+    // front that arrives after its back): the key names the image.
+    queryKey: ['card-preview', batch.id, chosen, card?.images[0].sha256],
     queryFn: () => api.cardPreview(batch.id, chosen!),
     enabled: chosen !== undefined,
     staleTime: Infinity,
@@ -388,7 +406,7 @@ function Verify({ batch, fields, cards, save }: { batch: Batch; fields: Field[];
   const image = useObjectUrl(preview.data);
   const hasBack = (card?.images.length ?? 0) > 1;
   const backPreview = useQuery({
-    queryKey: ['card-preview', batch.id, chosen, 'back'],
+    queryKey: ['card-preview', batch.id, chosen, 'back', card?.images[1]?.sha256],
     queryFn: () => api.cardPreview(batch.id, chosen!, 'back'),
     enabled: chosen !== undefined && hasBack,
     staleTime: Infinity,

@@ -264,7 +264,8 @@ export function ReviewPage({ id }: { id: string }) {
   const [zoom, setZoom] = useState({ scale: 1, x: 0, y: 0 });
   // A two-sided card shows one side at a time: the front first.
   const [side, setSide] = useState<Side>('front');
-  useEffect(() => {
+  // Before the next card is painted, so its back is never asked for first.
+  useLayoutEffect(() => {
     setZoom({ scale: 1, x: 0, y: 0 });
     setSide('front');
   }, [cardId]);

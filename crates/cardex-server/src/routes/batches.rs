@@ -206,7 +206,7 @@ pub(crate) async fn delete(
 #[utoipa::path(post, path = "/api/batches/{id}/start",
     operation_id = "start_batch", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
-    request_body(content = StartBatch, description = "Optional"),
+    request_body(content = Option<StartBatch>, description = "Optional: a bare POST starts as `{}` does"),
     responses(
         (status = 200, body = Batch, description = "Started"),
         (status = 404, body = ErrorBody),

@@ -20,8 +20,10 @@ use crate::{ApiError, AppState};
 /// and, for a PDF or multi-page TIFF, per page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadResponse {
-    /// New cards, in the order their parts arrived (a file's pages in
-    /// page order, each with its `source_name` and `page`).
+    /// The cards the files went to, in the order their parts arrived (a
+    /// file's pages in page order, each with its `source_name` and
+    /// `page`): new cards, and in a two-sided batch earlier cards an image
+    /// completed (with both `images` now), each once.
     pub accepted: Vec<Card>,
     /// Files, or pages of a file, that were not added, each with its reason.
     pub rejected: Vec<RejectedFile>,

@@ -79,10 +79,10 @@ impl SqliteStore {
     pub(super) async fn requarantine(&self, batch_id: Option<&str>) -> Result<()> {
         let mut after = 0i64;
         loop {
-            // A two-sided card is looked at by its front: its back moves
-            // with it, after it.
-            let page: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT c.id, COALESCE(c.back_stored_name, c.stored_name), b.name FROM cards c \
+            // A two-sided card's two images are looked at both: a
+            // retry-failed cut short can leave either one outside.
+            let page: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+                "SELECT c.id, c.stored_name, c.back_stored_name, b.name FROM cards c \
                  JOIN batches b ON b.id = c.batch_id \
                  WHERE c.state = 'failed' AND b.files_ready = 1 AND (?1 IS NULL OR c.batch_id = ?1) AND c.id > ?2 \
                  ORDER BY c.id LIMIT ?3",
@@ -96,15 +96,19 @@ impl SqliteStore {
             after = last.0;
             // One look at the disk per batch of the page, not per card.
             let mut by_batch: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-            for (_, stored, name) in &page {
-                by_batch.entry(name).or_default().push(stored.clone());
+            for (_, front, back, name) in &page {
+                let images = by_batch.entry(name).or_default();
+                images.push(front.clone());
+                images.extend(back.clone());
             }
             for (name, stored) in by_batch {
                 let misplaced = self.dir.misplaced_failures(name, stored).await?;
-                let ids = page
-                    .iter()
-                    .filter(|(_, s, n)| n == name && misplaced.contains(s));
-                for (id, _, _) in ids {
+                let ids = page.iter().filter(|(_, front, back, n)| {
+                    n == name
+                        && (misplaced.contains(front)
+                            || back.as_ref().is_some_and(|b| misplaced.contains(b)))
+                });
+                for (id, ..) in ids {
                     self.quarantine(*id).await?;
                 }
             }
