@@ -127,11 +127,16 @@ pub fn is_valid_id(s: &str) -> bool {
     s.len() == ID_LEN && s.bytes().all(|b| BASE32.contains(&b))
 }
 
+/// Most bytes an OCR language setting may have (`deu+eng+fra…`).
+pub const MAX_OCR_LANG_LEN: usize = 64;
+
 /// Whether `lang` is Tesseract language codes: 3–16 of `a-z` and `_` each
-/// (`eng`, `chi_sim`, `deu_latf`), up to eight joined by `+`.
+/// (`eng`, `chi_sim`, `deu_latf`), up to eight joined by `+`, at most
+/// [`MAX_OCR_LANG_LEN`] bytes in all.
 pub fn is_ocr_lang(lang: &str) -> bool {
     let parts: Vec<&str> = lang.split('+').collect();
-    parts.len() <= 8
+    lang.len() <= MAX_OCR_LANG_LEN
+        && parts.len() <= 8
         && parts.iter().all(|p| {
             (3..=16).contains(&p.len()) && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')
         })

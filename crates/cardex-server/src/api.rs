@@ -160,6 +160,14 @@ impl Budget {
                 "`max_tokens` must be at least 1 (leave it out for no bound)",
             ));
         }
+        // The store counts tokens as SQLite integers (i64), as the
+        // document's `int64` says.
+        if self.max_tokens.is_some_and(|n| i64::try_from(n).is_err()) {
+            return Err(crate::ApiError::invalid(
+                "invalid_budget",
+                format!("`max_tokens` must be at most {}", i64::MAX),
+            ));
+        }
         if let Some(cost) = self.max_cost
             && !(cost.is_finite() && cost > 0.0)
         {
@@ -351,6 +359,10 @@ pub struct CardImage {
     pub side: Side,
     /// The name it is shown by (see `Card.original_name`).
     pub original_name: String,
+    /// The name of the file the client sent (for a page, its PDF or TIFF).
+    pub source_name: String,
+    /// Its page in `source_name`, from 1; null for a single image.
+    pub page: Option<i64>,
     /// The server-generated file name in the data dir.
     pub stored_name: String,
     /// File size.
@@ -913,6 +925,8 @@ impl From<cardex_store::Card> for Card {
         let own = CardImage {
             side: c.side.map_or(Side::Front, Into::into),
             original_name: c.original_name.clone(),
+            source_name: c.source_name.clone(),
+            page: c.page,
             stored_name: c.stored_name.clone(),
             size_bytes: c.size_bytes,
             sha256: c.sha256.clone(),
@@ -923,6 +937,8 @@ impl From<cardex_store::Card> for Card {
         let back = c.back.map(|b| CardImage {
             side: Side::Back,
             original_name: b.original_name,
+            source_name: b.source_name,
+            page: b.page,
             stored_name: b.stored_name,
             size_bytes: b.size_bytes,
             sha256: b.sha256,

@@ -447,5 +447,23 @@ async fn a_batch_keeps_its_ocr_language_and_refuses_a_bad_one() {
             "{bad}: nothing created"
         );
     }
+    // Well-formed, but too long for Tesseract, or not installed.
+    let long = ["abcdefghijklmnop"; 5].join("+");
+    for (bad, code) in [
+        (long.as_str(), "invalid_ocr_lang"),
+        ("deu+zzz", "unknown_ocr_lang"),
+    ] {
+        let (s, body) = srv
+            .post("/api/batches", json!({"name": "bad", "ocr_lang": bad}))
+            .await;
+        assert_error(s, &body, 422, code);
+        if code == "unknown_ocr_lang" {
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("tesseract-ocr-zzz") && !message.contains("tesseract-ocr-deu"),
+                "{message}"
+            );
+        }
+    }
     srv.stop().await;
 }

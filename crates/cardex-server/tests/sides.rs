@@ -272,6 +272,9 @@ async fn a_duplex_pdf_is_paired_by_page_order() {
             card["images"][1]["original_name"],
             format!("duplex.pdf p. {back}")
         );
+        assert_eq!(card["images"][1]["source_name"], "duplex.pdf");
+        assert_eq!(card["images"][1]["page"], back);
+        assert_eq!(card["images"][0]["page"], front);
     }
     // An odd image out waits for its back, and holds the start back.
     let (s, up) = srv

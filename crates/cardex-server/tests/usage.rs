@@ -228,6 +228,8 @@ async fn a_budget_pauses_the_batch_and_raising_it_goes_on() {
         json!({"name": "b", "max_tokens": 0}),
         json!({"name": "b", "max_cost": -1.0}),
         json!({"name": "b", "max_cost": 0}),
+        // More than the store can count (the document says int64).
+        json!({"name": "b", "max_tokens": 9_223_372_036_854_775_808u64}),
     ] {
         let (s, b) = srv.post("/api/batches", bad).await;
         assert_error(s, &b, 422, "invalid_budget");

@@ -8,6 +8,8 @@ ALTER TABLE batches ADD COLUMN pairing TEXT;
 ALTER TABLE cards ADD COLUMN side TEXT;
 ALTER TABLE cards ADD COLUMN pair_key TEXT;
 ALTER TABLE cards ADD COLUMN back_original_name TEXT;
+ALTER TABLE cards ADD COLUMN back_source_name TEXT;
+ALTER TABLE cards ADD COLUMN back_page INTEGER;
 ALTER TABLE cards ADD COLUMN back_stored_name TEXT;
 ALTER TABLE cards ADD COLUMN back_size_bytes INTEGER;
 ALTER TABLE cards ADD COLUMN back_sha256 TEXT;

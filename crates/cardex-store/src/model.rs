@@ -190,6 +190,10 @@ pub struct Card {
 pub struct CardBack {
     /// The name it is shown by (see [`Card::original_name`]).
     pub original_name: String,
+    /// The name of the file the client sent (a page's PDF or TIFF).
+    pub source_name: String,
+    /// Its page in `source_name`, from 1; `None` for a single image.
+    pub page: Option<i64>,
     /// The server-generated file name in the data dir.
     pub stored_name: String,
     /// File size.

@@ -692,6 +692,11 @@ export interface components {
             height: number;
             /** @description The name it is shown by (see `Card.original_name`). */
             original_name: string;
+            /**
+             * Format: int64
+             * @description Its page in `source_name`, from 1; null for a single image.
+             */
+            page?: number | null;
             /** @description Hex SHA-256 of the file. */
             sha256: string;
             /** @description Which side it is. */
@@ -701,6 +706,8 @@ export interface components {
              * @description File size.
              */
             size_bytes: number;
+            /** @description The name of the file the client sent (for a page, its PDF or TIFF). */
+            source_name: string;
             /** @description The server-generated file name in the data dir. */
             stored_name: string;
             /**
@@ -852,6 +859,7 @@ export interface components {
             /**
              * @description Tesseract language code(s) for the OCR engine, e.g. `deu` or
              *     `deu+eng`; the server's `--ocr-lang` when absent.
+             *     Each must be installed (`GET /api/engines` lists them).
              * @example deu+eng
              */
             ocr_lang?: string | null;

@@ -97,9 +97,16 @@ function pagesOf(cards: Card[], file: string): number {
   return cards.reduce((n, c) => n + c.images.filter((i) => i.original_name.startsWith(prefix)).length, 0);
 }
 
+/** Whether a file name ends in a side mark before its extension (the server's `side_of_name`). */
+const SIDE_MARK = /(?:.[_\-. ](?:front|back|recto|verso)|.-[12]|.[ab])$/i;
+const hasSideMark = (name: string) => SIDE_MARK.test(name.replace(/\.[^.]*$/, ''));
+
 /** What a two-sided card still lacks, or null when it is complete (or the batch is one-sided). */
-export function missingSide(card: Card): string | null {
+export function missingSide(card: Card, pairing?: Batch['pairing']): string | null {
   if (!card.side || card.images.length > 1) return null;
+  if (pairing === 'name' && !hasSideMark(card.original_name)) {
+    return 'no side mark in its name (_front/_back, _recto/_verso, a/b, -1/-2): nothing pairs with it';
+  }
   return card.side === 'back' ? 'back only: its front is missing' : 'front only: its back is missing';
 }
 
@@ -258,7 +265,7 @@ function Upload({ batch, cards }: { batch: Batch; cards: Card[] }) {
       {cards.length > 0 && (
         <ul className="cards" aria-label="Cards in the batch">
           {cards.map((c) => {
-            const missing = missingSide(c);
+            const missing = missingSide(c, batch.pairing);
             return (
               <li key={c.id} className={missing ? 'unpaired' : undefined}>
                 <span className="name">{c.images.map((i) => i.original_name).join(' + ')}</span>

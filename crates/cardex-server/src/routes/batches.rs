@@ -28,7 +28,12 @@ pub struct CreateBatch {
     pub engine: Option<String>,
     /// Tesseract language code(s) for the OCR engine, e.g. `deu` or
     /// `deu+eng`; the server's `--ocr-lang` when absent.
-    #[schema(example = "deu+eng", pattern = "^[a-z_]{3,16}(\\+[a-z_]{3,16}){0,7}$")]
+    /// Each must be installed (`GET /api/engines` lists them).
+    #[schema(
+        example = "deu+eng",
+        pattern = "^[a-z_]{3,16}(\\+[a-z_]{3,16}){0,7}$",
+        max_length = 64
+    )]
     pub ocr_lang: Option<String>,
     /// Most tokens the batch may use; reaching it pauses the batch.
     #[schema(minimum = 1)]
@@ -127,6 +132,29 @@ pub(crate) async fn create(
                 "{lang:?} is not a Tesseract language code: use codes such as eng, deu or fra, joined by + (deu+eng)"
             ),
         ));
+    }
+    if let Some(lang) = ocr_lang {
+        // Refused now rather than found missing when the first card is read.
+        let installed = cardex_engine::tessdata::installed_languages();
+        let missing: Vec<&str> = lang
+            .split('+')
+            .filter(|code| !installed.iter().any(|i| i == code))
+            .collect();
+        if !installed.is_empty() && !missing.is_empty() {
+            return Err(ApiError::invalid(
+                "unknown_ocr_lang",
+                format!(
+                    "no Tesseract data is installed for {}: install {} (Debian), or use one of {}",
+                    missing.join(", "),
+                    missing
+                        .iter()
+                        .map(|m| format!("tesseract-ocr-{}", m.replace('_', "-")))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    installed.join(", ")
+                ),
+            ));
+        }
     }
     let priced = state.runner.prices().is_some() && cardex_runner::is_priced(engine);
     let budget = Budget {

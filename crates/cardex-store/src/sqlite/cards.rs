@@ -34,6 +34,8 @@ struct CardRow {
     created_at: String,
     side: Option<String>,
     back_original_name: Option<String>,
+    back_source_name: Option<String>,
+    back_page: Option<i64>,
     back_stored_name: Option<String>,
     back_size_bytes: Option<i64>,
     back_sha256: Option<String>,
@@ -43,14 +45,19 @@ struct CardRow {
 }
 
 const CARD_COLUMNS: &str = "id, original_name, source_name, page, stored_name, size_bytes, sha256, format, width, height, \
-     state, created_at, side, back_original_name, back_stored_name, back_size_bytes, back_sha256, \
+     state, created_at, side, back_original_name, back_source_name, back_page, back_stored_name, back_size_bytes, back_sha256, \
      back_format, back_width, back_height";
 
 impl CardRow {
     fn into_card(self) -> Result<Card> {
         let back = match (self.back_stored_name, self.back_sha256) {
             (Some(stored_name), Some(sha256)) => Some(CardBack {
+                source_name: self
+                    .back_source_name
+                    .or_else(|| self.back_original_name.clone())
+                    .unwrap_or_default(),
                 original_name: self.back_original_name.unwrap_or_default(),
+                page: self.back_page,
                 stored_name,
                 sha256,
                 size_bytes: self.back_size_bytes.unwrap_or_default(),
@@ -147,11 +154,13 @@ impl CardStore for SqliteStore {
             }
             Placement::BackOf(id) => {
                 sqlx::query(
-                    "UPDATE cards SET back_original_name = ?, back_stored_name = ?, back_size_bytes = ?, \
-                     back_sha256 = ?, back_format = ?, back_width = ?, back_height = ?, updated_at = ? \
-                     WHERE id = ?",
+                    "UPDATE cards SET back_original_name = ?, back_source_name = ?, back_page = ?, \
+                     back_stored_name = ?, back_size_bytes = ?, back_sha256 = ?, back_format = ?, \
+                     back_width = ?, back_height = ?, updated_at = ? WHERE id = ?",
                 )
                 .bind(&card.original_name)
+                .bind(&card.source_name)
+                .bind(card.page)
                 .bind(&card.stored_name)
                 .bind(card.size_bytes)
                 .bind(&card.sha256)
@@ -168,7 +177,8 @@ impl CardStore for SqliteStore {
                 // The waiting back moves to the back columns; the front
                 // takes the card's own.
                 sqlx::query(
-                    "UPDATE cards SET back_original_name = original_name, back_stored_name = stored_name, \
+                    "UPDATE cards SET back_original_name = original_name, back_source_name = source_name, \
+                     back_page = page, back_stored_name = stored_name, \
                      back_size_bytes = size_bytes, back_sha256 = sha256, back_format = format, \
                      back_width = width, back_height = height, \
                      original_name = ?, source_name = ?, page = ?, stored_name = ?, size_bytes = ?, \
@@ -276,9 +286,9 @@ impl CardStore for SqliteStore {
         let removed = if back_sha.as_deref() == Some(sha256) {
             // The back goes; the front waits for it again.
             sqlx::query(
-                "UPDATE cards SET back_original_name = NULL, back_stored_name = NULL, \
-                 back_size_bytes = NULL, back_sha256 = NULL, back_format = NULL, back_width = NULL, \
-                 back_height = NULL WHERE id = ?",
+                "UPDATE cards SET back_original_name = NULL, back_source_name = NULL, back_page = NULL, \
+                 back_stored_name = NULL, back_size_bytes = NULL, back_sha256 = NULL, back_format = NULL, \
+                 back_width = NULL, back_height = NULL WHERE id = ?",
             )
             .bind(card_id)
             .execute(&mut *tx)
@@ -289,12 +299,13 @@ impl CardStore for SqliteStore {
         } else if back.is_some() {
             // The front goes; the back waits for it again, as it did.
             sqlx::query(
-                "UPDATE cards SET original_name = back_original_name, source_name = back_original_name, \
-                 page = NULL, stored_name = back_stored_name, size_bytes = back_size_bytes, \
+                "UPDATE cards SET original_name = back_original_name, \
+                 source_name = COALESCE(back_source_name, back_original_name), page = back_page, \
+                 stored_name = back_stored_name, size_bytes = back_size_bytes, \
                  sha256 = back_sha256, format = back_format, width = back_width, height = back_height, \
-                 side = 'back', back_original_name = NULL, back_stored_name = NULL, \
-                 back_size_bytes = NULL, back_sha256 = NULL, back_format = NULL, back_width = NULL, \
-                 back_height = NULL WHERE id = ?",
+                 side = 'back', back_original_name = NULL, back_source_name = NULL, back_page = NULL, \
+                 back_stored_name = NULL, back_size_bytes = NULL, back_sha256 = NULL, back_format = NULL, \
+                 back_width = NULL, back_height = NULL WHERE id = ?",
             )
             .bind(card_id)
             .execute(&mut *tx)
@@ -333,11 +344,16 @@ impl CardStore for SqliteStore {
         .await?
         .ok_or(StoreError::NotFound { what: "card" })?;
         tx.commit().await?;
+        // Both files are tried; the first failure is reported.
+        let mut removed = Ok(());
         for stored in std::iter::once(front).chain(back) {
-            self.dir
+            let gone = self
+                .dir
                 .remove_file(self.dir.staged_image(batch_id, &stored))
-                .await?;
+                .await;
+            removed = removed.and(gone);
         }
+        removed?;
         Ok(())
     }
 }
