@@ -51,4 +51,31 @@ test('a duplex PDF becomes two-sided cards, page by page, and both sides are sho
   await expect(start).toBeEnabled();
   await start.click();
   await expect(page.getByText('Progress', { exact: true })).toBeVisible();
+
+  // Once it ends (read or failed, both can be reviewed), the review page
+  // shows a two-sided card's front, and its back with the key f.
+  const id = page.url().split('/').pop()!;
+  await expect
+    .poll(async () => (await (await page.request.get(`/api/batches/${id}`)).json()).state, { timeout: 60_000 })
+    .toMatch(/^completed/);
+  const listed: { id: number; images: { original_name: string }[] }[] = await (
+    await page.request.get(`/api/batches/${id}/images`)
+  ).json();
+  const pair = listed.find((c) => c.images.length === 2)!;
+  await page.goto(`/batches/${id}/review?card=${pair.id}`);
+  await expect(page.locator('#review-card-title')).toContainText(
+    `${pair.images[0].original_name} + ${pair.images[1].original_name}`,
+  );
+  const sides = page.getByRole('group', { name: 'Side of the card' });
+  await expect(sides.getByRole('button', { name: 'Front' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByRole('img', { name: /, front$/ })).toBeVisible();
+  const backAsked = page.waitForRequest((r) => r.url().endsWith(`/images/${pair.id}/preview?side=back`));
+  await page.keyboard.press('f');
+  await backAsked;
+  await expect(sides.getByRole('button', { name: 'Back' })).toHaveAttribute('aria-pressed', 'true');
+  const shown = page.getByRole('img', { name: /, back$/ });
+  await expect(shown).toBeVisible();
+  await expect.poll(() => shown.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
+  await sides.getByRole('button', { name: 'Front' }).click();
+  await expect(page.getByRole('img', { name: /, front$/ })).toBeVisible();
 });
