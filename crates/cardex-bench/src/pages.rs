@@ -11,12 +11,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cardex_testkit::BOUNDARY;
 use tokio::io::AsyncReadExt;
 
 use crate::Row;
 use crate::server::Server;
-use crate::upload::scan_jpeg;
+use crate::upload::{scan_jpeg, upload_streamed};
 
 const PAGES: usize = 500;
 
@@ -180,45 +179,30 @@ pub async fn split_rss() -> anyhow::Result<Row> {
         }
     });
 
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"box.pdf\"\r\n\
-         Content-Type: application/pdf\r\n\r\n"
-    );
-    let tail = format!("\r\n--{BOUNDARY}--\r\n");
-    let length = head.len() as u64 + size + tail.len() as u64;
+    // The file read a MiB at a time, as it goes out.
     let file = tokio::fs::File::open(&path).await?;
-    let body = futures_util::stream::unfold(
-        (Some(Bytes::from(head)), Some(file), Some(Bytes::from(tail))),
-        |(head, file, tail)| async move {
-            if let Some(h) = head {
-                return Some((Ok::<_, std::io::Error>(h), (None, file, tail)));
+    let content = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut f = file?;
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(f)))
             }
-            if let Some(mut f) = file {
-                let mut buf = vec![0u8; 1 << 20];
-                match f.read(&mut buf).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        buf.truncate(n);
-                        return Some((Ok(Bytes::from(buf)), (None, Some(f), tail)));
-                    }
-                    Err(e) => return Some((Err(e), (None, None, None))),
-                }
-            }
-            tail.map(|t| (Ok(t), (None, None, None)))
-        },
-    );
+            Err(e) => Some((Err(e), None)),
+        }
+    });
     let start = Instant::now();
-    let res = client
-        .post(format!("{}/api/batches/{id}/images", server.base))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .header("content-length", length)
-        .timeout(Duration::from_secs(1800))
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await?;
+    let res = upload_streamed(
+        &client,
+        &server,
+        &id,
+        ("box.pdf", "application/pdf"),
+        size,
+        content,
+    )
+    .await?;
     let status = res.status();
     let report: serde_json::Value = res.json().await?;
     let secs = start.elapsed().as_secs_f64();

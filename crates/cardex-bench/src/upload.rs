@@ -79,31 +79,24 @@ pub async fn large_upload_rss() -> anyhow::Result<Row> {
     let server = Server::start(&["--max-file-bytes", "4294967296"])?;
     let client = reqwest::Client::new();
     let id = server.create_batch(&client, "big").await?;
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n\r\n"
-    );
-    let tail = format!("\r\n--{BOUNDARY}--\r\n");
     let scan = scan_jpeg(1600, 1000, 7);
     let filler = SIZE - scan.len() as u64;
     const CHUNK: u64 = 1 << 20;
     let zeros = Bytes::from(vec![0u8; CHUNK as usize]);
-    let mut pieces = vec![Bytes::from(head), Bytes::from(scan)];
+    let mut pieces = vec![Bytes::from(scan)];
     pieces.extend((0..filler / CHUNK).map(|_| zeros.clone()));
     pieces.push(Bytes::from(vec![0u8; (filler % CHUNK) as usize]));
-    pieces.push(Bytes::from(tail));
-    let length: u64 = pieces.iter().map(|p| p.len() as u64).sum();
     let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
     let start = Instant::now();
-    let res = client
-        .post(format!("{}/api/batches/{id}/images", server.base))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .header("content-length", length)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await?;
+    let res = upload_streamed(
+        &client,
+        &server,
+        &id,
+        ("big.jpg", "image/jpeg"),
+        SIZE,
+        stream,
+    )
+    .await?;
     let status = res.status();
     let text = res.text().await?;
     anyhow::ensure!(status == 200, "2 GiB upload failed: {status} {text}");
@@ -118,4 +111,40 @@ pub async fn large_upload_rss() -> anyhow::Result<Row> {
         target: "< 100 MB".into(),
         ok: Some(peak < 100.0),
     })
+}
+
+/// Uploads one file of `length` bytes, streamed from `content`, to batch
+/// `id` as a multipart part named `files`: the body is never whole in the
+/// bench's memory.
+pub async fn upload_streamed(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    (file_name, content_type): (&str, &str),
+    length: u64,
+    content: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> anyhow::Result<reqwest::Response> {
+    use futures_util::StreamExt;
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{file_name}\"\r\n\
+         Content-Type: {content_type}\r\n\r\n"
+    );
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let total = head.len() as u64 + length + tail.len() as u64;
+    let body = futures_util::stream::once(async move { Ok(Bytes::from(head)) })
+        .chain(content)
+        .chain(futures_util::stream::once(
+            async move { Ok(Bytes::from(tail)) },
+        ));
+    Ok(client
+        .post(format!("{}/api/batches/{id}/images", server.base))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header("content-length", total)
+        .timeout(std::time::Duration::from_secs(1800))
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await?)
 }

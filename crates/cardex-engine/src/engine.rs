@@ -68,8 +68,9 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// A two-sided card's text: the front's, then the back's after a blank
-    /// line, sure as both are, weighted by their lengths.
+    /// A two-sided card's text: the front's lines, then the back's (as the
+    /// OCR engine's own reading of both sides gives it), sure as both are,
+    /// weighted by their lengths.
     pub fn join(front: Reading, back: Reading) -> Reading {
         let (f, b) = (front.text.trim_end(), back.text.trim());
         let (fl, bl) = (f.chars().count() as f64, b.chars().count() as f64);
@@ -81,7 +82,7 @@ impl Reading {
         let text = match (f.is_empty(), b.is_empty()) {
             (_, true) => f.to_owned(),
             (true, false) => b.to_owned(),
-            (false, false) => format!("{f}\n\n{b}"),
+            (false, false) => format!("{f}\n{b}"),
         };
         Reading { text, confidence }
     }

@@ -42,10 +42,20 @@ const BATCH_COLUMNS: &str = "id, name, state, engine, fields, created_at, starte
      ocr_lang, prompt_tokens, completion_tokens, total_tokens, cached_tokens, requests, engine_ms, \
      max_tokens, max_cost, estimate, pairing";
 
-/// A batch's cards per state, with how many of them have one side only
-/// (in a two-sided batch).
-const STATE_COUNTS: &str = "SELECT state, COUNT(*), \
-     SUM(side IS NOT NULL AND back_stored_name IS NULL) FROM cards WHERE batch_id = ? GROUP BY state";
+/// The condition of a card of a two-sided batch that has one side only
+/// (`counts.unpaired`, and what holds the start back).
+macro_rules! one_sided {
+    () => {
+        "side IS NOT NULL AND back_stored_name IS NULL"
+    };
+}
+
+/// A batch's cards per state, with how many of them have one side only.
+const STATE_COUNTS: &str = concat!(
+    "SELECT state, COUNT(*), SUM(",
+    one_sided!(),
+    ") FROM cards WHERE batch_id = ? GROUP BY state"
+);
 
 /// A batch's reviews by status, with how many of them hold corrections.
 const REVIEW_COUNTS: &str = "SELECT status, COUNT(*), SUM(corrections != '{}') FROM reviews \
@@ -170,10 +180,11 @@ impl BatchStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut counts: HashMap<String, Counts> = HashMap::new();
-        let per_state: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT batch_id, state, COUNT(*), SUM(side IS NOT NULL AND back_stored_name IS NULL) \
-             FROM cards GROUP BY batch_id, state",
-        )
+        let per_state: Vec<(String, String, i64, i64)> = sqlx::query_as(concat!(
+            "SELECT batch_id, state, COUNT(*), SUM(",
+            one_sided!(),
+            ") FROM cards GROUP BY batch_id, state"
+        ))
         .fetch_all(&self.read)
         .await?;
         for (batch_id, state, n, unpaired) in per_state {
@@ -293,9 +304,10 @@ impl BatchStore for SqliteStore {
                 format!("the batch was already started (it is {state})"),
             ));
         }
-        let unpaired: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM cards WHERE batch_id = ? AND side IS NOT NULL AND back_stored_name IS NULL",
-        )
+        let unpaired: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM cards WHERE batch_id = ? AND ",
+            one_sided!()
+        ))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
