@@ -596,7 +596,7 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
                 f64::from(card.width() * card.height()) / 1e6,
                 bytes / 1024
             ),
-            figure: format!("{full_ms:.0} → {planar_ms:.0} ms (→ {floor_ms:.0} ms)"),
+            figure: format!("{full_ms:.0} → {planar_ms:.1} ms (→ {floor_ms:.1} ms)"),
             target: "≤ 30 ms".into(),
             ok: Some(*planar_ms <= 30.0),
         });

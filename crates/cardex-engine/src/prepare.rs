@@ -10,7 +10,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use fast_image_resize::images::Image as FrImage;
+use fast_image_resize::images::{Image as FrImage, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
@@ -179,8 +179,24 @@ pub fn prepare(bytes: Vec<u8>, options: &PrepareOptions) -> Result<PreparedImage
 /// ([`Scale::for_target`]), each plane resized (chroma to half the target,
 /// 4:2:0, whatever the source's subsampling) and turned, and encoded from
 /// the planes. A grey JPEG gets neutral chroma, so every prepared image
-/// is a colour JPEG as the full decode makes it.
+/// is a colour JPEG as the full decode makes it. The work is done in
+/// buffers kept from earlier preparations ([`Scratch`]).
 fn prepare_jpeg_planes(
+    bytes: &[u8],
+    target: (u32, u32),
+    orientation: Orientation,
+    options: &PrepareOptions,
+) -> Result<PreparedImage, ImageError> {
+    let mut scratch = Scratch::take();
+    let prepared = prepare_jpeg_planes_in(&mut scratch, bytes, target, orientation, options);
+    scratch.give_back();
+    prepared
+}
+
+/// [`prepare_jpeg_planes`] with the buffers of `scratch`, which it leaves
+/// there for the next preparation (what it can get back of them).
+fn prepare_jpeg_planes_in(
+    scratch: &mut Scratch,
     bytes: &[u8],
     target: (u32, u32),
     orientation: Orientation,
@@ -190,7 +206,8 @@ fn prepare_jpeg_planes(
     let header = turbo.header(bytes)?;
     let size = (header.width, header.height);
     let scale = Scale::for_target(size, target);
-    let planes = turbo.decode_planes(bytes, &header, scale, options.max_pixels)?;
+    let buffers = std::mem::take(&mut scratch.decoded);
+    let planes = turbo.decode_planes_into(bytes, &header, scale, options.max_pixels, buffers)?;
     // The picture in each decoded plane, without the padding of a
     // non-integral scale or of a subsampled plane's last sample.
     let extent = scale.extent(size);
@@ -199,7 +216,8 @@ fn prepare_jpeg_planes(
     // at most half a pixel at that far edge.
     let chroma_target = (target.0.div_ceil(2), target.1.div_ceil(2));
     let unscaled = extent == (f64::from(target.0), f64::from(target.1));
-    let y = resize_plane(planes.y, extent, target)?;
+    let [to_y, to_cb, to_cr] = std::mem::take(&mut scratch.resized);
+    let y = scratch.resize_plane(planes.y, to_y, extent, target)?;
     let [cb, cr] = match planes.chroma {
         // Already the target's 4:2:0 chroma (a small JPEG that is only
         // turned): kept as it is.
@@ -215,8 +233,8 @@ fn prepare_jpeg_planes(
             let chroma_extent = (extent.0 / f64::from(across), extent.1 / f64::from(down));
             let [cb, cr] = chroma;
             [
-                resize_plane(cb, chroma_extent, chroma_target)?,
-                resize_plane(cr, chroma_extent, chroma_target)?,
+                scratch.resize_plane(cb, to_cb, chroma_extent, chroma_target)?,
+                scratch.resize_plane(cr, to_cr, chroma_extent, chroma_target)?,
             ]
         }
         None => [neutral_plane(chroma_target), neutral_plane(chroma_target)],
@@ -229,35 +247,113 @@ fn prepare_jpeg_planes(
         orient_plane(cr, orientation)?,
     );
     let out = crate::turbo::encode_planes_420(&y, &cb, &cr, options.jpeg_quality)?;
+    let (width, height) = (y.width, y.height);
+    scratch.resized = [y.samples, cb.samples, cr.samples];
     Ok(PreparedImage {
         bytes: out,
         mime: "image/jpeg",
-        width: y.width,
-        height: y.height,
+        width,
+        height,
         passthrough: false,
     })
 }
 
-/// Resizes the top-left `extent` of `plane` to exactly `target`, as
-/// [`resize_rgb`] does pixels.
-fn resize_plane(plane: Plane, extent: (f64, f64), target: (u32, u32)) -> Result<Plane, ImageError> {
-    let size = (plane.width, plane.height);
-    if size == target && extent == (f64::from(size.0), f64::from(size.1)) {
-        return Ok(plane);
+/// The buffers one planar preparation works in, kept for the next: the
+/// decoded planes (4.5–9 MB for a 12 MP scan at 1/2), the resized ones
+/// and the resizer's own. Fresh, their pages cost the kernel faults and
+/// zeroing on first touch, 3–6 ms a 12 MP scan (`cardex-bench prepare`).
+/// Preparations run one a core at a time, so the pool holds about that
+/// many.
+#[derive(Default)]
+struct Scratch {
+    /// For the decoded Y, Cb and Cr planes.
+    decoded: [Vec<u8>; 3],
+    /// For the resized planes.
+    resized: [Vec<u8>; 3],
+    /// The SIMD resizer, which keeps its intermediate buffer.
+    resizer: Resizer,
+}
+
+/// Scratch buffers not in use.
+static SCRATCH: std::sync::Mutex<Vec<Scratch>> = std::sync::Mutex::new(Vec::new());
+
+impl Scratch {
+    /// Most scratch kept at once: far above the preparations run at once.
+    const KEPT: usize = 16;
+    /// Most bytes one scratch may keep; a larger one (from a rare huge
+    /// plane) is dropped after use.
+    const MAX_BYTES: usize = 64 << 20;
+
+    /// A scratch from the pool, or a new one.
+    fn take() -> Self {
+        Self::pool().pop().unwrap_or_default()
     }
-    let samples = resize_pixels(
-        plane.samples,
-        size,
-        Some(extent),
-        target,
-        PixelType::U8,
-        FilterType::Bilinear,
-    )?;
-    Ok(Plane {
-        width: target.0,
-        height: target.1,
-        samples,
-    })
+
+    /// The pool; a preparation that panicked holding it left it whole.
+    fn pool() -> std::sync::MutexGuard<'static, Vec<Scratch>> {
+        SCRATCH
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts this scratch back in the pool, unless it holds too much.
+    fn give_back(self) {
+        let bytes = self
+            .decoded
+            .iter()
+            .chain(&self.resized)
+            .map(Vec::capacity)
+            .sum::<usize>()
+            + self.resizer.size_of_internal_buffers();
+        if bytes > Self::MAX_BYTES {
+            return;
+        }
+        let mut pool = Self::pool();
+        if pool.len() < Self::KEPT {
+            pool.push(self);
+        }
+    }
+
+    /// Resizes the top-left `extent` of `plane` to exactly `target` into
+    /// `into`, as [`resize_rgb`] does pixels, and keeps `plane`'s buffer
+    /// for the next decode.
+    fn resize_plane(
+        &mut self,
+        plane: Plane,
+        mut into: Vec<u8>,
+        extent: (f64, f64),
+        target: (u32, u32),
+    ) -> Result<Plane, ImageError> {
+        let size = (plane.width, plane.height);
+        if size == target && extent == (f64::from(size.0), f64::from(size.1)) {
+            return Ok(plane);
+        }
+        let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt(e.to_string());
+        let src = ImageRef::new(size.0, size.1, &plane.samples, PixelType::U8)
+            .map_err(|e| corrupt(&e))?;
+        into.resize(target.0 as usize * target.1 as usize, 0);
+        let mut dst = FrImage::from_vec_u8(target.0, target.1, into, PixelType::U8)
+            .map_err(|e| corrupt(&e))?;
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+            .crop(0.0, 0.0, extent.0, extent.1);
+        self.resizer
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| corrupt(&e))?;
+        self.give_decoded(plane.samples);
+        Ok(Plane {
+            width: target.0,
+            height: target.1,
+            samples: dst.into_vec(),
+        })
+    }
+
+    /// Keeps `buffer` for a decoded plane, in the first free place.
+    fn give_decoded(&mut self, buffer: Vec<u8>) {
+        if let Some(free) = self.decoded.iter_mut().find(|b| b.capacity() == 0) {
+            *free = buffer;
+        }
+    }
 }
 
 /// A chroma plane of no colour.
@@ -566,6 +662,55 @@ mod tests {
                 Rgb([0, 0, 220])
             }
         })
+    }
+
+    #[test]
+    fn reused_scratch_prepares_as_fresh_buffers_do() {
+        // Buffers left by a larger image, by another subsampling and by a
+        // turned one must not show through in the next image.
+        let card =
+            std::fs::read(cardex_testkit::sample_cards_dir().join("card-01-0002.jpg")).unwrap();
+        let images = [
+            (cardex_testkit::scan_jpeg(3000, 2000, false), 1536),
+            (card.clone(), 700),
+            (cardex_testkit::with_exif_orientation(&card, 6), 500),
+            (encode(&halves(1200, 900), ImageFormat::Jpeg), 1000),
+            (cardex_testkit::scan_jpeg(2400, 1800, true), 900),
+        ];
+        let mut full_chroma = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut full_chroma, 90);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_1_1);
+        let pixels = halves(1300, 1000);
+        encoder
+            .encode(pixels.as_raw(), 1300, 1000, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let images = [images.as_slice(), &[(full_chroma, 800)]].concat();
+        let mut kept = Scratch::default();
+        for (i, (bytes, max_side)) in images.iter().enumerate() {
+            let options = PrepareOptions {
+                max_side: *max_side,
+                ..Default::default()
+            };
+            let (w, h) = image::load_from_memory(bytes).unwrap().dimensions();
+            let target = target_size((w, h), *max_side);
+            let orientation = if i == 2 {
+                Orientation::Rotate90
+            } else {
+                Orientation::NoTransforms
+            };
+            let reused =
+                prepare_jpeg_planes_in(&mut kept, bytes, target, orientation, &options).unwrap();
+            let fresh = prepare_jpeg_planes_in(
+                &mut Scratch::default(),
+                bytes,
+                target,
+                orientation,
+                &options,
+            )
+            .unwrap();
+            assert_eq!(reused.bytes, fresh.bytes, "image {i}");
+            assert!(kept.decoded[0].capacity() > 0, "image {i}: nothing kept");
+        }
     }
 
     #[test]
