@@ -427,6 +427,10 @@ pub struct ResultRow {
     pub source_name: String,
     /// The card's page in `source_name`, from 1; null for a single image.
     pub page: Option<i64>,
+    /// A two-sided card's back (DESIGN §16): the image read with the one
+    /// above; absent for a card of one image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub back: Option<ResultBack>,
     /// The card's state.
     pub state: String,
     /// Field → value, for done cards.
@@ -465,6 +469,17 @@ pub struct ResultRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub machine: Option<Value>,
+}
+
+/// The back of a two-sided card in a result row.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultBack {
+    /// The name it is shown by (`<file> p. <page>` for a page).
+    pub original_name: String,
+    /// The name of the file the client sent.
+    pub source_name: String,
+    /// Its page in `source_name`, from 1; null for a single image.
+    pub page: Option<i64>,
 }
 
 /// Where a card's review stands.
@@ -994,6 +1009,11 @@ impl From<cardex_store::ResultRow> for ResultRow {
             original_name: r.original_name,
             source_name: r.source_name,
             page: r.page,
+            back: r.back.map(|b| ResultBack {
+                original_name: b.original_name,
+                source_name: b.source_name,
+                page: b.page,
+            }),
             state: r.state,
             result: values,
             machine: r.result,

@@ -7,8 +7,7 @@
 //! `usage`, and for the tables (CSV, XLSX) also `review`, `flags` and
 //! `confidence` columns.
 
-use cardex_core::Field;
-use cardex_store::{ResultRow, Store, StoreError};
+use cardex_store::{Batch, ResultRow, Store, StoreError};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -26,7 +25,8 @@ pub enum Format {
     /// One result row per line.
     Jsonl,
     /// `card_id, original_name, state, <fields...>, error, source_name,
-    /// page`.
+    /// page`, and for two-sided cards `back_original_name,
+    /// back_source_name, back_page`.
     Csv,
     /// An Excel workbook with the CSV's columns: text cells stay text, a
     /// bold header row stays in view.
@@ -105,6 +105,10 @@ impl Include {
     }
 }
 
+/// The table columns naming a two-sided card's back, empty for a card
+/// with one side only.
+const BACK_COLUMNS: [&str; 3] = ["back_original_name", "back_source_name", "back_page"];
+
 /// The table columns `include=usage` adds.
 const USAGE_COLUMNS: [&str; 6] = [
     "prompt_tokens",
@@ -123,18 +127,21 @@ pub struct Exporter {
     format: Format,
     columns: Vec<String>,
     include: Include,
+    /// The batch's cards are two-sided: the tables name each back.
+    two_sided: bool,
     first: bool,
 }
 
 impl Exporter {
-    /// An exporter for a batch with `fields` (active ones become table
-    /// columns), and the bytes that open the document.
-    pub fn new(format: Format, fields: &[Field], bom: bool, include: Include) -> (Self, Vec<u8>) {
+    /// An exporter for `batch` (its active fields become table columns),
+    /// and the bytes that open the document.
+    pub fn new(format: Format, batch: &Batch, bom: bool, include: Include) -> (Self, Vec<u8>) {
         let include = Include {
             usage: include.usage || format == Format::Jsonl,
             ..include
         };
-        let columns: Vec<String> = fields
+        let columns: Vec<String> = batch
+            .fields
             .iter()
             .filter(|f| f.active)
             .map(|f| f.name.clone())
@@ -143,6 +150,7 @@ impl Exporter {
             format,
             columns,
             include,
+            two_sided: batch.two_sided.is_some(),
             first: true,
         };
         let mut head = Vec::new();
@@ -200,6 +208,9 @@ impl Exporter {
         // After the columns every client relies on (DESIGN §4), before
         // the ones `include=` adds.
         header.extend(["error".to_owned(), "source_name".into(), "page".into()]);
+        if self.two_sided {
+            header.extend(BACK_COLUMNS.map(String::from));
+        }
         let inc = self.include;
         if inc.review {
             header.extend(["review_status".to_owned(), "review_note".into()]);
@@ -242,6 +253,12 @@ impl Exporter {
         ));
         out.push(Value::from(row.source_name.clone()));
         out.push(row.page.map_or(Value::Null, Value::from));
+        if self.two_sided {
+            let back = row.back.as_ref();
+            out.push(text_or_null(back.map(|b| b.original_name.as_str())));
+            out.push(text_or_null(back.map(|b| b.source_name.as_str())));
+            out.push(back.and_then(|b| b.page).map_or(Value::Null, Value::from));
+        }
         let inc = self.include;
         if inc.review {
             let review = row.review.as_ref();
@@ -404,7 +421,7 @@ pub async fn write_results(
     out: &mut impl std::io::Write,
 ) -> Result<u64, StoreError> {
     let batch = store.get_batch(batch_id).await?;
-    let (mut exporter, head) = Exporter::new(format, &batch.fields, false, Include::default());
+    let (mut exporter, head) = Exporter::new(format, &batch, false, Include::default());
     if format == Format::Xlsx {
         let rows = table_rows(store, batch_id, &exporter).await?;
         let bytes = workbook(&exporter.table_header(), &rows).map_err(std::io::Error::other)?;

@@ -162,14 +162,9 @@ async fn corrections_are_checked_kept_apart_and_exported() {
     assert_eq!(row["machine"], machine);
 
     // CSV, with the review and machine columns asked for.
-    let csv = reqwest::get(srv.url(&format!(
-        "/api/batches/{id}/results?format=csv&include=review,machine,flags,confidence"
-    )))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let csv = srv
+        .export(&id, "format=csv&include=review,machine,flags,confidence")
+        .await;
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),

@@ -243,7 +243,13 @@ async fn paired_by_name_each_card_sends_its_front_and_back_together() {
         !files.iter().any(|f| f.starts_with("uploads/")),
         "{files:?}"
     );
-    assert_eq!(srv.results(&id).await.len(), 4);
+    // In the results, a card read alone has no back.
+    let rows = srv.results(&id).await;
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        let alone = row["original_name"] == "loose.jpg";
+        assert_eq!(row.get("back").is_none(), alone, "{row}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -305,6 +311,42 @@ async fn a_duplex_pdf_is_paired_by_page_order() {
     ];
     want.sort();
     assert_eq!(requests(&stats), want);
+
+    // Exports name each card's back: JSON rows carry it, and the tables
+    // gain its columns after the front's.
+    let rows = srv.results(&id).await;
+    for (row, back) in rows.iter().zip([2, 4]) {
+        assert_eq!(
+            row["back"],
+            json!({"original_name": format!("duplex.pdf p. {back}"),
+                   "source_name": "duplex.pdf", "page": back}),
+            "{row}"
+        );
+    }
+    let csv = srv.export(&id, "format=csv").await;
+    let mut table = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = table.headers().unwrap().iter().map(String::from).collect();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(
+        header[at("page")..at("page") + 4],
+        [
+            "page",
+            "back_original_name",
+            "back_source_name",
+            "back_page"
+        ]
+    );
+    let lines: Vec<csv::StringRecord> = table.records().map(Result::unwrap).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, (front, back)) in lines.iter().zip([(1, 2), (3, 4)]) {
+        assert_eq!(line[at("original_name")], format!("duplex.pdf p. {front}"));
+        assert_eq!(
+            line[at("back_original_name")],
+            format!("duplex.pdf p. {back}")
+        );
+        assert_eq!(line[at("back_source_name")], *"duplex.pdf");
+        assert_eq!(line[at("back_page")], back.to_string());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -98,25 +98,13 @@ async fn totals_are_what_the_server_reported_retries_and_failures_included() {
             .all(|r| r["provenance"]["prompt_sha256"] == p["prompt_sha256"]),
         "one batch, one prompt"
     );
-    let jsonl = reqwest::get(srv.url(&format!("/api/batches/{id}/results?format=jsonl")))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let jsonl = srv.export(&id, "format=jsonl").await;
     let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert!(
         first["usage"]["total_tokens"].as_u64().unwrap() > 0,
         "{first}"
     );
-    let csv = reqwest::get(srv.url(&format!(
-        "/api/batches/{id}/results?format=csv&include=usage"
-    )))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let csv = srv.export(&id, "format=csv&include=usage").await;
     assert!(
         csv.lines().next().unwrap().ends_with(
             "error,source_name,page,prompt_tokens,completion_tokens,total_tokens,requests,ms,model"

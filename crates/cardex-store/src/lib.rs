@@ -16,7 +16,8 @@ pub use lock::{DataDirLock, LockError};
 pub use model::{
     Batch, Card, CardBack, CardDetail, CardFailure, CheckJob, CheckOutcome, ClaimedCard, Committed,
     Completion, Counts, FailedCard, GroupCommitted, NewBatch, NewCard, NewReview, Quality,
-    QueueCursor, QueueEntry, QueueFilter, Reason, ResultRow, Review, Spent, StoredEvent, Template,
+    QueueCursor, QueueEntry, QueueFilter, Reason, ResultRow, Review, RowBack, Spent, StoredEvent,
+    Template,
 };
 pub use sqlite::SqliteStore;
 pub use store::{

@@ -425,6 +425,19 @@ pub struct ResultRow {
     pub provenance: Option<Value>,
     /// A person's review, once there is one.
     pub review: Option<Review>,
+    /// A two-sided card's back: the image it was read with.
+    pub back: Option<RowBack>,
+}
+
+/// The back of a two-sided card in a result row: which file it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowBack {
+    /// The name it is shown by (`<file> p. <page>` for a page).
+    pub original_name: String,
+    /// The client's file name.
+    pub source_name: String,
+    /// Its page in `source_name`, from 1; `None` for a single image.
+    pub page: Option<i64>,
 }
 
 /// A person's review of a card, as it stands or as it was recorded.

@@ -1189,8 +1189,21 @@ export interface components {
             /** @description For a refused page: the file's name. */
             source_name?: string | null;
         };
+        /** @description The back of a two-sided card in a result row. */
+        ResultBack: {
+            /** @description The name it is shown by (`<file> p. <page>` for a page). */
+            original_name: string;
+            /**
+             * Format: int64
+             * @description Its page in `source_name`, from 1; null for a single image.
+             */
+            page?: number | null;
+            /** @description The name of the file the client sent. */
+            source_name: string;
+        };
         /** @description One row of a batch's results: every card, with its result or error. */
         ResultRow: {
+            back?: null | components["schemas"]["ResultBack"];
             /**
              * Format: int64
              * @description Card id.

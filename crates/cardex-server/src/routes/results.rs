@@ -67,7 +67,7 @@ pub(crate) async fn results(
     };
     let include = Include::parse(q.include.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::bad_request("invalid_query", e))?;
-    let (exporter, head) = Exporter::new(format, &batch.fields, bom, include);
+    let (exporter, head) = Exporter::new(format, &batch, bom, include);
     let body = if format == Format::Xlsx {
         let rows = crate::export::table_rows(state.store.as_ref(), &id, &exporter).await?;
         let header = exporter.table_header();

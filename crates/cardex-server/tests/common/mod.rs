@@ -319,6 +319,16 @@ impl TestServer {
         .await
     }
 
+    /// The results exported with `query` (`format=csv&include=…`), as
+    /// text.
+    pub async fn export(&self, id: &str, query: &str) -> String {
+        let res = reqwest::get(self.url(&format!("/api/batches/{id}/results?{query}")))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{query}");
+        res.text().await.unwrap()
+    }
+
     /// The results as JSON rows.
     pub async fn results(&self, id: &str) -> Vec<Value> {
         let (s, rows) = self

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 
 use super::SqliteStore;
 use super::states::batch_state;
-use crate::{FailedCard, Quality, Result, ResultRow, ResultStore, Review};
+use crate::{FailedCard, Quality, Result, ResultRow, ResultStore, Review, RowBack};
 
 #[async_trait]
 impl ResultStore for SqliteStore {
@@ -140,6 +140,9 @@ pub(super) struct RowRecord {
     corrections: Option<String>,
     note: Option<String>,
     reviewed_at: Option<String>,
+    back_original_name: Option<String>,
+    back_source_name: Option<String>,
+    back_page: Option<i64>,
 }
 
 /// Every card with its result (if any) and review (if any); a failed
@@ -147,7 +150,8 @@ pub(super) struct RowRecord {
 pub(super) const ROW_SELECT: &str = "SELECT c.id, c.original_name, c.source_name, c.page, c.state, r.result, c.error, r.flags, \
        r.confidence, r.text, r.check_state, r.check_note, \
        COALESCE(r.usage, json_extract(c.error, '$.usage')) AS usage, r.provenance, \
-       v.status AS review_status, v.corrections, v.note, v.updated_at AS reviewed_at \
+       v.status AS review_status, v.corrections, v.note, v.updated_at AS reviewed_at, \
+       c.back_original_name, c.back_source_name, c.back_page \
      FROM cards c LEFT JOIN results r ON r.card_id = c.id LEFT JOIN reviews v ON v.card_id = c.id";
 
 impl RowRecord {
@@ -161,7 +165,15 @@ impl RowRecord {
             }),
             _ => None,
         };
+        let back = self.back_original_name.map(|original_name| RowBack {
+            source_name: self
+                .back_source_name
+                .unwrap_or_else(|| original_name.clone()),
+            original_name,
+            page: self.back_page,
+        });
         Ok(ResultRow {
+            back,
             card_id: self.id,
             original_name: self.original_name,
             source_name: self.source_name,
