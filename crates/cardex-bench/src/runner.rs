@@ -535,6 +535,7 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
     // to decode.
     let card_rgb = card.to_rgb8();
     let mut cards = Vec::new();
+    let mut stages = Vec::new();
     for (sampling, factor) in [
         ("4:2:0", jpeg_encoder::SamplingFactor::F_2_2),
         ("4:4:4", jpeg_encoder::SamplingFactor::F_1_1),
@@ -559,6 +560,7 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
             ..scaled
         };
         let (floor_ms, _, _) = time_prepare(&path, &tiny)?;
+        stages.push((sampling, planar_stages(&jpeg, scaled.max_side)?));
         cards.push((
             sampling,
             jpeg.len(),
@@ -601,6 +603,18 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
             ok: Some(*planar_ms <= 30.0),
         });
     }
+    let [(_, s420), (_, s444)] = stages.as_slice() else {
+        anyhow::bail!("stages of two cards expected");
+    };
+    rows.push(Row {
+        what: "the planar way's stages for the card, 4:2:0 / 4:4:4: libjpeg-turbo's decode to Y, Cb, Cr at 1/2 (entropy decoding, inverse DCT, rows out of its block buffer), into buffers kept between runs; its encode of the 1536 px planes (medians of 7)".into(),
+        figure: format!(
+            "decode {:.1} / {:.1} ms, encode {:.1} / {:.1} ms",
+            s420.0, s444.0, s420.1, s444.1
+        ),
+        target: "—".into(),
+        ok: None,
+    });
     let card_ssim = cards.iter().map(|c| c.6).fold(f64::INFINITY, f64::min);
     rows.push(Row {
         what: "the planar way against the full decode, SSIM (grey, 8 × 8 windows): the card at 12 MP (the lower of 4:2:0 and 4:4:4); the scan above (noise in every pixel)".into(),
@@ -610,6 +624,61 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
     });
     Ok(rows)
 }
+/// Median ms of libjpeg-turbo's two stages in the planar way for `jpeg`
+/// prepared to `max_side`: its decode to planes (at the scale the
+/// preparation picks, into reused buffers) and its encode of planes of the
+/// target size (the decoded planes' top-left corner, so real content).
+fn planar_stages(jpeg: &[u8], max_side: u32) -> anyhow::Result<(f64, f64)> {
+    use cardex_engine::turbo::{Decompressor, Plane, Scale, encode_planes_420};
+    const RUNS: usize = 7;
+    let mut turbo = Decompressor::new()?;
+    let header = turbo.header(jpeg)?;
+    let size = (header.width, header.height);
+    // As the preparation sizes it: the longest side to `max_side`.
+    let fit = f64::from(max_side) / f64::from(size.0.max(size.1));
+    let side = |v: u32| (f64::from(v) * fit).round() as u32;
+    let target = (side(size.0), side(size.1));
+    let scale = Scale::for_target(size, target);
+    let mut planes =
+        turbo.decode_planes_into(jpeg, &header, scale, u64::MAX, Default::default())?;
+    let mut decode = Vec::new();
+    for _ in 0..RUNS {
+        let [cb, cr] = planes.chroma.context("a colour JPEG")?;
+        let buffers = [planes.y.samples, cb.samples, cr.samples];
+        let t = Instant::now();
+        planes = turbo.decode_planes_into(jpeg, &header, scale, u64::MAX, buffers)?;
+        decode.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let corner = |p: &Plane, (w, h): (u32, u32)| Plane {
+        width: w,
+        height: h,
+        samples: (0..h as usize)
+            .flat_map(|row| {
+                let start = row * p.width as usize;
+                p.samples[start..start + w as usize].iter().copied()
+            })
+            .collect(),
+    };
+    let chroma_size = (target.0.div_ceil(2), target.1.div_ceil(2));
+    let chroma = planes.chroma.context("a colour JPEG")?;
+    let (y, cb, cr) = (
+        corner(&planes.y, target),
+        corner(&chroma[0], chroma_size),
+        corner(&chroma[1], chroma_size),
+    );
+    let mut encode = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        std::hint::black_box(encode_planes_420(&y, &cb, &cr, 90)?);
+        encode.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((median(decode), median(encode)))
+}
+
 /// Median wall ms and mean CPU ms of 7 preparations of `path`, and the
 /// last result.
 fn time_prepare(

@@ -31,7 +31,7 @@ pub mod score;
 #[cfg(feature = "ocr")]
 mod tess_log;
 pub mod tessdata;
-mod turbo;
+pub mod turbo;
 pub mod vlm;
 pub mod vocabulary;
 

@@ -325,7 +325,6 @@ impl Decompressor {
     /// header, before anything is allocated). Only YCbCr and grey JPEGs
     /// decode this way ([`Header::planar`]). Warnings, such as data cut
     /// short, are errors, and so are progressive JPEGs of very many scans.
-    #[cfg(test)]
     pub fn decode_planes(
         &mut self,
         jpeg: &[u8],
