@@ -560,7 +560,7 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
             ..scaled
         };
         let (floor_ms, _, _) = time_prepare(&path, &tiny)?;
-        stages.push((sampling, planar_stages(&jpeg, scaled.max_side)?));
+        stages.push((sampling, planar_stages(&jpeg, &scaled)?));
         cards.push((
             sampling,
             jpeg.len(),
@@ -624,29 +624,35 @@ pub fn prepare_12mp() -> anyhow::Result<Vec<Row>> {
     });
     Ok(rows)
 }
+
 /// Median ms of libjpeg-turbo's two stages in the planar way for `jpeg`
-/// prepared to `max_side`: its decode to planes (at the scale the
+/// prepared as `options` say: its decode to planes (at the scale the
 /// preparation picks, into reused buffers) and its encode of planes of the
 /// target size (the decoded planes' top-left corner, so real content).
-fn planar_stages(jpeg: &[u8], max_side: u32) -> anyhow::Result<(f64, f64)> {
+fn planar_stages(
+    jpeg: &[u8],
+    options: &cardex_engine::PrepareOptions,
+) -> anyhow::Result<(f64, f64)> {
     use cardex_engine::turbo::{Decompressor, Plane, Scale, encode_planes_420};
     const RUNS: usize = 7;
     let mut turbo = Decompressor::new()?;
     let header = turbo.header(jpeg)?;
     let size = (header.width, header.height);
     // As the preparation sizes it: the longest side to `max_side`.
-    let fit = f64::from(max_side) / f64::from(size.0.max(size.1));
+    let fit = f64::from(options.max_side) / f64::from(size.0.max(size.1));
     let side = |v: u32| (f64::from(v) * fit).round() as u32;
     let target = (side(size.0), side(size.1));
     let scale = Scale::for_target(size, target);
-    let mut planes =
-        turbo.decode_planes_into(jpeg, &header, scale, u64::MAX, Default::default())?;
+    let mut planes = turbo.decode_planes(jpeg, &header, scale, u64::MAX)?;
     let mut decode = Vec::new();
     for _ in 0..RUNS {
         let [cb, cr] = planes.chroma.context("a colour JPEG")?;
-        let buffers = [planes.y.samples, cb.samples, cr.samples];
+        // Handed back Y first, as the decoder asks for them.
+        let mut buffers = vec![cr.samples, cb.samples, planes.y.samples];
         let t = Instant::now();
-        planes = turbo.decode_planes_into(jpeg, &header, scale, u64::MAX, buffers)?;
+        planes = turbo.decode_planes_into(jpeg, &header, scale, u64::MAX, |_| {
+            buffers.pop().unwrap_or_default()
+        })?;
         decode.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let corner = |p: &Plane, (w, h): (u32, u32)| Plane {
@@ -669,7 +675,7 @@ fn planar_stages(jpeg: &[u8], max_side: u32) -> anyhow::Result<(f64, f64)> {
     let mut encode = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();
-        std::hint::black_box(encode_planes_420(&y, &cb, &cr, 90)?);
+        std::hint::black_box(encode_planes_420(&y, &cb, &cr, options.jpeg_quality)?);
         encode.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let median = |mut v: Vec<f64>| {

@@ -206,8 +206,9 @@ fn prepare_jpeg_planes_in(
     let header = turbo.header(bytes)?;
     let size = (header.width, header.height);
     let scale = Scale::for_target(size, target);
-    let buffers = std::mem::take(&mut scratch.decoded);
-    let planes = turbo.decode_planes_into(bytes, &header, scale, options.max_pixels, buffers)?;
+    let planes = turbo.decode_planes_into(bytes, &header, scale, options.max_pixels, |len| {
+        scratch.buffer(len)
+    })?;
     // The picture in each decoded plane, without the padding of a
     // non-integral scale or of a subsampled plane's last sample.
     let extent = scale.extent(size);
@@ -216,8 +217,7 @@ fn prepare_jpeg_planes_in(
     // at most half a pixel at that far edge.
     let chroma_target = (target.0.div_ceil(2), target.1.div_ceil(2));
     let unscaled = extent == (f64::from(target.0), f64::from(target.1));
-    let [to_y, to_cb, to_cr] = std::mem::take(&mut scratch.resized);
-    let y = scratch.resize_plane(planes.y, to_y, extent, target)?;
+    let y = scratch.resize_plane(planes.y, extent, target)?;
     let [cb, cr] = match planes.chroma {
         // Already the target's 4:2:0 chroma (a small JPEG that is only
         // turned): kept as it is.
@@ -233,8 +233,8 @@ fn prepare_jpeg_planes_in(
             let chroma_extent = (extent.0 / f64::from(across), extent.1 / f64::from(down));
             let [cb, cr] = chroma;
             [
-                scratch.resize_plane(cb, to_cb, chroma_extent, chroma_target)?,
-                scratch.resize_plane(cr, to_cr, chroma_extent, chroma_target)?,
+                scratch.resize_plane(cb, chroma_extent, chroma_target)?,
+                scratch.resize_plane(cr, chroma_extent, chroma_target)?,
             ]
         }
         None => [neutral_plane(chroma_target), neutral_plane(chroma_target)],
@@ -248,7 +248,9 @@ fn prepare_jpeg_planes_in(
     );
     let out = crate::turbo::encode_planes_420(&y, &cb, &cr, options.jpeg_quality)?;
     let (width, height) = (y.width, y.height);
-    scratch.resized = [y.samples, cb.samples, cr.samples];
+    for plane in [y, cb, cr] {
+        scratch.keep(plane.samples);
+    }
     Ok(PreparedImage {
         bytes: out,
         mime: "image/jpeg",
@@ -258,18 +260,16 @@ fn prepare_jpeg_planes_in(
     })
 }
 
-/// The buffers one planar preparation works in, kept for the next: the
-/// decoded planes (4.5–9 MB for a 12 MP scan at 1/2), the resized ones
-/// and the resizer's own. Fresh, their pages cost the kernel faults and
-/// zeroing on first touch, 3–6 ms a 12 MP scan (`cardex-bench prepare`).
-/// Preparations run one a core at a time, so the pool holds about that
-/// many.
+/// The buffers planar preparations work in, kept from one to the next:
+/// the decoded planes (4.5–9 MB for a 12 MP scan at 1/2), the resized
+/// ones and the resizer's own. Fresh, their pages cost the kernel a fault
+/// and a zeroed page per 4 KB on first touch, 2–6 ms a 12 MP scan
+/// (`cardex-bench prepare`). Preparations run one a core at a time, so
+/// the pool holds one set a core.
 #[derive(Default)]
 struct Scratch {
-    /// For the decoded Y, Cb and Cr planes.
-    decoded: [Vec<u8>; 3],
-    /// For the resized planes.
-    resized: [Vec<u8>; 3],
+    /// Buffers free for any plane, decoded or resized.
+    buffers: Vec<Vec<u8>>,
     /// The SIMD resizer, which keeps its intermediate buffer.
     resizer: Resizer,
 }
@@ -278,13 +278,14 @@ struct Scratch {
 static SCRATCH: std::sync::Mutex<Vec<Scratch>> = std::sync::Mutex::new(Vec::new());
 
 impl Scratch {
-    /// Most scratch kept at once: far above the preparations run at once.
-    const KEPT: usize = 16;
-    /// Most bytes one scratch may keep; a larger one (from a rare huge
-    /// plane) is dropped after use.
-    const MAX_BYTES: usize = 64 << 20;
+    /// Most buffers one set keeps: three decoded planes, three resized.
+    const BUFFERS: usize = 6;
+    /// Most bytes one set may keep, three times a 12 MP 4:4:4 scan's
+    /// (13 MB); a set grown past it by a rare huge scan is dropped after
+    /// use.
+    const MAX_BYTES: usize = 40 << 20;
 
-    /// A scratch from the pool, or a new one.
+    /// A set from the pool, or a new one.
     fn take() -> Self {
         Self::pool().pop().unwrap_or_default()
     }
@@ -296,31 +297,45 @@ impl Scratch {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Puts this scratch back in the pool, unless it holds too much.
+    /// Puts this set back in the pool, unless it holds too much or the
+    /// pool has one a core already.
     fn give_back(self) {
-        let bytes = self
-            .decoded
-            .iter()
-            .chain(&self.resized)
-            .map(Vec::capacity)
-            .sum::<usize>()
+        let bytes = self.buffers.iter().map(Vec::capacity).sum::<usize>()
             + self.resizer.size_of_internal_buffers();
         if bytes > Self::MAX_BYTES {
             return;
         }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let mut pool = Self::pool();
-        if pool.len() < Self::KEPT {
+        if pool.len() < cores {
             pool.push(self);
         }
     }
 
-    /// Resizes the top-left `extent` of `plane` to exactly `target` into
-    /// `into`, as [`resize_rgb`] does pixels, and keeps `plane`'s buffer
-    /// for the next decode.
+    /// The smallest free buffer of at least `len` bytes' capacity, else
+    /// the largest (to grow), else a new one. Its contents are stale.
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
+        let fits = (0..self.buffers.len())
+            .filter(|&i| self.buffers[i].capacity() >= len)
+            .min_by_key(|&i| self.buffers[i].capacity());
+        let largest = (0..self.buffers.len()).max_by_key(|&i| self.buffers[i].capacity());
+        fits.or(largest)
+            .map(|i| self.buffers.swap_remove(i))
+            .unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for a later plane.
+    fn keep(&mut self, buffer: Vec<u8>) {
+        if buffer.capacity() > 0 && self.buffers.len() < Self::BUFFERS {
+            self.buffers.push(buffer);
+        }
+    }
+
+    /// Resizes the top-left `extent` of `plane` to exactly `target`, as
+    /// [`resize_rgb`] does pixels, into a kept buffer, and keeps `plane`'s.
     fn resize_plane(
         &mut self,
         plane: Plane,
-        mut into: Vec<u8>,
         extent: (f64, f64),
         target: (u32, u32),
     ) -> Result<Plane, ImageError> {
@@ -331,7 +346,10 @@ impl Scratch {
         let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt(e.to_string());
         let src = ImageRef::new(size.0, size.1, &plane.samples, PixelType::U8)
             .map_err(|e| corrupt(&e))?;
-        into.resize(target.0 as usize * target.1 as usize, 0);
+        let len = target.0 as usize * target.1 as usize;
+        let mut into = self.buffer(len);
+        into.reserve_exact(len.saturating_sub(into.len()));
+        into.resize(len, 0);
         let mut dst = FrImage::from_vec_u8(target.0, target.1, into, PixelType::U8)
             .map_err(|e| corrupt(&e))?;
         let options = ResizeOptions::new()
@@ -340,19 +358,12 @@ impl Scratch {
         self.resizer
             .resize(&src, &mut dst, &options)
             .map_err(|e| corrupt(&e))?;
-        self.give_decoded(plane.samples);
+        self.keep(plane.samples);
         Ok(Plane {
             width: target.0,
             height: target.1,
             samples: dst.into_vec(),
         })
-    }
-
-    /// Keeps `buffer` for a decoded plane, in the first free place.
-    fn give_decoded(&mut self, buffer: Vec<u8>) {
-        if let Some(free) = self.decoded.iter_mut().find(|b| b.capacity() == 0) {
-            *free = buffer;
-        }
     }
 }
 
@@ -666,17 +677,11 @@ mod tests {
 
     #[test]
     fn reused_scratch_prepares_as_fresh_buffers_do() {
-        // Buffers left by a larger image, by another subsampling and by a
-        // turned one must not show through in the next image.
+        // Buffers left by a larger image, by another subsampling, by a
+        // grey or a turned one, or by a decode that failed, must not show
+        // through in the next image.
         let card =
             std::fs::read(cardex_testkit::sample_cards_dir().join("card-01-0002.jpg")).unwrap();
-        let images = [
-            (cardex_testkit::scan_jpeg(3000, 2000, false), 1536),
-            (card.clone(), 700),
-            (cardex_testkit::with_exif_orientation(&card, 6), 500),
-            (encode(&halves(1200, 900), ImageFormat::Jpeg), 1000),
-            (cardex_testkit::scan_jpeg(2400, 1800, true), 900),
-        ];
         let mut full_chroma = Vec::new();
         let mut encoder = jpeg_encoder::Encoder::new(&mut full_chroma, 90);
         encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_1_1);
@@ -684,32 +689,44 @@ mod tests {
         encoder
             .encode(pixels.as_raw(), 1300, 1000, jpeg_encoder::ColorType::Rgb)
             .unwrap();
-        let images = [images.as_slice(), &[(full_chroma, 800)]].concat();
+        let mut grey = Cursor::new(Vec::new());
+        image::GrayImage::from_fn(1400, 900, |x, y| image::Luma([((x ^ y) & 0xFF) as u8]))
+            .write_to(&mut grey, ImageFormat::Jpeg)
+            .unwrap();
+        let small = encode(&halves(300, 200), ImageFormat::Jpeg);
+        let turned = Orientation::Rotate90;
+        let upright = Orientation::NoTransforms;
+        let images = [
+            (full_chroma, 800, upright),
+            (cardex_testkit::scan_jpeg(3000, 2000, false), 1536, upright),
+            (card.clone(), 700, upright),
+            (cardex_testkit::truncated(&card), 700, upright),
+            (card.clone(), 500, turned),
+            (grey.into_inner(), 1000, upright),
+            // Only turned: its chroma is kept as decoded.
+            (small, 300, turned),
+            (cardex_testkit::scan_jpeg(2400, 1800, true), 900, upright),
+            (encode(&halves(1200, 900), ImageFormat::Jpeg), 1000, upright),
+        ];
         let mut kept = Scratch::default();
-        for (i, (bytes, max_side)) in images.iter().enumerate() {
+        for (i, (bytes, max_side, orientation)) in images.iter().enumerate() {
             let options = PrepareOptions {
                 max_side: *max_side,
                 ..Default::default()
             };
-            let (w, h) = image::load_from_memory(bytes).unwrap().dimensions();
-            let target = target_size((w, h), *max_side);
-            let orientation = if i == 2 {
-                Orientation::Rotate90
-            } else {
-                Orientation::NoTransforms
+            let size = Decompressor::new().unwrap().header(bytes).unwrap();
+            let target = target_size((size.width, size.height), *max_side);
+            let prepare = |scratch: &mut Scratch| {
+                prepare_jpeg_planes_in(scratch, bytes, target, *orientation, &options)
+                    .map(|p| p.bytes)
+                    .map_err(|e| e.to_string())
             };
-            let reused =
-                prepare_jpeg_planes_in(&mut kept, bytes, target, orientation, &options).unwrap();
-            let fresh = prepare_jpeg_planes_in(
-                &mut Scratch::default(),
-                bytes,
-                target,
-                orientation,
-                &options,
-            )
-            .unwrap();
-            assert_eq!(reused.bytes, fresh.bytes, "image {i}");
-            assert!(kept.decoded[0].capacity() > 0, "image {i}: nothing kept");
+            let reused = prepare(&mut kept);
+            assert_eq!(reused, prepare(&mut Scratch::default()), "image {i}");
+            assert_eq!(reused.is_err(), i == 3, "image {i}: {reused:?}");
+            assert!(!kept.buffers.is_empty(), "image {i}: nothing kept");
+            let bytes = kept.buffers.iter().map(Vec::capacity).sum::<usize>();
+            assert!(bytes <= Scratch::MAX_BYTES, "image {i}: {bytes} bytes kept");
         }
     }
 

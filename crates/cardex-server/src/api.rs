@@ -427,8 +427,8 @@ pub struct ResultRow {
     pub source_name: String,
     /// The card's page in `source_name`, from 1; null for a single image.
     pub page: Option<i64>,
-    /// A two-sided card's back (DESIGN §16): the image read with the one
-    /// above; absent for a card of one image.
+    /// A two-sided card's back, its second image, read together with the
+    /// front; absent for a card of one image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub back: Option<ResultBack>,
     /// The card's state.

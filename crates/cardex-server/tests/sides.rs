@@ -243,12 +243,27 @@ async fn paired_by_name_each_card_sends_its_front_and_back_together() {
         !files.iter().any(|f| f.starts_with("uploads/")),
         "{files:?}"
     );
-    // In the results, a card read alone has no back.
+    // In the results, a card read alone has no back, in JSON and in CSV.
     let rows = srv.results(&id).await;
     assert_eq!(rows.len(), 4);
     for row in &rows {
         let alone = row["original_name"] == "loose.jpg";
         assert_eq!(row.get("back").is_none(), alone, "{row}");
+    }
+    let csv = srv.export(&id, "format=csv").await;
+    let mut table = csv::Reader::from_reader(csv.as_bytes());
+    let header = table.headers().unwrap().clone();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for line in table.records().map(Result::unwrap) {
+        let back = &line[at("back_original_name")];
+        match &line[at("original_name")] {
+            "loose.jpg" => assert_eq!(
+                [back, &line[at("back_source_name")], &line[at("back_page")]],
+                ["", "", ""]
+            ),
+            "0001_front.jpg" => assert_eq!(back, "0001_BACK.jpg"),
+            _ => assert!(!back.is_empty(), "{line:?}"),
+        }
     }
 }
 

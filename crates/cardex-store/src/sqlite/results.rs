@@ -140,6 +140,7 @@ pub(super) struct RowRecord {
     corrections: Option<String>,
     note: Option<String>,
     reviewed_at: Option<String>,
+    back_stored_name: Option<String>,
     back_original_name: Option<String>,
     back_source_name: Option<String>,
     back_page: Option<i64>,
@@ -151,7 +152,7 @@ pub(super) const ROW_SELECT: &str = "SELECT c.id, c.original_name, c.source_name
        r.confidence, r.text, r.check_state, r.check_note, \
        COALESCE(r.usage, json_extract(c.error, '$.usage')) AS usage, r.provenance, \
        v.status AS review_status, v.corrections, v.note, v.updated_at AS reviewed_at, \
-       c.back_original_name, c.back_source_name, c.back_page \
+       c.back_stored_name, c.back_original_name, c.back_source_name, c.back_page \
      FROM cards c LEFT JOIN results r ON r.card_id = c.id LEFT JOIN reviews v ON v.card_id = c.id";
 
 impl RowRecord {
@@ -165,12 +166,17 @@ impl RowRecord {
             }),
             _ => None,
         };
-        let back = self.back_original_name.map(|original_name| RowBack {
-            source_name: self
-                .back_source_name
-                .unwrap_or_else(|| original_name.clone()),
-            original_name,
-            page: self.back_page,
+        // A card has a back once its back's file is stored, as
+        // `Card::back` has it.
+        let back = self.back_stored_name.map(|_| {
+            let original_name = self.back_original_name.unwrap_or_default();
+            RowBack {
+                source_name: self
+                    .back_source_name
+                    .unwrap_or_else(|| original_name.clone()),
+                original_name,
+                page: self.back_page,
+            }
         });
         Ok(ResultRow {
             back,
