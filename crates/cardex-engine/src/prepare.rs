@@ -277,6 +277,11 @@ struct Scratch {
 /// Scratch buffers not in use.
 static SCRATCH: std::sync::Mutex<Vec<Scratch>> = std::sync::Mutex::new(Vec::new());
 
+/// The cores, read once: `available_parallelism` reads the cgroup's CPU
+/// quota from files on Linux, too slow to ask for every card.
+static CORES: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(2, usize::from));
+
 impl Scratch {
     /// Most buffers one set keeps: three decoded planes, three resized.
     const BUFFERS: usize = 6;
@@ -305,9 +310,8 @@ impl Scratch {
         if bytes > Self::MAX_BYTES {
             return;
         }
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let mut pool = Self::pool();
-        if pool.len() < cores {
+        if pool.len() < *CORES {
             pool.push(self);
         }
     }
@@ -343,21 +347,21 @@ impl Scratch {
         if size == target && extent == (f64::from(size.0), f64::from(size.1)) {
             return Ok(plane);
         }
-        let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt(e.to_string());
-        let src = ImageRef::new(size.0, size.1, &plane.samples, PixelType::U8)
-            .map_err(|e| corrupt(&e))?;
+        let src =
+            ImageRef::new(size.0, size.1, &plane.samples, PixelType::U8).map_err(corrupt_resize)?;
         let len = target.0 as usize * target.1 as usize;
         let mut into = self.buffer(len);
         into.reserve_exact(len.saturating_sub(into.len()));
         into.resize(len, 0);
         let mut dst = FrImage::from_vec_u8(target.0, target.1, into, PixelType::U8)
-            .map_err(|e| corrupt(&e))?;
-        let options = ResizeOptions::new()
-            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-            .crop(0.0, 0.0, extent.0, extent.1);
-        self.resizer
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| corrupt(&e))?;
+            .map_err(corrupt_resize)?;
+        resize_image(
+            &mut self.resizer,
+            &src,
+            &mut dst,
+            Some(extent),
+            FilterType::Bilinear,
+        )?;
         self.keep(plane.samples);
         Ok(Plane {
             width: target.0,
@@ -441,17 +445,31 @@ fn resize_pixels(
     kind: PixelType,
     filter: FilterType,
 ) -> Result<Vec<u8>, ImageError> {
-    let src =
-        FrImage::from_vec_u8(w, h, pixels, kind).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let src = FrImage::from_vec_u8(w, h, pixels, kind).map_err(corrupt_resize)?;
     let mut dst = FrImage::new(nw, nh, kind);
+    resize_image(&mut Resizer::new(), &src, &mut dst, extent, filter)?;
+    Ok(dst.into_vec())
+}
+
+/// Resizes `src` into `dst` with `resizer` and a convolution `filter`,
+/// from the top-left `extent` of `src` when given, else all of it.
+fn resize_image(
+    resizer: &mut Resizer,
+    src: &impl fast_image_resize::IntoImageView,
+    dst: &mut FrImage,
+    extent: Option<(f64, f64)>,
+    filter: FilterType,
+) -> Result<(), ImageError> {
     let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
     if let Some((ew, eh)) = extent {
         options = options.crop(0.0, 0.0, ew, eh);
     }
-    Resizer::new()
-        .resize(&src, &mut dst, &options)
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    Ok(dst.into_vec())
+    resizer.resize(src, dst, &options).map_err(corrupt_resize)
+}
+
+/// A resizer's refusal (sizes or buffers that do not fit), as an error.
+fn corrupt_resize(e: impl std::fmt::Display) -> ImageError {
+    ImageError::Corrupt(e.to_string())
 }
 
 /// Shortest longest-side an OCR input should have: about 300 dpi for a
